@@ -1,0 +1,234 @@
+//! [`ProductStore`] on a DynamoDB table through `aws-sdk-dynamodb`, plus the writes the
+//! operator CLI needs. The client is built once per process; `AWS_ENDPOINT_URL_DYNAMODB`
+//! (read by the SDK itself) points it at an emulator.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
+    ScalarAttributeType, StreamSpecification, StreamViewType, WriteRequest,
+};
+use backon::{ExponentialBuilder, Retryable};
+use serde_dynamo::Item;
+
+use crate::domain::{Product, ProductId};
+use crate::error::{BoxError, StoreError};
+use crate::item::{ID_ATTRIBUTE, item_id, product_from_item};
+use crate::ports::ProductStore;
+
+/// BatchWriteItem takes at most 25 requests.
+const BATCH_SIZE: usize = 25;
+
+/// Builds the SDK configuration with bounded timeouts, so that a slow table answers
+/// with a 503 well inside the Lambda timeout instead of hanging the invocation.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(1))
+        .operation_timeout(Duration::from_secs(3))
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
+
+/// The Products table.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// A store using the SDK's standard configuration chain.
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        Self::new(Client::new(&sdk_config().await), table)
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Writes one item, replacing any with the same id.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when DynamoDB refuses or cannot be reached.
+    pub async fn put(&self, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item.into()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    /// Deletes one item; deleting a missing item is not an error.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when DynamoDB refuses or cannot be reached.
+    pub async fn delete(&self, id: &ProductId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(ID_ATTRIBUTE, AttributeValue::S(id.as_str().to_owned()))
+            .send()
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    /// Writes `items` in batches of 25, retrying unprocessed items with exponential
+    /// backoff; calls `progress` with the number written after each batch.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when a batch keeps failing or keeps coming back
+    /// unprocessed after the retries.
+    pub async fn load(
+        &self,
+        items: Vec<Item>,
+        mut progress: impl FnMut(usize),
+    ) -> Result<(), StoreError> {
+        for chunk in items.chunks(BATCH_SIZE) {
+            let requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(item.clone().into()))
+                        .build()
+                        .map_err(unavailable)?;
+                    Ok(WriteRequest::builder().put_request(put).build())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            self.write_batch(requests).await?;
+            progress(chunk.len());
+        }
+        Ok(())
+    }
+
+    /// Writes one batch; what DynamoDB leaves unprocessed (throttling, partition limits)
+    /// is sent again with exponential backoff, as AWS recommends.
+    async fn write_batch(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        let pending = RefCell::new(requests);
+        let attempt = || async {
+            let batch = pending.borrow().clone();
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, batch)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            let left = output
+                .unprocessed_items
+                .and_then(|mut map| map.remove(&self.table))
+                .unwrap_or_default();
+            if left.is_empty() {
+                return Ok(());
+            }
+            let count = left.len();
+            *pending.borrow_mut() = left;
+            Err(StoreError::Unavailable(
+                format!("{count} items left unprocessed").into(),
+            ))
+        };
+        attempt
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(50))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_max_times(8)
+                    .with_jitter(),
+            )
+            .await
+    }
+
+    /// Creates the table as Terraform does (on-demand, stream with both images); for
+    /// local stacks and tests. An existing table is left as it is.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when DynamoDB refuses for another reason.
+    pub async fn create_table(&self) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(ID_ATTRIBUTE)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(ID_ATTRIBUTE)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(unavailable)?,
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(unavailable(err)),
+        }
+    }
+}
+
+impl ProductStore for DynamoStore {
+    async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ID_ATTRIBUTE, AttributeValue::S(id.as_str().to_owned()))
+            // A fill must not copy a replica that has not seen the latest write into the
+            // cache for a whole TTL, so fills read strongly consistently.
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(attributes) = output.item else {
+            return Ok(None);
+        };
+        let item = Item::from(attributes);
+        product_from_item(&item)
+            .map(Some)
+            .map_err(|source| StoreError::Malformed {
+                id: item_id(&item).unwrap_or_default().to_owned(),
+                source,
+            })
+    }
+}
+
+fn unavailable(err: impl Into<BoxError>) -> StoreError {
+    StoreError::Unavailable(err.into())
+}

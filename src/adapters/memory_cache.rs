@@ -1,0 +1,112 @@
+//! In-process [`Cache`]: the local default when no `REDIS_URL` is set, and the fake the
+//! service's unit tests run against. Bounded by bytes; expiry follows tokio's clock so
+//! tests can move time with `tokio::time::pause`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::error::CacheError;
+use crate::ports::Cache;
+
+/// Default bound on what the in-process cache may hold.
+pub const DEFAULT_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+
+#[derive(Clone)]
+struct Entry {
+    value: Bytes,
+    expires_at: Instant,
+}
+
+/// A size-bounded map of byte values with per-entry expiry.
+#[derive(Clone)]
+pub struct MemoryCache {
+    entries: moka::sync::Cache<String, Entry>,
+}
+
+impl MemoryCache {
+    pub fn new(capacity_bytes: u64) -> Self {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|key: &String, entry: &Entry| {
+                u32::try_from(key.len() + entry.value.len()).unwrap_or(u32::MAX)
+            })
+            .build();
+        Self { entries }
+    }
+
+    /// Seconds left on `key`, as Redis' `TTL` would say; for tests and tools.
+    pub fn ttl(&self, key: &str) -> Option<Duration> {
+        let entry = self.entries.get(key)?;
+        entry.expires_at.checked_duration_since(Instant::now())
+    }
+}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY_BYTES)
+    }
+}
+
+impl Cache for MemoryCache {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        match self.entries.get(key) {
+            Some(entry) if entry.expires_at > Instant::now() => Ok(Some(entry.value)),
+            Some(_) => {
+                self.entries.invalidate(key);
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        let expires_at = Instant::now() + ttl;
+        self.entries
+            .insert(key.to_owned(), Entry { value, expires_at });
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        self.entries.invalidate(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_expire_after_their_ttl() {
+        // GIVEN an entry with a 300 s TTL
+        let cache = MemoryCache::default();
+        cache
+            .set("k", Bytes::from_static(b"v"), Duration::from_secs(300))
+            .await
+            .unwrap();
+        // WHEN 299 s pass THEN it is still there
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert_eq!(
+            cache.get("k").await.unwrap(),
+            Some(Bytes::from_static(b"v"))
+        );
+        assert_eq!(cache.ttl("k"), Some(Duration::from_secs(1)));
+        // WHEN the TTL has passed THEN it is gone
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(cache.get("k").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn delete_removes_and_tolerates_missing_keys() {
+        let cache = MemoryCache::default();
+        cache
+            .set("k", Bytes::from_static(b"v"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        cache.delete("k").await.unwrap();
+        cache.delete("never-there").await.unwrap();
+        assert_eq!(cache.get("k").await.unwrap(), None);
+    }
+}

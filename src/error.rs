@@ -1,0 +1,125 @@
+//! Error enums, one per layer. Only `http.rs` turns them into status codes.
+
+use thiserror::Error;
+
+/// Any error from a backing library, kept as the `source` of ours.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A variable of the environment that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("{var} is not set: {reason}")]
+    Missing {
+        var: &'static str,
+        reason: &'static str,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(var: &'static str, value: &str, reason: &str) -> Self {
+        Self::Invalid {
+            var,
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    pub(crate) fn missing(var: &'static str, reason: &'static str) -> Self {
+        Self::Missing { var, reason }
+    }
+}
+
+/// Why a product id was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum IdError {
+    #[error("product id is empty")]
+    Empty,
+    #[error("product id is {0} bytes long; the limit is 256")]
+    TooLong(usize),
+    #[error("product id contains a control character")]
+    ControlCharacter,
+    #[error("product id contains '/'")]
+    Slash,
+    #[error("product id is not valid percent-encoded UTF-8")]
+    BadEncoding,
+}
+
+/// A DynamoDB item or JSON document that cannot be converted.
+#[derive(Debug, Error)]
+pub enum ItemError {
+    #[error("number attribute {0:?} is not a JSON number")]
+    BadNumber(String),
+    #[error("a product must be a JSON object")]
+    NotAnObject,
+    #[error("a product needs a string productId")]
+    MissingId,
+    #[error("invalid JSON")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A cache call that failed or timed out.
+#[derive(Debug, Error)]
+#[error("cache {operation} failed")]
+pub struct CacheError {
+    pub operation: &'static str,
+    #[source]
+    pub source: BoxError,
+}
+
+impl CacheError {
+    pub fn new(operation: &'static str, source: impl Into<BoxError>) -> Self {
+        Self {
+            operation,
+            source: source.into(),
+        }
+    }
+}
+
+/// The product store could not answer.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("product store unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("stored item {id:?} cannot be served")]
+    Malformed {
+        id: String,
+        #[source]
+        source: ItemError,
+    },
+}
+
+/// Outcome of the read path other than a product.
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    #[error("product {0:?} not found")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why the service could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("the embedded sample catalog is invalid")]
+    Catalog(#[from] ItemError),
+    #[error("the Redis client could not be built")]
+    Cache(#[from] CacheError),
+}
+
+/// An error and its chain of causes on one line, for logs.
+pub fn report(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}

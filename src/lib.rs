@@ -1,0 +1,28 @@
+//! Product-catalog read API: `GET /product/{productId}` served from Redis with DynamoDB
+//! behind it (cache-aside), as an AWS Lambda or as a local HTTP server.
+//!
+//! Module map (ports and adapters):
+//! - [`config`]: the one reader of the environment.
+//! - [`error`]: error enums per layer.
+//! - [`domain`]: [`domain::ProductId`] (validated once, at the edge), [`domain::Product`]
+//!   (the JSON bytes served) and the one function that builds a cache key.
+//! - [`item`]: DynamoDB item <-> JSON with numbers kept to their exact digits.
+//! - [`ports`]: the [`ports::Cache`] and [`ports::ProductStore`] traits.
+//! - [`adapters`]: Redis (fred) and in-process caches; DynamoDB and in-memory stores.
+//! - [`service`]: every cache-aside decision (hit, miss, fill, degradation).
+//! - [`http`]: routing, headers and the one place that maps errors to status codes.
+//! - [`metrics`]: metric names and the EMF exporter set-up.
+//! - [`runtime`]: how requests arrive: the Lambda runtime or a local HTTP server.
+//! - [`app`]: wiring a [`config::Config`] into a running service.
+
+pub mod adapters;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod item;
+pub mod metrics;
+pub mod ports;
+pub mod runtime;
+pub mod service;

@@ -1,0 +1,93 @@
+//! Metric names (the single source of truth the Terraform dashboard is checked against)
+//! and the CloudWatch Embedded Metric Format exporter behind the `metrics` facade.
+
+use std::time::Duration;
+
+use metrics::{Counter, Histogram, Unit};
+use metrics_cloudwatch_embedded::Collector;
+
+/// Default namespace; `METRICS_NAMESPACE` overrides it.
+pub const NAMESPACE: &str = "ProductCatalog";
+/// The one dimension every metric carries, and its value for the read API.
+pub const DIMENSION: &str = "Service";
+pub const SERVICE_PRODUCT_API: &str = "product-api";
+
+/// A product request answered from the cache.
+pub const CACHE_HITS: &str = "CacheHits";
+/// A product request that had to read the table (a bypass counts too).
+pub const CACHE_MISSES: &str = "CacheMisses";
+/// A cache call that failed, timed out or returned a corrupt entry.
+pub const CACHE_ERRORS: &str = "CacheErrors";
+/// A table read that failed.
+pub const STORE_ERRORS: &str = "StoreErrors";
+/// A product request for an id the table does not hold.
+pub const NOT_FOUND: &str = "NotFound";
+/// Time to answer a request, in milliseconds.
+pub const LATENCY: &str = "Latency";
+
+/// Every metric the service emits, for the dashboard check.
+pub const ALL: [&str; 6] = [
+    CACHE_HITS,
+    CACHE_MISSES,
+    CACHE_ERRORS,
+    STORE_ERRORS,
+    NOT_FOUND,
+    LATENCY,
+];
+
+/// How often local mode prints its metrics (Lambda mode flushes after each invocation).
+pub const LOCAL_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Handles registered once, so the request path does no name look-ups.
+#[derive(Clone)]
+pub struct Meters {
+    pub hits: Counter,
+    pub misses: Counter,
+    pub cache_errors: Counter,
+    pub store_errors: Counter,
+    pub not_found: Counter,
+    pub latency: Histogram,
+}
+
+impl Meters {
+    /// Registers the metrics with whatever recorder is installed (none: no-ops).
+    pub fn register() -> Self {
+        metrics::describe_histogram!(LATENCY, Unit::Milliseconds, "time to answer a request");
+        for counter in [
+            CACHE_HITS,
+            CACHE_MISSES,
+            CACHE_ERRORS,
+            STORE_ERRORS,
+            NOT_FOUND,
+        ] {
+            metrics::describe_counter!(counter, Unit::Count, "");
+        }
+        Self {
+            hits: metrics::counter!(CACHE_HITS),
+            misses: metrics::counter!(CACHE_MISSES),
+            cache_errors: metrics::counter!(CACHE_ERRORS),
+            store_errors: metrics::counter!(STORE_ERRORS),
+            not_found: metrics::counter!(NOT_FOUND),
+            latency: metrics::histogram!(LATENCY),
+        }
+    }
+}
+
+/// The EMF builder with our namespace and dimension. Zeros are emitted so that
+/// `CacheHits / (CacheHits + CacheMisses)` has a data point in every flush.
+pub fn builder(namespace: &str, service: &'static str) -> metrics_cloudwatch_embedded::Builder {
+    metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(namespace.to_owned())
+        .with_dimension(DIMENSION, service)
+        .emit_zeros(true)
+}
+
+/// Installs the global EMF recorder.
+///
+/// # Errors
+/// When a recorder is already installed.
+pub fn install(
+    builder: metrics_cloudwatch_embedded::Builder,
+) -> Result<&'static Collector, crate::error::BoxError> {
+    builder.init()
+}
