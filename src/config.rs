@@ -41,6 +41,15 @@ impl RedisUrl {
     }
 }
 
+impl TryFrom<String> for RedisUrl {
+    type Error = ConfigError;
+
+    fn try_from(url: String) -> Result<Self, ConfigError> {
+        validate_redis_url(&url)?;
+        Ok(Self(url))
+    }
+}
+
 impl std::fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&redact_url(&self.0))

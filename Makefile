@@ -1,0 +1,47 @@
+# product-catalog: make help lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# cargo-nextest when installed (each test in its own process), cargo test otherwise.
+TEST_RUNNER ?= $(shell cargo nextest --version >/dev/null 2>&1 && echo "cargo nextest run --no-fail-fast" || echo "cargo test --no-fail-fast")
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build the binaries (debug)
+	cargo build --bins
+
+.PHONY: run
+run: ## Run the API on 127.0.0.1:3000 with the embedded default: in-process cache, sample catalog
+	cargo run --bin product-api
+
+.PHONY: dev
+dev: ## Run the API against a local Redis and the DynamoDB emulator, loaded with the sample catalog
+	scripts/dev.sh
+
+.PHONY: tools
+tools: ## Install what the tests need into git-ignored folders (DynamoDB emulator); check redis-server
+	scripts/install-tools.sh
+
+.PHONY: test
+test: tools ## Run every test: unit, HTTP contract, and integration against real Redis and the emulator
+	scripts/with-emulator.sh $(TEST_RUNNER) --all-targets
+
+.PHONY: test-unit
+test-unit: ## Run the tests that need no services
+	$(TEST_RUNNER) --lib --test http
+
+.PHONY: test-integration
+test-integration: tools ## Run the integration tests (starts their services)
+	scripts/with-emulator.sh $(TEST_RUNNER) --test integration
+
+.PHONY: fmt
+fmt: ## Format the code
+	cargo fmt --all
+
+.PHONY: lint
+lint: ## Check formatting and clippy (warnings are errors)
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings

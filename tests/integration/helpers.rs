@@ -1,0 +1,152 @@
+//! Services for the integration tests: a `redis-server` per test (killed on drop) and a
+//! fresh table per test in the emulator.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fred::prelude::{Builder, ClientLike, Config as FredConfig};
+use product_catalog::adapters::DynamoStore;
+use product_catalog::item::items_from_json_array;
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts TCP connections on `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start listening on port {port} within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A throw-away `redis-server` on a free port.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be on PATH (Debian package redis-server); `make test` checks for it");
+        self.child = Some(child);
+        wait_for_port(self.port, "redis-server");
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to clients).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A plain client for looking at what the service wrote.
+    pub async fn client(&self) -> fred::clients::Client {
+        let client = Builder::from_config(FredConfig::from_url(&self.url()).unwrap())
+            .build()
+            .unwrap();
+        client
+            .init()
+            .await
+            .expect("connect to the test redis-server");
+        client
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The emulator's endpoint; fails clearly when the tests run outside `make test`.
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL_DYNAMODB is not set: the integration tests need the DynamoDB emulator. \
+             Run them with `make test` (or scripts/with-emulator.sh cargo test), which installs and starts it."
+        )
+    })
+}
+
+/// A new, empty table with a unique name.
+pub async fn fresh_table() -> DynamoStore {
+    dynamodb_endpoint();
+    let name = format!("products-{}", uuid::Uuid::new_v4().simple());
+    let store = DynamoStore::from_env(name).await;
+    store
+        .create_table()
+        .await
+        .expect("create a table in the emulator");
+    store
+}
+
+/// A fresh table holding the sample catalog.
+pub async fn sample_table() -> DynamoStore {
+    let store = fresh_table().await;
+    let catalog =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/products.json"))
+            .unwrap();
+    store
+        .load(items_from_json_array(&catalog).unwrap(), |_| {})
+        .await
+        .expect("load the sample catalog");
+    store
+}
+
+/// Environment for a `product-api` process using these services.
+pub fn service_env(redis: &RedisServer, table: &DynamoStore) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .collect();
+    env.push(("REDIS_URL".into(), redis.url()));
+    env.push(("TABLE_NAME".into(), table.table().to_owned()));
+    env.push(("RUST_LOG".into(), "warn".into()));
+    env
+}
+
+/// Sums the values of `metric` over the EMF lines in `stdout`.
+pub fn emf_sum(stdout: &str, metric: &str) -> f64 {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|doc| doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ProductCatalog")
+        .filter_map(|doc| doc[metric].as_f64())
+        .sum()
+}

@@ -1,0 +1,128 @@
+//! The `product-api` binary in local mode, as a user runs it: real process, real
+//! sockets, real Redis and emulator; metrics read back from its stdout.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use bytes::Bytes;
+use fred::prelude::KeysInterface;
+
+use crate::helpers::{RedisServer, emf_sum, free_port, sample_table, service_env, wait_for_port};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_product-api");
+
+#[tokio::test]
+async fn the_local_server_misses_then_hits_and_reports_emf() {
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let port = free_port();
+    let mut child = Command::new(BINARY)
+        .env_clear()
+        .envs(service_env(&redis, &table))
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "product-api");
+
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/product/P-10030");
+    let first = http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-cache"], "MISS");
+    let first_body = first.bytes().await.unwrap();
+    let second = http.get(&url).send().await.unwrap();
+    assert_eq!(second.headers()["x-cache"], "HIT");
+    assert_eq!(second.bytes().await.unwrap(), first_body);
+    assert_eq!(
+        http.get(format!("http://127.0.0.1:{port}/product/nope"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let client = redis.client().await;
+    let ttl: i64 = client.ttl("product:P-10030").await.unwrap();
+    assert!((295..=300).contains(&ttl), "TTL {ttl}");
+    let stored: Bytes = client.get("product:P-10030").await.unwrap();
+    assert_eq!(stored, first_body);
+
+    // SIGTERM: the server drains and flushes what it counted.
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(emf_sum(&stdout, "CacheHits"), 1.0, "{stdout}");
+    assert_eq!(emf_sum(&stdout, "CacheMisses"), 2.0, "{stdout}");
+    assert_eq!(emf_sum(&stdout, "NotFound"), 1.0, "{stdout}");
+    let doc: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(doc["Service"], "product-api");
+    assert_eq!(
+        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        serde_json::json!([["Service"]])
+    );
+    assert_eq!(doc["Latency"].as_array().map(Vec::len), Some(3), "{doc}");
+}
+
+#[test]
+fn a_bad_variable_stops_start_up_with_its_name() {
+    let cases = [
+        (
+            vec![("CACHE_TTL_SECONDS", "five minutes")],
+            "CACHE_TTL_SECONDS",
+        ),
+        (vec![("REDIS_URL", "memcached://cache:11211")], "REDIS_URL"),
+        (vec![("LISTEN_ADDR", "everywhere")], "LISTEN_ADDR"),
+        (
+            vec![("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")],
+            "TABLE_NAME",
+        ),
+    ];
+    for (vars, name) in cases {
+        let output = Command::new(BINARY)
+            .env_clear()
+            .envs(vars)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}
+
+#[test]
+fn the_embedded_default_needs_no_services() {
+    let port = free_port();
+    let mut child = Command::new(BINARY)
+        .env_clear()
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "product-api");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (first, second) = runtime.block_on(async {
+        let url = format!("http://127.0.0.1:{port}/product/P-10001");
+        let first = reqwest::get(&url).await.unwrap();
+        let second = reqwest::get(&url).await.unwrap();
+        (first, second)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-cache"], "MISS");
+    assert_eq!(second.headers()["x-cache"], "HIT");
+}

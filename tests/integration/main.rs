@@ -1,0 +1,9 @@
+//! Integration tests against real services: `redis-server` instances started per test on
+//! free ports, and the DynamoDB emulator that `make test` starts and names in
+//! `AWS_ENDPOINT_URL_DYNAMODB`. Nothing here is skipped: a missing service fails the
+//! test with a message saying how to provide it.
+
+mod helpers;
+mod lambda_runtime;
+mod local_server;
+mod read_path;

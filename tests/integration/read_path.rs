@@ -1,0 +1,226 @@
+//! The read path with the real clients: fred against `redis-server`, aws-sdk-dynamodb
+//! against the emulator.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fred::prelude::KeysInterface;
+use http::{Response, StatusCode};
+use product_catalog::adapters::{AnyCache, DynamoStore, RedisCache, dynamo::sdk_config};
+use product_catalog::app::{self, ProductApi};
+use product_catalog::config::{Config, RedisUrl};
+use product_catalog::http::Api;
+use product_catalog::item::item_from_json;
+use product_catalog::service::ProductService;
+
+use crate::helpers::{RedisServer, free_port, fresh_table, sample_table};
+
+fn config(redis_url: &str, table: &str) -> Config {
+    let vars = [
+        ("REDIS_URL", redis_url.to_owned()),
+        ("TABLE_NAME", table.to_owned()),
+    ];
+    Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap()
+}
+
+async fn get(api: &ProductApi, id: &str) -> Response<Bytes> {
+    let path = format!(
+        "/product/{}",
+        percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+    );
+    api.handle(&http::Request::get(path).body(()).unwrap())
+        .await
+}
+
+fn x_cache(response: &Response<Bytes>) -> &str {
+    response
+        .headers()
+        .get("x-cache")
+        .map_or("", |v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn a_miss_fills_redis_with_the_served_bytes_for_the_ttl_then_hits() {
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let api = app::build(&config(&redis.url(), table.table()))
+        .await
+        .unwrap();
+    let client = redis.client().await;
+
+    let first = get(&api, "P-10001").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(x_cache(&first), "MISS");
+    let ttl: i64 = client.ttl("product:P-10001").await.unwrap();
+    assert!((295..=300).contains(&ttl), "TTL {ttl}");
+    let stored: Bytes = client.get("product:P-10001").await.unwrap();
+    assert_eq!(stored, first.body(), "Redis holds exactly the served bytes");
+    assert!(
+        std::str::from_utf8(&stored)
+            .unwrap()
+            .contains("12345678901234567890.123456789")
+    );
+
+    let second = get(&api, "P-10001").await;
+    assert_eq!(x_cache(&second), "HIT");
+    assert_eq!(second.body(), first.body());
+}
+
+#[tokio::test]
+async fn every_dynamodb_type_is_served_as_plain_json_with_exact_numbers() {
+    let redis = RedisServer::start();
+    let table = fresh_table().await;
+    // Sets and binary cannot be written from JSON; add them as DynamoDB types.
+    let mut item = item_from_json(
+        r#"{"productId":"exotic ☕ 1","price":12345678901234567890.123456789,"tiny":-0.000000000000000000000000000001,
+            "nested":{"list":[1,"two",true,null,{"deep":1.50}]},"empty":"","flag":false}"#,
+    )
+    .unwrap();
+    item.insert(
+        "tags".into(),
+        serde_dynamo::AttributeValue::Ss(vec!["a".into(), "b".into()]),
+    );
+    item.insert(
+        "sizes".into(),
+        serde_dynamo::AttributeValue::Ns(vec!["1.5".into()]),
+    );
+    item.insert(
+        "thumb".into(),
+        serde_dynamo::AttributeValue::B(vec![0, 1, 2, 255]),
+    );
+    table.put(item).await.unwrap();
+    let api = app::build(&config(&redis.url(), table.table()))
+        .await
+        .unwrap();
+
+    let response = get(&api, "exotic ☕ 1").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    // Key order is sorted; the emulator may return set members in any order. DynamoDB
+    // itself trims trailing zeros (1.50 is stored as 1.5); every other digit is kept.
+    let body = std::str::from_utf8(response.body()).unwrap();
+    assert!(
+        body.starts_with(r#"{"empty":"","flag":false,"nested":{"list":[1,"two",true,null,{"deep":1.5}]},"price":12345678901234567890.123456789,"productId":"exotic ☕ 1","sizes":[1.5],"tags":["#),
+        "{body}"
+    );
+    assert!(
+        body.ends_with(r#"],"thumb":"AAEC/w==","tiny":-0.000000000000000000000000000001}"#),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_ids_are_404_and_leave_no_key() {
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let api = app::build(&config(&redis.url(), table.table()))
+        .await
+        .unwrap();
+    assert_eq!(get(&api, "missing-1").await.status(), StatusCode::NOT_FOUND);
+    let exists: i64 = redis
+        .client()
+        .await
+        .exists("product:missing-1")
+        .await
+        .unwrap();
+    assert_eq!(exists, 0);
+}
+
+#[tokio::test]
+async fn redis_going_down_degrades_to_bypass_and_hits_return_after_restart() {
+    let mut redis = RedisServer::start();
+    let table = sample_table().await;
+    let api = app::build(&config(&redis.url(), table.table()))
+        .await
+        .unwrap();
+    assert_eq!(x_cache(&get(&api, "P-10010").await), "MISS");
+
+    redis.stop();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let response = get(&api, "P-10010").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(x_cache(&response), "BYPASS");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = get(&api, "P-10010").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        if x_cache(&response) == "HIT" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no cache hit within 10 s of Redis coming back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_at_start_up_does_not_stop_the_service() {
+    let table = sample_table().await;
+    let nowhere = format!("redis://127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let api = app::build(&config(&nowhere, table.table())).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "start-up took {:?}",
+        started.elapsed()
+    );
+    let response = get(&api, "P-10011").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(x_cache(&response), "BYPASS");
+}
+
+#[tokio::test]
+async fn a_failing_table_still_serves_cached_products_and_503s_the_rest() {
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    // Warm one product through a healthy service.
+    let healthy = app::build(&config(&redis.url(), table.table()))
+        .await
+        .unwrap();
+    assert_eq!(get(&healthy, "P-10020").await.status(), StatusCode::OK);
+
+    // The same cache in front of a table nobody answers for.
+    let dead_endpoint = format!("http://127.0.0.1:{}", free_port());
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk_config().await)
+            .endpoint_url(dead_endpoint)
+            .build(),
+    );
+    let url = RedisUrl::try_from(redis.url()).unwrap();
+    let cache = AnyCache::Redis(RedisCache::connect(&url, Duration::from_millis(50), 1).unwrap());
+    let service = ProductService::new(
+        cache,
+        DynamoStore::new(client, table.table()),
+        Duration::from_secs(300),
+    );
+    let broken = Api::new(service, 60);
+
+    let cached = broken
+        .handle(&http::Request::get("/product/P-10020").body(()).unwrap())
+        .await;
+    assert_eq!(cached.status(), StatusCode::OK);
+    assert_eq!(x_cache(&cached), "HIT");
+
+    let uncached = broken
+        .handle(&http::Request::get("/product/P-10021").body(()).unwrap())
+        .await;
+    assert_eq!(uncached.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(uncached.headers()["retry-after"], "1");
+    let body: serde_json::Value = serde_json::from_slice(uncached.body()).unwrap();
+    assert_eq!(body["error"], "unavailable");
+}
