@@ -23,7 +23,8 @@ const REDIS_START_WAIT: Duration = Duration::from_secs(1);
 /// error: the service starts, serves from the table, and reconnects in the background.
 pub async fn build(config: &Config) -> Result<ProductApi, StartError> {
     let (cache, store) = tokio::join!(build_cache(config), build_store(config));
-    let service = ProductService::new(cache?, store?, config.cache_ttl);
+    let service = ProductService::new(cache?, store?, config.cache_ttl)
+        .with_negative_ttl(config.negative_ttl);
     Ok(Api::new(service, config.http_max_age))
 }
 

@@ -9,6 +9,7 @@ use crate::error::ConfigError;
 pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const REDIS_URL: &str = "REDIS_URL";
 pub const CACHE_TTL_SECONDS: &str = "CACHE_TTL_SECONDS";
+pub const NEGATIVE_CACHE_TTL_SECONDS: &str = "NEGATIVE_CACHE_TTL_SECONDS";
 pub const REDIS_TIMEOUT_MS: &str = "REDIS_TIMEOUT_MS";
 pub const HTTP_MAX_AGE_SECONDS: &str = "HTTP_MAX_AGE_SECONDS";
 pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
@@ -17,6 +18,7 @@ pub const LISTEN_ADDR: &str = "LISTEN_ADDR";
 pub const AWS_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
 const DEFAULT_HTTP_MAX_AGE: u32 = 60;
 const DEFAULT_METRICS_NAMESPACE: &str = "ProductCatalog";
@@ -66,6 +68,8 @@ pub struct Config {
     pub redis_url: Option<RedisUrl>,
     /// Time to live of `product:<id>` entries.
     pub cache_ttl: Duration,
+    /// How long an id the table lacks is remembered.
+    pub negative_ttl: Duration,
     /// Bound on every Redis call; past it the request is served from the table.
     pub redis_timeout: Duration,
     /// `Cache-Control: public, max-age=<this>` on 200 responses.
@@ -120,6 +124,12 @@ impl Config {
                 Duration::from_secs(parse_in_range(CACHE_TTL_SECONDS, &raw, 1, 30 * 24 * 3600)?)
             }
         };
+        let negative_ttl = match get(NEGATIVE_CACHE_TTL_SECONDS) {
+            None => DEFAULT_NEGATIVE_TTL,
+            Some(raw) => {
+                Duration::from_secs(parse_in_range(NEGATIVE_CACHE_TTL_SECONDS, &raw, 1, 3600)?)
+            }
+        };
         let redis_timeout = match get(REDIS_TIMEOUT_MS) {
             None => DEFAULT_REDIS_TIMEOUT,
             Some(raw) => Duration::from_millis(parse_in_range(REDIS_TIMEOUT_MS, &raw, 1, 10_000)?),
@@ -139,6 +149,7 @@ impl Config {
             table_name,
             redis_url,
             cache_ttl,
+            negative_ttl,
             redis_timeout,
             http_max_age,
             metrics_namespace,
@@ -249,6 +260,7 @@ mod tests {
         assert_eq!(config.table_name, None);
         assert_eq!(config.redis_url, None);
         assert_eq!(config.cache_ttl, Duration::from_secs(300));
+        assert_eq!(config.negative_ttl, Duration::from_secs(30));
         assert_eq!(config.redis_timeout, Duration::from_millis(50));
         assert_eq!(config.http_max_age, 60);
         assert_eq!(config.metrics_namespace, "ProductCatalog");
@@ -272,6 +284,7 @@ mod tests {
             (CACHE_TTL_SECONDS, "0"),
             (CACHE_TTL_SECONDS, "five"),
             (CACHE_TTL_SECONDS, "-3"),
+            (NEGATIVE_CACHE_TTL_SECONDS, "0"),
             (REDIS_TIMEOUT_MS, "100000"),
             (HTTP_MAX_AGE_SECONDS, "1e9"),
             (LISTEN_ADDR, "localhost"),

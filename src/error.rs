@@ -94,13 +94,20 @@ pub enum StoreError {
     },
 }
 
-/// Outcome of the read path other than a product.
-#[derive(Debug, Error)]
+/// Outcome of the read path other than a product. Cloneable, because one lookup's
+/// outcome is shared by every request that joined it.
+#[derive(Debug, Error, Clone)]
 pub enum ServiceError {
     #[error("product {0:?} not found")]
     NotFound(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    #[error("product store failed")]
+    Store(#[source] std::sync::Arc<StoreError>),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(std::sync::Arc::new(err))
+    }
 }
 
 /// Why the service could not start.

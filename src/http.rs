@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tracing::error;
 
 use crate::domain::ProductId;
-use crate::error::{IdError, ServiceError, StoreError, report};
+use crate::error::{IdError, ServiceError, report};
 use crate::ports::{Cache, ProductStore};
 use crate::service::{ProductService, Served};
 
@@ -43,6 +43,8 @@ pub enum ApiError {
     UnknownPath,
     #[error("only GET and HEAD are allowed")]
     MethodNotAllowed,
+    #[error("the request is malformed")]
+    MalformedRequest,
     #[error(transparent)]
     InvalidId(#[from] IdError),
     #[error(transparent)]
@@ -220,16 +222,24 @@ fn request_id<B>(request: &Request<B>) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
+/// The answer to an event that cannot even be read as an HTTP request.
+pub fn malformed_request_response(request_id: &str) -> Response<Bytes> {
+    let mut response = error_response(&ApiError::MalformedRequest, request_id);
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    response
+}
+
 /// The one map from errors to statuses. 5xx causes are logged here.
 fn error_response(err: &ApiError, request_id: &str) -> Response<Bytes> {
     let (status, code) = match err {
         ApiError::UnknownPath => (StatusCode::NOT_FOUND, "not_found"),
         ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         ApiError::InvalidId(_) => (StatusCode::BAD_REQUEST, "invalid_id"),
+        ApiError::MalformedRequest => (StatusCode::BAD_REQUEST, "bad_request"),
         ApiError::Service(ServiceError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
-        ApiError::Service(ServiceError::Store(
-            StoreError::Unavailable(_) | StoreError::Malformed { .. },
-        )) => {
+        ApiError::Service(ServiceError::Store(_)) => {
             error!(request_id, error = %report(err), "product store failed");
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
         }

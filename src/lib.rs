@@ -9,18 +9,22 @@
 //! - [`item`]: DynamoDB item <-> JSON with numbers kept to their exact digits.
 //! - [`ports`]: the [`ports::Cache`] and [`ports::ProductStore`] traits.
 //! - [`adapters`]: Redis (fred) and in-process caches; DynamoDB and in-memory stores.
-//! - [`service`]: every cache-aside decision (hit, miss, fill, degradation).
+//! - [`service`]: every cache-aside decision (hit, miss, fill, leases, negative caching,
+//!   single-flight, degradation), with [`breaker`] guarding the cache.
 //! - [`http`]: routing, headers and the one place that maps errors to status codes.
+//! - [`invalidate`]: DynamoDB Stream records -> cache refreshes and removals.
 //! - [`metrics`]: metric names and the EMF exporter set-up.
 //! - [`runtime`]: how requests arrive: the Lambda runtime or a local HTTP server.
 //! - [`app`]: wiring a [`config::Config`] into a running service.
 
 pub mod adapters;
 pub mod app;
+pub mod breaker;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod invalidate;
 pub mod item;
 pub mod metrics;
 pub mod ports;

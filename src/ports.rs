@@ -28,6 +28,31 @@ pub trait Cache: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<(), CacheError>> + Send;
 
+    /// Stores `value` under `key` for `ttl` only if the key is absent (`SET NX`); says
+    /// whether it did.
+    ///
+    /// # Errors
+    /// [`CacheError`] when the write cannot be made in time.
+    fn set_if_absent(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, CacheError>> + Send;
+
+    /// Replaces the value under `key` with `value` for `ttl` only if it still equals
+    /// `expected` (compare-and-set, atomic); says whether it did.
+    ///
+    /// # Errors
+    /// [`CacheError`] when the write cannot be made in time.
+    fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, CacheError>> + Send;
+
     /// Removes `key`; removing a missing key is not an error.
     ///
     /// # Errors

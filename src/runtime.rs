@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,10 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
+use lambda_http::aws_lambda_events::alb::AlbTargetGroupResponse;
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
+use lambda_http::request::{LambdaRequest, RequestOrigin};
+use lambda_http::{BoxFuture, LambdaEvent, RequestExt};
 use metrics_cloudwatch_embedded::Collector;
 use tokio::net::TcpListener;
 use tracing::{debug, warn};
@@ -25,34 +30,108 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves Lambda invocations until the runtime stops, flushing EMF metrics after each.
 ///
+/// The event is converted to an `http::Request` here rather than by `lambda_http`'s
+/// adapter, because that conversion panics on some inputs (an invalid `Host`, a path
+/// over 64 KiB): behind API Gateway a panic is a 502, where the contract wants a 400.
+///
 /// # Errors
 /// When the Runtime API cannot be reached.
 pub async fn run_lambda<C: Cache, S: ProductStore>(
     api: Arc<Api<C, S>>,
     metrics: &'static Collector,
 ) -> Result<(), lambda_http::Error> {
-    metrics_cloudwatch_embedded::lambda::handler::run_http(
+    metrics_cloudwatch_embedded::lambda::handler::run(
         metrics,
-        move |request: lambda_http::Request| {
+        move |event: LambdaEvent<LambdaRequest>| {
             let api = Arc::clone(&api);
-            async move { Ok::<_, lambda_http::Error>(lambda_body(api.handle(&request).await)) }
+            // Boxed as a trait object: nested in the runtime's own futures, the concrete
+            // type is too deep for the compiler's default limit.
+            let invocation: BoxFuture<'static, Result<LambdaReply, lambda_http::Error>> =
+                Box::pin(async move { Ok(handle_event(&api, event).await) });
+            invocation
         },
     )
     .await
 }
 
-/// Our bodies are JSON, so they go back as text: API Gateway would pass a binary
-/// (base64) body through undecoded unless binary media types were configured.
-fn lambda_body(response: Response<Bytes>) -> Response<lambda_http::Body> {
-    response.map(|bytes| {
-        if bytes.is_empty() {
-            return lambda_http::Body::Empty;
+/// One invocation: event in, API Gateway / Function URL / ALB response out. Never fails.
+pub async fn handle_event<C: Cache, S: ProductStore>(
+    api: &Api<C, S>,
+    event: LambdaEvent<LambdaRequest>,
+) -> LambdaReply {
+    let LambdaEvent { payload, context } = event;
+    let origin = payload.request_origin();
+    let request_id = context.request_id.clone();
+    let response =
+        match std::panic::catch_unwind(AssertUnwindSafe(|| lambda_http::Request::from(payload))) {
+            Ok(request) => api.handle(&request.with_lambda_context(context)).await,
+            Err(_) => {
+                warn!(
+                    request_id,
+                    "event could not be turned into an HTTP request; answering 400"
+                );
+                crate::http::malformed_request_response(&request_id)
+            }
+        };
+    LambdaReply::new(&origin, response)
+}
+
+/// What the function returns, in the shape its caller expects.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum LambdaReply {
+    /// API Gateway REST (v1) proxy integration.
+    Rest(ApiGatewayProxyResponse),
+    /// API Gateway HTTP API (v2) and Function URLs.
+    Http(ApiGatewayV2httpResponse),
+    Alb(AlbTargetGroupResponse),
+}
+
+impl LambdaReply {
+    fn new(origin: &RequestOrigin, response: Response<Bytes>) -> Self {
+        let (parts, bytes) = response.into_parts();
+        let status_code = i64::from(parts.status.as_u16());
+        // Our bodies are JSON, so they go back as text: API Gateway would pass a binary
+        // (base64) body through undecoded unless binary media types were configured.
+        let (body, is_base64_encoded) = if bytes.is_empty() {
+            (None, false)
+        } else {
+            match String::from_utf8(Vec::from(bytes)) {
+                Ok(text) => (Some(lambda_http::Body::Text(text)), false),
+                Err(err) => (Some(lambda_http::Body::Binary(err.into_bytes())), true),
+            }
+        };
+        match origin {
+            RequestOrigin::ApiGatewayV2 => {
+                let mut reply = ApiGatewayV2httpResponse::default();
+                reply.status_code = status_code;
+                reply.headers = parts.headers;
+                reply.body = body;
+                reply.is_base64_encoded = is_base64_encoded;
+                Self::Http(reply)
+            }
+            RequestOrigin::Alb => {
+                let mut reply = AlbTargetGroupResponse::default();
+                reply.status_code = status_code;
+                reply.status_description = Some(parts.status.to_string());
+                reply.multi_value_headers = parts.headers.clone();
+                reply.headers = parts.headers;
+                reply.body = body;
+                reply.is_base64_encoded = is_base64_encoded;
+                Self::Alb(reply)
+            }
+            // REST, and anything newer: the v1 shape is what API Gateway documents.
+            _ => {
+                let mut reply = ApiGatewayProxyResponse::default();
+                reply.status_code = status_code;
+                // Only one of the two maps: API Gateway merges them, duplicating headers.
+                reply.multi_value_headers = parts.headers;
+                reply.body = body;
+                reply.is_base64_encoded = is_base64_encoded;
+                Self::Rest(reply)
+            }
         }
-        match String::from_utf8(Vec::from(bytes)) {
-            Ok(text) => lambda_http::Body::Text(text),
-            Err(err) => lambda_http::Body::Binary(err.into_bytes()),
-        }
-    })
+    }
 }
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then lets in-flight requests

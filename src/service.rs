@@ -1,20 +1,42 @@
-//! The cache-aside read path, and the only place that decides hit, miss, fill and
-//! degradation.
+//! The cache-aside read path, and the only place that decides hit, miss, fill, negative
+//! caching, single-flight and degradation.
 //!
 //! - hit: the cached bytes are served as they are (no JSON work);
-//! - miss: the table is read, the bytes are stored with the TTL, then served;
-//! - cache trouble (error, timeout, corrupt entry): logged, counted as `CacheErrors`,
-//!   and the request is served from the table (`BYPASS`) instead of failing;
+//! - miss: the reader takes a short lease on the product's key (`SET NX`), reads the
+//!   table, and swaps the lease for the product only if the lease is still there
+//!   (compare-and-set). An invalidation that lands meanwhile overwrites the lease, so a
+//!   reader holding an older copy can never put it back for a whole TTL;
+//! - a reader that finds someone else's lease waits briefly for the fill instead of
+//!   reading the table too (across processes); concurrent misses inside one process
+//!   share one lookup (single-flight);
+//! - an id the table lacks is remembered as a marker for a short TTL (negative caching);
+//! - cache trouble (error, timeout): logged, counted, and the request is served from
+//!   the table (`BYPASS`); after a few failures a breaker skips the cache for a while;
+//!   corrupt entries count as misses and are overwritten;
 //! - table trouble: `StoreErrors` and an error the HTTP layer turns into a 503.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
+use tokio::sync::OnceCell;
 use tracing::warn;
 
-use crate::domain::{Product, ProductId};
-use crate::error::{ServiceError, report};
+use crate::breaker::Breaker;
+use crate::domain::{CacheEntry, MISSING_MARKER, Product, ProductId};
+use crate::error::{CacheError, ServiceError, report};
 use crate::metrics::Meters;
 use crate::ports::{Cache, ProductStore};
+
+/// Default time a "no such product" marker is kept.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// How long a fill lease lives; it only has to outlast one table read.
+pub const LEASE_TTL: Duration = Duration::from_secs(3);
+/// How often, and how many times, a reader looks again for someone else's fill.
+const LEASE_POLL_INTERVAL: Duration = Duration::from_millis(10);
+const LEASE_POLLS: u32 = 5;
 
 /// Where a served product came from, as reported in `X-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +64,49 @@ pub struct Served {
     pub cache: CacheStatus,
 }
 
+/// The result of one lookup, shared by every request that joined it.
+type Outcome = (Result<Product, ServiceError>, CacheStatus);
+
+/// Lookups in progress, by cache key: concurrent misses join the first one.
+#[derive(Default)]
+struct Flights {
+    inflight: Mutex<HashMap<String, Arc<OnceCell<Outcome>>>>,
+}
+
+impl Flights {
+    async fn run<F: Future<Output = Outcome>>(
+        &self,
+        key: &str,
+        lookup: impl FnOnce() -> F,
+    ) -> Outcome {
+        let cell = Arc::clone(self.lock().entry(key.to_owned()).or_default());
+        let outcome = cell.get_or_init(lookup).await.clone();
+        let mut inflight = self.lock();
+        if inflight
+            .get(key)
+            .is_some_and(|current| Arc::ptr_eq(current, &cell))
+        {
+            inflight.remove(key);
+        }
+        outcome
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceCell<Outcome>>>> {
+        // Only whole entries are inserted or removed; a poisoned map is still consistent.
+        self.inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// Cache-aside over any [`Cache`] and [`ProductStore`].
 pub struct ProductService<C, S> {
     cache: C,
     store: S,
     ttl: Duration,
+    negative_ttl: Duration,
+    breaker: Breaker,
+    flights: Flights,
     meters: Meters,
 }
 
@@ -56,8 +116,18 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             cache,
             store,
             ttl,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            breaker: Breaker::default(),
+            flights: Flights::default(),
             meters: Meters::register(),
         }
+    }
+
+    /// How long an unknown id is remembered (at least one second).
+    #[must_use]
+    pub fn with_negative_ttl(mut self, negative_ttl: Duration) -> Self {
+        self.negative_ttl = negative_ttl.max(Duration::from_secs(1));
+        self
     }
 
     pub fn cache(&self) -> &C {
@@ -72,6 +142,11 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         &self.meters
     }
 
+    /// Whether the breaker is currently skipping the cache.
+    pub fn cache_bypassed(&self) -> bool {
+        self.breaker.is_open()
+    }
+
     /// The product with this id, from the cache when it can.
     ///
     /// # Errors
@@ -79,110 +154,239 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     /// [`ServiceError::Store`] when the table cannot answer.
     pub async fn get(&self, id: &ProductId) -> Result<Served, ServiceError> {
         let key = id.cache_key();
-        let cache_usable = match self.cache.get(&key).await {
-            Ok(Some(bytes)) if Product::looks_valid(&bytes) => {
-                self.meters.hits.increment(1);
-                return Ok(Served {
-                    product: Product::from_json_bytes(bytes),
-                    cache: CacheStatus::Hit,
-                });
-            }
-            Ok(Some(_)) => {
-                // Overwritten by the fill below.
-                warn!(key, "corrupt cache entry treated as a miss");
-                self.meters.cache_errors.increment(1);
-                true
-            }
-            Ok(None) => true,
-            Err(err) => {
-                warn!(key, error = %report(&err), "cache read failed; serving from the table");
-                self.meters.cache_errors.increment(1);
-                false
+        // The hit path: one GET, no locks, no allocation beyond the key.
+        let (result, cache) = match self.guarded(self.cache.get(&key)).await {
+            Some(Some(bytes)) => match CacheEntry::decode(bytes) {
+                CacheEntry::Product(product) => (Ok(product), CacheStatus::Hit),
+                CacheEntry::Missing => (
+                    Err(ServiceError::NotFound(id.as_str().to_owned())),
+                    CacheStatus::Hit,
+                ),
+                CacheEntry::Corrupt => {
+                    warn!(key, "corrupt cache entry treated as a miss");
+                    self.meters.cache_errors.increment(1);
+                    self.guarded(self.cache.delete(&key)).await;
+                    self.flights.run(&key, || self.fill(id, &key)).await
+                }
+                CacheEntry::Lease(_) => self.flights.run(&key, || self.fill(id, &key)).await,
+            },
+            Some(None) => self.flights.run(&key, || self.fill(id, &key)).await,
+            None => {
+                self.flights
+                    .run(&key, || self.read_store(id, CacheStatus::Bypass))
+                    .await
             }
         };
-        self.meters.misses.increment(1);
 
-        let product = match self.store.get(id).await {
-            Ok(Some(product)) => product,
-            Ok(None) => {
-                self.meters.not_found.increment(1);
-                return Err(ServiceError::NotFound(id.as_str().to_owned()));
+        match cache {
+            CacheStatus::Hit => self.meters.hits.increment(1),
+            CacheStatus::Miss | CacheStatus::Bypass => self.meters.misses.increment(1),
+        }
+        if matches!(result, Err(ServiceError::NotFound(_))) {
+            self.meters.not_found.increment(1);
+        }
+        result.map(|product| Served { product, cache })
+    }
+
+    /// A miss: lease the key, read the table, swap the lease for what was read.
+    async fn fill(&self, id: &ProductId, key: &str) -> Outcome {
+        for _ in 0..2 {
+            let lease = CacheEntry::new_lease();
+            match self
+                .guarded(self.cache.set_if_absent(key, lease.clone(), LEASE_TTL))
+                .await
+            {
+                None => return self.read_store(id, CacheStatus::Bypass).await,
+                Some(true) => return self.read_and_fill(id, key, lease).await,
+                // Someone else holds the key: their fill is on its way, or just landed.
+                Some(false) => {
+                    if let Some(outcome) = self.wait_for_fill(id, key).await {
+                        return outcome;
+                    }
+                }
             }
+        }
+        // Still leased by a slow reader: answer from the table without filling.
+        self.read_store(id, CacheStatus::Miss).await
+    }
+
+    async fn read_and_fill(&self, id: &ProductId, key: &str, lease: Bytes) -> Outcome {
+        let (result, status) = self.read_store(id, CacheStatus::Miss).await;
+        let (value, ttl) = match &result {
+            Ok(product) => (product.body().clone(), self.ttl),
+            Err(ServiceError::NotFound(_)) => {
+                (Bytes::from_static(MISSING_MARKER), self.negative_ttl)
+            }
+            // The lease expires by itself; waiters then read the table themselves.
+            Err(ServiceError::Store(_)) => return (result, status),
+        };
+        // `false` means an invalidation replaced our lease: what we read may be older
+        // than what is cached now, so it must not be stored.
+        self.guarded(self.cache.replace_if_equals(key, lease, value, ttl))
+            .await;
+        (result, status)
+    }
+
+    /// Polls for another reader's fill; `None` when the lease went away without one.
+    async fn wait_for_fill(&self, id: &ProductId, key: &str) -> Option<Outcome> {
+        for _ in 0..LEASE_POLLS {
+            match self.guarded(self.cache.get(key)).await? {
+                Some(bytes) => match CacheEntry::decode(bytes) {
+                    CacheEntry::Product(product) => return Some((Ok(product), CacheStatus::Hit)),
+                    CacheEntry::Missing => {
+                        return Some((
+                            Err(ServiceError::NotFound(id.as_str().to_owned())),
+                            CacheStatus::Hit,
+                        ));
+                    }
+                    CacheEntry::Lease(_) => tokio::time::sleep(LEASE_POLL_INTERVAL).await,
+                    CacheEntry::Corrupt => return None,
+                },
+                None => return None,
+            }
+        }
+        None
+    }
+
+    async fn read_store(&self, id: &ProductId, status: CacheStatus) -> Outcome {
+        let result = match self.store.get(id).await {
+            Ok(Some(product)) => Ok(product),
+            Ok(None) => Err(ServiceError::NotFound(id.as_str().to_owned())),
             Err(err) => {
                 self.meters.store_errors.increment(1);
-                return Err(err.into());
+                Err(err.into())
             }
         };
+        (result, status)
+    }
 
-        if !cache_usable {
-            return Ok(Served {
-                product,
-                cache: CacheStatus::Bypass,
-            });
+    /// Runs a cache call through the breaker; `None` when skipped or failed (logged
+    /// and counted), so callers degrade to the table.
+    async fn guarded<T>(&self, call: impl Future<Output = Result<T, CacheError>>) -> Option<T> {
+        if !self.breaker.allow() {
+            return None;
         }
-        if let Err(err) = self.cache.set(&key, product.body().clone(), self.ttl).await {
-            warn!(key, error = %report(&err), "cache fill failed");
-            self.meters.cache_errors.increment(1);
+        match call.await {
+            Ok(value) => {
+                self.breaker.record_success();
+                Some(value)
+            }
+            Err(err) => {
+                self.breaker.record_failure();
+                self.meters.cache_errors.increment(1);
+                warn!(error = %report(&err), "cache call failed; serving from the table");
+                None
+            }
         }
-        Ok(Served {
-            product,
-            cache: CacheStatus::Miss,
-        })
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use bytes::Bytes;
+    use tokio::sync::Notify;
 
     use super::*;
-    use crate::adapters::{MemoryCache, MemoryStore};
-    use crate::error::{CacheError, StoreError};
+    use crate::adapters::MemoryCache;
+    use crate::breaker::FAILURE_THRESHOLD;
+    use crate::error::StoreError;
+    use crate::invalidate::{Change, Invalidator};
+    use crate::item::{item_from_json, product_from_item};
 
     const TTL: Duration = Duration::from_secs(300);
+    const P1: &str = r#"{"name":"Lamp","price":12345678901234567890.123456789,"productId":"p1"}"#;
+    const P1_V2: &str = r#"{"name":"Lamp","price":10.5,"productId":"p1"}"#;
 
-    /// A store that counts reads and can be switched to failing.
-    #[derive(Clone, Default)]
-    struct CountingStore {
-        inner: Arc<MemoryStore>,
-        reads: Arc<AtomicUsize>,
-        failing: Arc<AtomicBool>,
+    fn product(json: &str) -> Product {
+        product_from_item(&item_from_json(json).unwrap()).unwrap()
     }
 
-    impl ProductStore for CountingStore {
+    /// A store that counts reads, can fail, can be updated, and can hold a read back
+    /// until the test opens its gate (to interleave a read with a write).
+    #[derive(Clone, Default)]
+    struct FakeStore {
+        products: Arc<Mutex<HashMap<String, Product>>>,
+        reads: Arc<AtomicUsize>,
+        failing: Arc<AtomicBool>,
+        delay: Duration,
+        gate: Option<Arc<Notify>>,
+    }
+
+    impl FakeStore {
+        fn with(products: &[&str]) -> Self {
+            let store = Self::default();
+            for json in products {
+                store.put(json);
+            }
+            store
+        }
+
+        fn put(&self, json: &str) {
+            let product = product(json);
+            let id = item_from_json(json).unwrap().get("productId").cloned();
+            let Some(serde_dynamo::AttributeValue::S(id)) = id else {
+                panic!("no id")
+            };
+            self.products.lock().unwrap().insert(id, product);
+        }
+
+        fn reads(&self) -> usize {
+            self.reads.load(Ordering::SeqCst)
+        }
+    }
+
+    impl ProductStore for FakeStore {
         async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
             self.reads.fetch_add(1, Ordering::SeqCst);
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("table down".into()));
             }
-            self.inner.get(id).await
+            // What the table says now...
+            let found = self.products.lock().unwrap().get(id.as_str()).cloned();
+            // ...arrives later.
+            if let Some(gate) = &self.gate {
+                gate.notified().await;
+            }
+            tokio::time::sleep(self.delay).await;
+            Ok(found)
         }
     }
 
-    /// A cache that fails every call, like Redis that is down.
-    struct BrokenCache;
+    /// A cache that fails every call, like Redis that is down, counting the calls.
+    #[derive(Default)]
+    struct BrokenCache {
+        calls: AtomicUsize,
+    }
+
+    impl BrokenCache {
+        fn fail<T>(&self, op: &'static str) -> Result<T, CacheError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Err(CacheError::new(op, "connection refused"))
+        }
+    }
 
     impl Cache for BrokenCache {
         async fn get(&self, _: &str) -> Result<Option<Bytes>, CacheError> {
-            Err(CacheError::new("GET", "connection refused"))
+            self.fail("GET")
         }
         async fn set(&self, _: &str, _: Bytes, _: Duration) -> Result<(), CacheError> {
-            Err(CacheError::new("SET", "connection refused"))
+            self.fail("SET")
+        }
+        async fn set_if_absent(&self, _: &str, _: Bytes, _: Duration) -> Result<bool, CacheError> {
+            self.fail("SET NX")
+        }
+        async fn replace_if_equals(
+            &self,
+            _: &str,
+            _: Bytes,
+            _: Bytes,
+            _: Duration,
+        ) -> Result<bool, CacheError> {
+            self.fail("EVAL")
         }
         async fn delete(&self, _: &str) -> Result<(), CacheError> {
-            Err(CacheError::new("DEL", "connection refused"))
-        }
-    }
-
-    fn store() -> CountingStore {
-        let catalog =
-            r#"[{"productId":"p1","name":"Lamp","price":12345678901234567890.123456789}]"#;
-        CountingStore {
-            inner: Arc::new(MemoryStore::from_json_array(catalog).unwrap()),
-            ..Default::default()
+            self.fail("DEL")
         }
     }
 
@@ -190,12 +394,14 @@ mod tests {
         ProductId::parse(raw).unwrap()
     }
 
-    const P1: &str = r#"{"name":"Lamp","price":12345678901234567890.123456789,"productId":"p1"}"#;
+    async fn cached(service: &ProductService<MemoryCache, FakeStore>, key: &str) -> Option<Bytes> {
+        service.cache().get(key).await.unwrap()
+    }
 
     #[tokio::test]
     async fn a_miss_reads_the_table_and_fills_the_cache_then_hits() {
         // GIVEN an empty cache
-        let store = store();
+        let store = FakeStore::with(&[P1]);
         let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
         // WHEN the product is read twice
         let first = service.get(&id("p1")).await.unwrap();
@@ -206,16 +412,16 @@ mod tests {
         assert_eq!(first.product.body().as_ref(), P1.as_bytes());
         assert_eq!(second.product, first.product);
         assert_eq!(
-            service.cache().get("product:p1").await.unwrap().as_deref(),
+            cached(&service, "product:p1").await.as_deref(),
             Some(P1.as_bytes())
         );
-        assert_eq!(store.reads.load(Ordering::SeqCst), 1);
+        assert_eq!(store.reads(), 1);
     }
 
     #[tokio::test(start_paused = true)]
     async fn entries_live_for_the_ttl_then_the_table_is_read_again() {
         // GIVEN a filled cache
-        let store = store();
+        let store = FakeStore::with(&[P1]);
         let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
         service.get(&id("p1")).await.unwrap();
         assert_eq!(service.cache().ttl("product:p1"), Some(TTL));
@@ -231,40 +437,180 @@ mod tests {
             service.get(&id("p1")).await.unwrap().cache,
             CacheStatus::Miss
         );
-        assert_eq!(store.reads.load(Ordering::SeqCst), 2);
+        assert_eq!(store.reads(), 2);
     }
 
-    #[tokio::test]
-    async fn unknown_ids_are_not_found_and_not_cached() {
-        let service = ProductService::new(MemoryCache::default(), store(), TTL);
-        let err = service.get(&id("nope")).await.unwrap_err();
-        assert!(
-            matches!(err, ServiceError::NotFound(ref missing) if missing == "nope"),
-            "{err:?}"
+    #[tokio::test(start_paused = true)]
+    async fn unknown_ids_are_remembered_for_the_negative_ttl() {
+        // GIVEN an id the table does not hold
+        let store = FakeStore::with(&[P1]);
+        let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
+        // WHEN it is asked for 100 times within 10 s
+        for _ in 0..100 {
+            let err = service.get(&id("nope")).await.unwrap_err();
+            assert!(
+                matches!(err, ServiceError::NotFound(ref missing) if missing == "nope"),
+                "{err:?}"
+            );
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        // THEN the table was read once, and the marker (not a product) sits under the key
+        assert_eq!(store.reads(), 1);
+        assert_eq!(
+            cached(&service, "product:nope").await.as_deref(),
+            Some(MISSING_MARKER)
         );
-        assert_eq!(service.cache().get("product:nope").await.unwrap(), None);
+        // AND after the negative TTL the table is asked again
+        tokio::time::advance(DEFAULT_NEGATIVE_TTL).await;
+        assert!(service.get(&id("nope")).await.is_err());
+        assert_eq!(store.reads(), 2);
     }
 
     #[tokio::test]
-    async fn a_broken_cache_degrades_to_the_table() {
+    async fn concurrent_misses_in_one_process_share_one_table_read() {
+        // GIVEN a slow table and a cold cache
+        let store = FakeStore {
+            delay: Duration::from_millis(30),
+            ..FakeStore::with(&[P1])
+        };
+        let service = Arc::new(ProductService::new(
+            MemoryCache::default(),
+            store.clone(),
+            TTL,
+        ));
+        // WHEN 64 requests for the product arrive at once
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..64 {
+            let service = Arc::clone(&service);
+            tasks.spawn(async move { service.get(&id("p1")).await.unwrap() });
+        }
+        let served = tasks.join_all().await;
+        // THEN they all get the product from a single read
+        assert!(
+            served
+                .iter()
+                .all(|s| s.product.body().as_ref() == P1.as_bytes())
+        );
+        assert_eq!(store.reads(), 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_across_processes_are_bounded_by_the_lease() {
+        // GIVEN four service instances (processes) sharing one cache, and a slow table
+        let store = FakeStore {
+            delay: Duration::from_millis(30),
+            ..FakeStore::with(&[P1])
+        };
+        let cache = MemoryCache::default();
+        let services: Vec<_> = (0..4)
+            .map(|_| Arc::new(ProductService::new(cache.clone(), store.clone(), TTL)))
+            .collect();
+        // WHEN 64 requests arrive at once, spread over them
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..64 {
+            let service = Arc::clone(&services[n % services.len()]);
+            tasks.spawn(async move { service.get(&id("p1")).await.unwrap() });
+        }
+        let served = tasks.join_all().await;
+        // THEN one reader filled and the others waited for its fill
+        assert!(
+            served
+                .iter()
+                .all(|s| s.product.body().as_ref() == P1.as_bytes())
+        );
+        assert!(store.reads() <= 2, "{} table reads", store.reads());
+    }
+
+    #[tokio::test]
+    async fn an_invalidation_during_a_fill_wins_over_the_stale_read() {
+        // GIVEN a reader whose table read returned v1 but has not reached the cache yet
+        let gate = Arc::new(Notify::new());
+        let store = FakeStore {
+            gate: Some(Arc::clone(&gate)),
+            ..FakeStore::with(&[P1])
+        };
+        let cache = MemoryCache::default();
+        let service = Arc::new(ProductService::new(cache.clone(), store.clone(), TTL));
+        let reader = tokio::spawn({
+            let service = Arc::clone(&service);
+            async move { service.get(&id("p1")).await.unwrap() }
+        });
+        while store.reads() == 0 {
+            tokio::task::yield_now().await;
+        }
+        // WHEN the item is updated and the stream invalidator applies the change
+        store.put(P1_V2);
+        let invalidator = Invalidator::new(cache.clone(), TTL, DEFAULT_NEGATIVE_TTL);
+        invalidator
+            .apply(&Change::Refresh(id("p1"), product(P1_V2)))
+            .await
+            .unwrap();
+        // AND only then the slow reader finishes its fill
+        gate.notify_one();
+        let stale = reader.await.unwrap();
+        assert_eq!(
+            stale.product.body().as_ref(),
+            P1.as_bytes(),
+            "the reader answers what it read"
+        );
+        // THEN the cache holds the new version, not the stale one
+        assert_eq!(
+            cache.get("product:p1").await.unwrap().as_deref(),
+            Some(P1_V2.as_bytes())
+        );
+        let next = service.get(&id("p1")).await.unwrap();
+        assert_eq!(
+            (next.cache, next.product.body().as_ref()),
+            (CacheStatus::Hit, P1_V2.as_bytes())
+        );
+    }
+
+    #[tokio::test]
+    async fn an_insert_clears_the_negative_marker() {
+        let store = FakeStore::with(&[]);
+        let cache = MemoryCache::default();
+        let service = ProductService::new(cache.clone(), store.clone(), TTL);
+        assert!(service.get(&id("p1")).await.is_err());
+        store.put(P1);
+        Invalidator::new(cache, TTL, DEFAULT_NEGATIVE_TTL)
+            .apply(&Change::Refresh(id("p1"), product(P1)))
+            .await
+            .unwrap();
+        assert_eq!(
+            service.get(&id("p1")).await.unwrap().cache,
+            CacheStatus::Hit
+        );
+        assert_eq!(store.reads(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_broken_cache_degrades_to_the_table_and_the_breaker_stops_calling_it() {
         // GIVEN a cache that fails every call
-        let store = store();
-        let service = ProductService::new(BrokenCache, store.clone(), TTL);
-        // WHEN a product is read THEN it is served from the table, marked BYPASS
-        let served = service.get(&id("p1")).await.unwrap();
-        assert_eq!(served.cache, CacheStatus::Bypass);
-        assert_eq!(served.product.body().as_ref(), P1.as_bytes());
+        let store = FakeStore::with(&[P1]);
+        let service = ProductService::new(BrokenCache::default(), store.clone(), TTL);
+        // WHEN products are read THEN they are served from the table, marked BYPASS
+        for _ in 0..20 {
+            let served = service.get(&id("p1")).await.unwrap();
+            assert_eq!(served.cache, CacheStatus::Bypass);
+            assert_eq!(served.product.body().as_ref(), P1.as_bytes());
+        }
         // AND unknown ids are still plain 404s
         assert!(matches!(
             service.get(&id("nope")).await,
             Err(ServiceError::NotFound(_))
         ));
+        // AND the breaker stopped paying for cache calls after a few failures
+        assert_eq!(
+            service.cache().calls.load(Ordering::SeqCst),
+            FAILURE_THRESHOLD as usize
+        );
+        assert!(service.cache_bypassed());
     }
 
     #[tokio::test]
     async fn a_failing_table_is_an_error_but_cached_products_are_still_served() {
         // GIVEN p1 cached, then the table fails
-        let store = store();
+        let store = FakeStore::with(&[P1]);
         let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
         service.get(&id("p1")).await.unwrap();
         store.failing.store(true, Ordering::SeqCst);
@@ -282,7 +628,7 @@ mod tests {
     #[tokio::test]
     async fn a_corrupt_entry_is_a_miss_and_is_repaired() {
         // GIVEN garbage under the product's key
-        let store = store();
+        let store = FakeStore::with(&[P1]);
         let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
         service
             .cache()
@@ -295,12 +641,30 @@ mod tests {
             CacheStatus::Miss
         );
         assert_eq!(
-            service.cache().get("product:p1").await.unwrap().as_deref(),
+            cached(&service, "product:p1").await.as_deref(),
             Some(P1.as_bytes())
         );
         assert_eq!(
             service.get(&id("p1")).await.unwrap().cache,
             CacheStatus::Hit
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lease_left_by_a_dead_reader_does_not_block_reads() {
+        // GIVEN a lease nobody will ever replace
+        let store = FakeStore::with(&[P1]);
+        let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
+        service
+            .cache()
+            .set("product:p1", CacheEntry::new_lease(), LEASE_TTL)
+            .await
+            .unwrap();
+        // WHEN read THEN the product is served from the table after a short wait
+        let served = service.get(&id("p1")).await.unwrap();
+        assert_eq!(
+            (served.cache, served.product.body().as_ref()),
+            (CacheStatus::Miss, P1.as_bytes())
         );
     }
 }

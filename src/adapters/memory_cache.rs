@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use moka::ops::compute::{CompResult, Op};
 use tokio::time::Instant;
 
 use crate::error::CacheError;
@@ -68,6 +69,54 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let now = Instant::now();
+        let result = self
+            .entries
+            .entry_by_ref(key)
+            .and_compute_with(|current| match current {
+                Some(entry) if entry.value().expires_at > now => Op::Nop,
+                _ => Op::Put(Entry {
+                    value,
+                    expires_at: now + ttl,
+                }),
+            });
+        Ok(matches!(
+            result,
+            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
+        ))
+    }
+
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let now = Instant::now();
+        let result = self
+            .entries
+            .entry_by_ref(key)
+            .and_compute_with(|current| match current {
+                Some(entry)
+                    if entry.value().expires_at > now && entry.value().value == expected =>
+                {
+                    Op::Put(Entry {
+                        value,
+                        expires_at: now + ttl,
+                    })
+                }
+                _ => Op::Nop,
+            });
+        Ok(matches!(result, CompResult::ReplacedWith(_)))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         self.entries.invalidate(key);
         Ok(())
@@ -96,6 +145,39 @@ mod tests {
         // WHEN the TTL has passed THEN it is gone
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(cache.get("k").await.unwrap(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn conditional_writes_behave_like_redis() {
+        let cache = MemoryCache::default();
+        let ttl = Duration::from_secs(3);
+        let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
+        // SET NX: only when absent (or expired)
+        assert!(cache.set_if_absent("k", a.clone(), ttl).await.unwrap());
+        assert!(!cache.set_if_absent("k", b.clone(), ttl).await.unwrap());
+        tokio::time::advance(ttl).await;
+        assert!(cache.set_if_absent("k", b.clone(), ttl).await.unwrap());
+        // compare-and-set: only when the value is still the expected one
+        assert!(
+            !cache
+                .replace_if_equals("k", a.clone(), a.clone(), ttl)
+                .await
+                .unwrap()
+        );
+        assert!(
+            cache
+                .replace_if_equals("k", b.clone(), a.clone(), ttl)
+                .await
+                .unwrap()
+        );
+        assert_eq!(cache.get("k").await.unwrap(), Some(a.clone()));
+        assert!(
+            !cache
+                .replace_if_equals("absent", a.clone(), b, ttl)
+                .await
+                .unwrap()
+        );
+        assert_eq!(cache.get("absent").await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -40,6 +40,31 @@ impl Cache for AnyCache {
         }
     }
 
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        match self {
+            Self::Redis(cache) => cache.set_if_absent(key, value, ttl).await,
+            Self::Memory(cache) => cache.set_if_absent(key, value, ttl).await,
+        }
+    }
+
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        match self {
+            Self::Redis(cache) => cache.replace_if_equals(key, expected, value, ttl).await,
+            Self::Memory(cache) => cache.replace_if_equals(key, expected, value, ttl).await,
+        }
+    }
+
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         match self {
             Self::Redis(cache) => cache.delete(key).await,

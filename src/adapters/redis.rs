@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{ClientLike, Error as FredError, KeysInterface, ReconnectPolicy};
-use fred::types::Expiration;
+use fred::prelude::{ClientLike, Error as FredError, KeysInterface, LuaInterface, ReconnectPolicy};
 use fred::types::config::{Config as FredConfig, TcpConfig, UnresponsiveConfig};
+use fred::types::{Expiration, SetOptions, Value};
 
 use crate::config::RedisUrl;
 use crate::error::CacheError;
@@ -84,9 +84,18 @@ impl RedisCache {
     }
 }
 
-fn ttl_seconds(ttl: Duration) -> i64 {
-    // Config bounds TTLs to 30 days, but never send EX 0 (an error in Redis).
-    i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1)
+/// Compare-and-set for one key: replace the value only if it is still ours. Single-key,
+/// so it runs unchanged on a cluster.
+const REPLACE_IF_EQUALS: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0";
+
+fn ttl_millis(ttl: Duration) -> i64 {
+    // Config bounds TTLs to 30 days, but never send PX 0 (an error in Redis).
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
 impl Cache for RedisCache {
@@ -98,16 +107,46 @@ impl Cache for RedisCache {
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        let expiry = Some(Expiration::PX(ttl_millis(ttl)));
         self.pool
-            .set::<(), _, _>(
-                key,
-                value,
-                Some(Expiration::EX(ttl_seconds(ttl))),
-                None,
-                false,
-            )
+            .set::<(), _, _>(key, value, expiry, None, false)
             .await
             .map_err(|err| CacheError::new("SET", err))
+    }
+
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let expiry = Some(Expiration::PX(ttl_millis(ttl)));
+        let reply: Option<String> = self
+            .pool
+            .set(key, value, expiry, Some(SetOptions::NX), false)
+            .await
+            .map_err(|err| CacheError::new("SET NX", err))?;
+        Ok(reply.is_some())
+    }
+
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let args = vec![
+            Value::Bytes(expected),
+            Value::Bytes(value),
+            Value::Integer(ttl_millis(ttl)),
+        ];
+        let replaced: i64 = self
+            .pool
+            .eval(REPLACE_IF_EQUALS, key, args)
+            .await
+            .map_err(|err| CacheError::new("EVAL", err))?;
+        Ok(replaced == 1)
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {

@@ -114,20 +114,17 @@ async fn every_dynamodb_type_is_served_as_plain_json_with_exact_numbers() {
 }
 
 #[tokio::test]
-async fn unknown_ids_are_404_and_leave_no_key() {
+async fn unknown_ids_are_404_and_remembered_for_the_negative_ttl() {
     let redis = RedisServer::start();
     let table = sample_table().await;
-    let api = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let api = app::build(&config(&redis.url(), table.table())).await.unwrap();
     assert_eq!(get(&api, "missing-1").await.status(), StatusCode::NOT_FOUND);
-    let exists: i64 = redis
-        .client()
-        .await
-        .exists("product:missing-1")
-        .await
-        .unwrap();
-    assert_eq!(exists, 0);
+    let client = redis.client().await;
+    let marker: Bytes = client.get("product:missing-1").await.unwrap();
+    assert_eq!(marker.as_ref(), b"!missing");
+    let ttl: i64 = client.ttl("product:missing-1").await.unwrap();
+    assert!((25..=30).contains(&ttl), "TTL {ttl}");
+    assert_eq!(get(&api, "missing-1").await.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -1,0 +1,133 @@
+//! A small circuit breaker for the cache. After a few consecutive failures the cache is
+//! skipped for a cool-down (requests go straight to the table instead of each paying
+//! the Redis timeout); then one probe request is let through, and its success closes
+//! the breaker again.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Consecutive failures that open the breaker.
+pub const FAILURE_THRESHOLD: u32 = 3;
+/// How long an open breaker skips the cache before probing.
+pub const COOL_DOWN: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
+    /// One probe is out; everyone else still skips the cache.
+    Probing,
+}
+
+/// Thread-safe; one per cache.
+#[derive(Debug)]
+pub struct Breaker {
+    state: Mutex<State>,
+}
+
+impl Default for Breaker {
+    fn default() -> Self {
+        Self {
+            state: Mutex::new(State::Closed { failures: 0 }),
+        }
+    }
+}
+
+impl Breaker {
+    /// Whether this caller may use the cache now.
+    pub fn allow(&self) -> bool {
+        let mut state = self.lock();
+        match *state {
+            State::Closed { .. } => true,
+            State::Open { until } if Instant::now() >= until => {
+                *state = State::Probing;
+                true
+            }
+            State::Open { .. } | State::Probing => false,
+        }
+    }
+
+    pub fn record_success(&self) {
+        *self.lock() = State::Closed { failures: 0 };
+    }
+
+    pub fn record_failure(&self) {
+        let mut state = self.lock();
+        *state = match *state {
+            State::Closed { failures } if failures + 1 < FAILURE_THRESHOLD => State::Closed {
+                failures: failures + 1,
+            },
+            _ => State::Open {
+                until: Instant::now() + COOL_DOWN,
+            },
+        };
+    }
+
+    /// Whether the cache is being skipped.
+    pub fn is_open(&self) -> bool {
+        !matches!(*self.lock(), State::Closed { .. })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is a plain value; a panic elsewhere cannot leave it half-written.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_consecutive_failures_and_closes_after_a_good_probe() {
+        let breaker = Breaker::default();
+        // GIVEN failures below the threshold THEN it stays closed
+        for _ in 1..FAILURE_THRESHOLD {
+            assert!(breaker.allow());
+            breaker.record_failure();
+        }
+        assert!(!breaker.is_open());
+        // WHEN one more fails THEN the cache is skipped for the cool-down
+        breaker.record_failure();
+        assert!(!breaker.allow());
+        tokio::time::advance(COOL_DOWN - Duration::from_millis(1)).await;
+        assert!(!breaker.allow());
+        // THEN exactly one probe goes through
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(breaker.allow());
+        assert!(!breaker.allow());
+        // AND its success closes the breaker
+        breaker.record_success();
+        assert!(breaker.allow() && breaker.allow());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_reopens_at_once() {
+        let breaker = Breaker::default();
+        for _ in 0..FAILURE_THRESHOLD {
+            breaker.record_failure();
+        }
+        tokio::time::advance(COOL_DOWN).await;
+        assert!(breaker.allow());
+        breaker.record_failure();
+        assert!(!breaker.allow());
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let breaker = Breaker::default();
+        for _ in 0..10 {
+            breaker.record_failure();
+            breaker.record_success();
+        }
+        assert!(!breaker.is_open());
+    }
+}

@@ -1,0 +1,266 @@
+//! Hostile input, through the Lambda path (event JSON -> `runtime::handle_event`) and
+//! through plain HTTP requests: never a panic, never a 5xx, never a key outside
+//! `product:`. Includes a bounded, seeded fuzz loop and property tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Context, LambdaEvent};
+use product_catalog::adapters::{MemoryCache, MemoryStore};
+use product_catalog::domain::ProductId;
+use product_catalog::http::Api;
+use product_catalog::ports::Cache;
+use product_catalog::runtime::{LambdaReply, handle_event};
+use product_catalog::service::ProductService;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+/// A cache that records every key it is asked about, in front of a real one.
+#[derive(Default, Clone)]
+struct KeyRecorder {
+    inner: MemoryCache,
+    keys: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl KeyRecorder {
+    fn note(&self, key: &str) {
+        self.keys.lock().unwrap().push(key.to_owned());
+    }
+}
+
+impl Cache for KeyRecorder {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, product_catalog::error::CacheError> {
+        self.note(key);
+        self.inner.get(key).await
+    }
+    async fn set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), product_catalog::error::CacheError> {
+        self.note(key);
+        self.inner.set(key, value, ttl).await
+    }
+    async fn set_if_absent(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, product_catalog::error::CacheError> {
+        self.note(key);
+        self.inner.set_if_absent(key, value, ttl).await
+    }
+    async fn replace_if_equals(
+        &self,
+        key: &str,
+        expected: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, product_catalog::error::CacheError> {
+        self.note(key);
+        self.inner
+            .replace_if_equals(key, expected, value, ttl)
+            .await
+    }
+    async fn delete(&self, key: &str) -> Result<(), product_catalog::error::CacheError> {
+        self.note(key);
+        self.inner.delete(key).await
+    }
+}
+
+fn api() -> Api<KeyRecorder, MemoryStore> {
+    Api::new(
+        ProductService::new(
+            KeyRecorder::default(),
+            MemoryStore::sample().unwrap(),
+            Duration::from_secs(300),
+        ),
+        60,
+    )
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+async fn invoke(api: &Api<KeyRecorder, MemoryStore>, event: &Value) -> Value {
+    let payload: LambdaRequest =
+        serde_json::from_value(event.clone()).expect("an API Gateway event");
+    let reply: LambdaReply = handle_event(api, LambdaEvent::new(payload, Context::default())).await;
+    serde_json::to_value(&reply).unwrap()
+}
+
+fn status(reply: &Value) -> u64 {
+    reply["statusCode"].as_u64().unwrap()
+}
+
+fn assert_keys_stay_in_namespace(api: &Api<KeyRecorder, MemoryStore>) {
+    for key in api.service().cache().keys.lock().unwrap().iter() {
+        assert!(key.starts_with("product:"), "key outside product: {key:?}");
+        assert!(
+            key.len() <= "product:".len() + 256,
+            "key too long: {}",
+            key.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn events_that_make_lambda_http_panic_get_400() {
+    let api = api();
+    let long_path = format!("/product/{}", "a".repeat(100_000));
+    let mut cases = Vec::new();
+    for host in ["exa mple.com", "h:99999", "[::1", "a/b", "x y:1"] {
+        let mut event = fixture("apigw_rest_stage");
+        event["headers"]["Host"] = host.into();
+        event["multiValueHeaders"]["Host"] = json!([host]);
+        cases.push(event);
+        let mut event = fixture("function_url");
+        event["headers"]["host"] = host.into();
+        cases.push(event);
+    }
+    let mut event = fixture("function_url");
+    event["rawPath"] = long_path.clone().into();
+    cases.push(event);
+    let mut event = fixture("apigw_rest_stage");
+    event["path"] = long_path.into();
+    event["pathParameters"] = Value::Null;
+    cases.push(event);
+    let mut event = fixture("apigw_rest_stage");
+    event["headers"]["X-Forwarded-Proto"] = "ht tp".into();
+    event["multiValueHeaders"]["X-Forwarded-Proto"] = json!(["ht tp"]);
+    cases.push(event);
+
+    for event in cases {
+        let reply = invoke(&api, &event).await;
+        let code = status(&reply);
+        assert!(
+            (200..500).contains(&code),
+            "{code} for {}",
+            &event.to_string()[..200.min(event.to_string().len())]
+        );
+    }
+    let reply = invoke(&api, &{
+        let mut event = fixture("function_url");
+        event["headers"]["host"] = "exa mple.com".into();
+        event
+    })
+    .await;
+    assert_eq!(status(&reply), 400);
+    let body: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["error"], "bad_request");
+    assert_keys_stay_in_namespace(&api);
+}
+
+#[tokio::test]
+async fn hostile_ids_through_every_event_shape() {
+    let api = api();
+    let ids = [
+        "a".repeat(10_000),
+        "\r\nSET product:x 1\r\n".to_owned(),
+        "*".to_owned(),
+        "../../etc/passwd".to_owned(),
+        "product:P-10001".to_owned(),
+        "{\"productId\":1}".to_owned(),
+        "\u{202e}\u{feff}🦀".to_owned(),
+        "%00".to_owned(),
+        " ".to_owned(),
+    ];
+    for id in &ids {
+        let mut rest = fixture("apigw_rest_stage");
+        rest["pathParameters"]["productId"] = id.clone().into();
+        let encoded = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+            .to_string();
+        let mut url = fixture("function_url");
+        url["rawPath"] = format!("/product/{encoded}").into();
+        for event in [rest, url] {
+            let code = status(&invoke(&api, &event).await);
+            assert!(matches!(code, 200 | 400 | 404), "{code} for {id:?}");
+        }
+    }
+    assert_keys_stay_in_namespace(&api);
+}
+
+/// Random methods and paths from a fixed seed: bounded, repeatable.
+#[tokio::test]
+async fn seeded_fuzz_of_methods_and_paths() {
+    let api = api();
+    let mut rng = fastrand::Rng::with_seed(0x5EED_2026);
+    let methods = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT", "get",
+        "BREW",
+    ];
+    let alphabet: Vec<char> =
+        "abcXYZ019/%.*+-_ ~?#&=:;@!$'()[]{}|\\^`\"<>\u{0}\u{7f}\u{85}é東🦀\r\n\t"
+            .chars()
+            .collect();
+    for round in 0..3_000 {
+        let len = rng.usize(0..40);
+        let tail: String = (0..len)
+            .map(|_| alphabet[rng.usize(..alphabet.len())])
+            .collect();
+        let path = match rng.u8(0..4) {
+            0 => tail.clone(),
+            1 => format!("/{tail}"),
+            _ => format!("/product/{tail}"),
+        };
+        let method = methods[rng.usize(..methods.len())];
+        let mut event = if round % 2 == 0 {
+            fixture("function_url")
+        } else {
+            fixture("apigw_http_v2_default_route_stage")
+        };
+        event["rawPath"] = path.clone().into();
+        event["requestContext"]["http"]["method"] = method.into();
+        if let Ok(payload) = serde_json::from_value::<LambdaRequest>(event.clone()) {
+            let reply = handle_event(&api, LambdaEvent::new(payload, Context::default())).await;
+            let reply = serde_json::to_value(&reply).unwrap();
+            let code = status(&reply);
+            assert!((200..500).contains(&code), "{code} for {method} {path:?}");
+        }
+        // The same through a plain request, when it is a valid one.
+        if let Ok(request) = http::Request::builder().method(method).uri(&path).body(()) {
+            let code = api.handle(&request).await.status().as_u16();
+            assert!((200..500).contains(&code), "{code} for {method} {path:?}");
+        }
+    }
+    assert_keys_stay_in_namespace(&api);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn id_parsing_accepts_exactly_the_contract(raw in "\\PC{0,80}|.{0,300}") {
+        match ProductId::parse(&raw) {
+            Ok(id) => {
+                prop_assert!(!raw.is_empty() && raw.len() <= 256);
+                prop_assert!(!raw.chars().any(char::is_control) && !raw.contains('/'));
+                prop_assert_eq!(id.cache_key(), format!("product:{raw}"));
+            }
+            Err(_) => prop_assert!(raw.is_empty() || raw.len() > 256 || raw.chars().any(char::is_control) || raw.contains('/')),
+        }
+    }
+
+    #[test]
+    fn any_event_path_gets_a_4xx_or_200(path in "(/product/)?[ -~\u{80}-\u{10ffff}]{0,64}", method in "[A-Z]{1,8}") {
+        static SHARED: std::sync::LazyLock<(tokio::runtime::Runtime, Api<KeyRecorder, MemoryStore>, Value)> =
+            std::sync::LazyLock::new(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                (runtime, api(), fixture("function_url"))
+            });
+        let (runtime, api, template) = &*SHARED;
+        let mut event = template.clone();
+        event["rawPath"] = path.clone().into();
+        event["requestContext"]["http"]["method"] = method.into();
+        if let Ok(payload) = serde_json::from_value::<LambdaRequest>(event) {
+            let reply = runtime.block_on(handle_event(api, LambdaEvent::new(payload, Context::default())));
+            let code = serde_json::to_value(&reply).unwrap()["statusCode"].as_u64().unwrap();
+            prop_assert!((200..500).contains(&code), "{} for {:?}", code, path);
+        }
+    }
+}
