@@ -132,3 +132,189 @@ impl<C: Cache> Invalidator<C> {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::adapters::MemoryCache;
+
+    const TTL: Duration = Duration::from_secs(300);
+
+    fn template() -> serde_json::Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/dynamodb_stream.json"
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    /// A batch of records built from the fixture: (event name, id, name attribute).
+    fn event(records: &[(&str, &str, &str)]) -> Event {
+        let template = template()["Records"][0].clone();
+        let records: Vec<_> = records
+            .iter()
+            .enumerate()
+            .map(|(n, (event_name, id, name))| {
+                let mut record = template.clone();
+                record["eventName"] = (*event_name).into();
+                record["dynamodb"]["Keys"]["productId"]["S"] = (*id).into();
+                record["dynamodb"]["NewImage"]["productId"]["S"] = (*id).into();
+                record["dynamodb"]["NewImage"]["name"]["S"] = (*name).into();
+                record["dynamodb"]["SequenceNumber"] = format!("{}", 1000 + n).into();
+                if *event_name == "REMOVE" {
+                    record["dynamodb"]["NewImage"] = serde_json::Value::Null;
+                }
+                record
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+    }
+
+    async fn cached(cache: &MemoryCache, key: &str) -> Option<String> {
+        cache
+            .get(key)
+            .await
+            .unwrap()
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_modify_refreshes_with_the_bytes_a_miss_would_store() {
+        let invalidator = Invalidator::new(MemoryCache::default(), TTL, Duration::from_secs(30));
+        let response = invalidator
+            .handle(&serde_json::from_value(template()).unwrap())
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(
+            cached(invalidator.cache(), "product:P-10001")
+                .await
+                .as_deref(),
+            Some(
+                r#"{"name":"Lamp","price":12345678901234567890.123456789,"productId":"P-10001","tags":["eco"]}"#
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn records_apply_in_order_and_the_last_one_wins() {
+        let invalidator = Invalidator::new(MemoryCache::default(), TTL, Duration::from_secs(30));
+        invalidator
+            .handle(&event(&[
+                ("INSERT", "a", "v1"),
+                ("MODIFY", "a", "v2"),
+                ("MODIFY", "b", "b1"),
+                ("REMOVE", "b", ""),
+            ]))
+            .await;
+        assert!(
+            cached(invalidator.cache(), "product:a")
+                .await
+                .unwrap()
+                .contains(r#""name":"v2""#)
+        );
+        assert_eq!(
+            cached(invalidator.cache(), "product:b").await.as_deref(),
+            Some("!missing")
+        );
+        // Redelivery of the same batch changes nothing.
+        invalidator
+            .handle(&event(&[
+                ("INSERT", "a", "v1"),
+                ("MODIFY", "a", "v2"),
+                ("MODIFY", "b", "b1"),
+                ("REMOVE", "b", ""),
+            ]))
+            .await;
+        assert!(
+            cached(invalidator.cache(), "product:a")
+                .await
+                .unwrap()
+                .contains(r#""name":"v2""#)
+        );
+    }
+
+    #[tokio::test]
+    async fn records_without_a_servable_id_are_skipped() {
+        let invalidator = Invalidator::new(MemoryCache::default(), TTL, Duration::from_secs(30));
+        let response = invalidator
+            .handle(&event(&[("MODIFY", "a/b", "x"), ("MODIFY", "ok", "y")]))
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert!(cached(invalidator.cache(), "product:ok").await.is_some());
+        assert!(cached(invalidator.cache(), "product:a/b").await.is_none());
+    }
+
+    /// Fails the `fail_at`-th write (1-based), counting writes.
+    struct FlakyCache {
+        writes: AtomicUsize,
+        fail_at: usize,
+        inner: MemoryCache,
+    }
+
+    impl Cache for FlakyCache {
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+            self.inner.get(key).await
+        }
+        async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+            if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
+                return Err(CacheError::new("SET", "timed out"));
+            }
+            self.inner.set(key, value, ttl).await
+        }
+        async fn set_if_absent(
+            &self,
+            key: &str,
+            value: Bytes,
+            ttl: Duration,
+        ) -> Result<bool, CacheError> {
+            self.inner.set_if_absent(key, value, ttl).await
+        }
+        async fn replace_if_equals(
+            &self,
+            k: &str,
+            e: Bytes,
+            v: Bytes,
+            ttl: Duration,
+        ) -> Result<bool, CacheError> {
+            self.inner.replace_if_equals(k, e, v, ttl).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), CacheError> {
+            self.inner.delete(key).await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_first_failed_record_is_reported_and_nothing_after_it_is_applied() {
+        let cache = FlakyCache {
+            writes: AtomicUsize::new(0),
+            fail_at: 2,
+            inner: MemoryCache::default(),
+        };
+        let invalidator = Invalidator::new(cache, TTL, Duration::from_secs(30));
+        let response = invalidator
+            .handle(&event(&[
+                ("MODIFY", "a", "1"),
+                ("MODIFY", "b", "2"),
+                ("MODIFY", "c", "3"),
+            ]))
+            .await;
+        let failed: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap())
+            .collect();
+        assert_eq!(failed, ["1001"]);
+        assert!(
+            cached(&invalidator.cache().inner, "product:a")
+                .await
+                .is_some()
+        );
+        assert!(
+            cached(&invalidator.cache().inner, "product:c")
+                .await
+                .is_none()
+        );
+    }
+}

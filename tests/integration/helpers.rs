@@ -36,17 +36,32 @@ pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(|_, _| Vec::new())
+    }
+
+    /// Starts with extra arguments, given the port and the server's own folder (TLS,
+    /// AUTH, cluster settings). With `--port 0` in them, `port` is the TLS port.
+    pub fn start_with(extra: impl FnOnce(u16, &Path) -> Vec<String>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let extra = extra(port, dir.path());
         let mut server = Self {
-            port: free_port(),
+            port,
             child: None,
-            dir: tempfile::tempdir().unwrap(),
+            dir,
+            extra,
         };
         server.restart();
         server
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn url(&self) -> String {
@@ -58,8 +73,10 @@ impl RedisServer {
         assert!(self.child.is_none(), "already running");
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--logfile", "redis.log"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -131,11 +148,11 @@ pub async fn sample_table() -> DynamoStore {
 }
 
 /// Environment for a `product-api` process using these services.
-pub fn service_env(redis: &RedisServer, table: &DynamoStore) -> Vec<(String, String)> {
+pub fn service_env(redis_url: &str, table: &DynamoStore) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("AWS_"))
         .collect();
-    env.push(("REDIS_URL".into(), redis.url()));
+    env.push(("REDIS_URL".into(), redis_url.to_owned()));
     env.push(("TABLE_NAME".into(), table.table().to_owned()));
     env.push(("RUST_LOG".into(), "warn".into()));
     env
@@ -149,4 +166,75 @@ pub fn emf_sum(stdout: &str, metric: &str) -> f64 {
         .filter(|doc| doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ProductCatalog")
         .filter_map(|doc| doc[metric].as_f64())
         .sum()
+}
+
+/// A DynamoDB emulator of the test's own, for tests that stop it.
+pub struct Emulator {
+    pub endpoint: String,
+    child: Child,
+}
+
+impl Emulator {
+    pub fn start() -> Self {
+        let cli = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tools/emulator/node_modules/dynalite/cli.js");
+        assert!(
+            cli.exists(),
+            "dynalite is not installed: run `make test` (scripts/install-tools.sh installs it)"
+        );
+        let port = free_port();
+        let child = Command::new("node")
+            .arg(cli)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--createTableMs",
+                "0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node must be on PATH to run the DynamoDB emulator");
+        wait_for_port(port, "dynalite");
+        Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+
+    /// A store on a fresh table in this emulator, loaded with the sample catalog.
+    pub async fn sample_table(&self) -> DynamoStore {
+        let config = aws_sdk_dynamodb::config::Builder::from(
+            &product_catalog::adapters::dynamo::sdk_config().await,
+        )
+        .endpoint_url(&self.endpoint)
+        .build();
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "Products");
+        store
+            .create_table()
+            .await
+            .expect("create a table in the emulator");
+        let catalog = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("data/products.json"),
+        )
+        .unwrap();
+        store
+            .load(items_from_json_array(&catalog).unwrap(), |_| {})
+            .await
+            .expect("load the sample catalog");
+        store
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

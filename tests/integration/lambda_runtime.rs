@@ -210,7 +210,7 @@ async fn lambda_mode_serves_rest_http_api_and_function_url_events() {
     let redis = RedisServer::start();
     let table = sample_table().await;
     let runtime = RuntimeApi::start().await;
-    let function = Function::spawn(&runtime, service_env(&redis, &table));
+    let function = Function::spawn(&runtime, service_env(&redis.url(), &table));
 
     // REST API with a stage: miss, then hit; Redis holds the served body.
     let rest = fixture("apigw_rest_stage");

@@ -18,7 +18,7 @@ async fn the_local_server_misses_then_hits_and_reports_emf() {
     let port = free_port();
     let mut child = Command::new(BINARY)
         .env_clear()
-        .envs(service_env(&redis, &table))
+        .envs(service_env(&redis.url(), &table))
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -4,6 +4,9 @@
 //! test with a message saying how to provide it.
 
 mod helpers;
+mod invalidator;
 mod lambda_runtime;
 mod local_server;
 mod read_path;
+mod reliability;
+mod tls_cluster;

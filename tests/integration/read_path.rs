@@ -117,7 +117,9 @@ async fn every_dynamodb_type_is_served_as_plain_json_with_exact_numbers() {
 async fn unknown_ids_are_404_and_remembered_for_the_negative_ttl() {
     let redis = RedisServer::start();
     let table = sample_table().await;
-    let api = app::build(&config(&redis.url(), table.table())).await.unwrap();
+    let api = app::build(&config(&redis.url(), table.table()))
+        .await
+        .unwrap();
     assert_eq!(get(&api, "missing-1").await.status(), StatusCode::NOT_FOUND);
     let client = redis.client().await;
     let marker: Bytes = client.get("product:missing-1").await.unwrap();

@@ -1,0 +1,128 @@
+//! The `cache-invalidator` binary on real Redis, with stream records for items written
+//! to the emulator, and the read path seeing the result.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use fred::prelude::KeysInterface;
+use product_catalog::app;
+use product_catalog::config::Config;
+use product_catalog::item::item_from_json;
+use serde_json::{Value, json};
+
+use crate::helpers::{RedisServer, sample_table};
+
+/// Runs the invalidator on one event, as the local (stdin) mode does.
+fn invalidate(redis: &RedisServer, event: &Value) -> Value {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cache-invalidator"))
+        .env_clear()
+        .env("REDIS_URL", redis.url())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(event.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn record(event_name: &str, id: &str, new_image: Option<&Value>, sequence: u32) -> Value {
+    json!({
+        "eventID": format!("event-{sequence}"),
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1795338000,
+            "Keys": {"productId": {"S": id}},
+            "NewImage": new_image,
+            "SequenceNumber": sequence.to_string(),
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES"
+        },
+        "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/Products/stream/2026-11-22T09:00:00.000"
+    })
+}
+
+#[tokio::test]
+async fn modify_and_remove_records_are_visible_on_the_next_get() {
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let vars = [
+        ("REDIS_URL", redis.url()),
+        ("TABLE_NAME", table.table().to_owned()),
+    ];
+    let config = Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let api = app::build(&config).await.unwrap();
+    let get = |id: &str| {
+        http::Request::get(format!("/product/{id}"))
+            .body(())
+            .unwrap()
+    };
+
+    // Cached old version.
+    assert_eq!(
+        api.handle(&get("P-10060")).await.headers()["x-cache"],
+        "MISS"
+    );
+
+    // The item changes in the table; its stream record reaches the invalidator.
+    let updated =
+        item_from_json(r#"{"productId":"P-10060","name":"Renamed","price":99.95,"stock":3}"#)
+            .unwrap();
+    table.put(updated.clone()).await.unwrap();
+    let image = serde_json::to_value(&updated).unwrap();
+    let reply = invalidate(
+        &redis,
+        &json!({"Records": [record("MODIFY", "P-10060", Some(&image), 1)]}),
+    );
+    assert_eq!(reply["batchItemFailures"], json!([]));
+
+    let after = api.handle(&get("P-10060")).await;
+    assert_eq!(after.headers()["x-cache"], "HIT");
+    assert_eq!(
+        after.body().as_ref(),
+        br#"{"name":"Renamed","price":99.95,"productId":"P-10060","stock":3}"#
+    );
+    // The refreshed bytes are exactly what a miss would store.
+    let _: i64 = redis.client().await.del("product:P-10060").await.unwrap();
+    let refilled = api.handle(&get("P-10060")).await;
+    assert_eq!(refilled.headers()["x-cache"], "MISS");
+    assert_eq!(refilled.body(), after.body());
+
+    // Removed: 404 at once, from the cache.
+    table
+        .delete(&product_catalog::domain::ProductId::parse("P-10060").unwrap())
+        .await
+        .unwrap();
+    invalidate(
+        &redis,
+        &json!({"Records": [record("REMOVE", "P-10060", None, 2)]}),
+    );
+    assert_eq!(api.handle(&get("P-10060")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn with_redis_down_the_first_record_is_reported_for_retry() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let image = json!({"productId": {"S": "x"}});
+    let event = json!({"Records": [record("MODIFY", "x", Some(&image), 41), record("MODIFY", "x", Some(&image), 42)]});
+    let reply = invalidate(&redis, &event);
+    assert_eq!(
+        reply["batchItemFailures"],
+        json!([{"itemIdentifier": "41"}])
+    );
+}

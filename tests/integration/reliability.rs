@@ -1,0 +1,253 @@
+//! Failures and load against real services: stampedes, negative caching, Redis killed
+//! under load, the table's emulator stopped, and the Lua compare-and-set on real Redis.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use product_catalog::adapters::{DynamoStore, RedisCache};
+use product_catalog::config::RedisUrl;
+use product_catalog::domain::{Product, ProductId};
+use product_catalog::error::StoreError;
+use product_catalog::http::Api;
+use product_catalog::ports::{Cache, ProductStore};
+use product_catalog::service::ProductService;
+
+use crate::helpers::{Emulator, RedisServer, free_port, sample_table, service_env, wait_for_port};
+
+/// Counts GetItem calls on the way to the real table.
+#[derive(Clone)]
+struct CountingStore {
+    inner: DynamoStore,
+    reads: Arc<AtomicUsize>,
+}
+
+impl ProductStore for CountingStore {
+    async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get(id).await
+    }
+}
+
+fn redis_cache(redis: &RedisServer) -> RedisCache {
+    RedisCache::connect(
+        &RedisUrl::try_from(redis.url()).unwrap(),
+        Duration::from_millis(200),
+        1,
+    )
+    .unwrap()
+}
+
+/// Four service instances with their own Redis connections, like four Lambda
+/// environments, in front of one counted table.
+async fn instances(
+    redis: &RedisServer,
+    table: &DynamoStore,
+) -> (
+    Vec<Arc<ProductService<RedisCache, CountingStore>>>,
+    Arc<AtomicUsize>,
+) {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let mut services = Vec::new();
+    for _ in 0..4 {
+        let cache = redis_cache(redis);
+        cache.wait_connected(Duration::from_secs(2)).await.unwrap();
+        let store = CountingStore {
+            inner: table.clone(),
+            reads: Arc::clone(&reads),
+        };
+        services.push(Arc::new(ProductService::new(
+            cache,
+            store,
+            Duration::from_secs(300),
+        )));
+    }
+    (services, reads)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_concurrent_cold_gets_make_at_most_two_get_items() {
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let (services, reads) = instances(&redis, &table).await;
+    let id = ProductId::parse("P-10042").unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..64 {
+        let (service, id) = (Arc::clone(&services[n % 4]), id.clone());
+        tasks.spawn(async move { service.get(&id).await.map(|served| served.product) });
+    }
+    let products = tasks.join_all().await;
+    assert!(
+        products
+            .iter()
+            .all(|p| p.as_ref().is_ok_and(|p| p == products[0].as_ref().unwrap()))
+    );
+    let get_items = reads.load(Ordering::SeqCst);
+    println!("64 concurrent cold GETs over 4 instances -> {get_items} GetItem calls");
+    assert!(get_items <= 2, "{get_items} GetItem calls");
+}
+
+#[tokio::test]
+async fn a_hundred_gets_of_a_missing_id_make_at_most_two_get_items() {
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let (services, reads) = instances(&redis, &table).await;
+    let id = ProductId::parse("no-such-product").unwrap();
+    let started = Instant::now();
+    for n in 0..100 {
+        assert!(services[n % 4].get(&id).await.is_err());
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let get_items = reads.load(Ordering::SeqCst);
+    println!("100 GETs of a missing id -> {get_items} GetItem calls");
+    assert!(get_items <= 2, "{get_items} GetItem calls");
+}
+
+#[tokio::test]
+async fn conditional_writes_on_real_redis() {
+    let redis = RedisServer::start();
+    let cache = redis_cache(&redis);
+    let ttl = Duration::from_secs(5);
+    let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
+    assert!(
+        cache
+            .set_if_absent("product:k", a.clone(), ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !cache
+            .set_if_absent("product:k", b.clone(), ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !cache
+            .replace_if_equals("product:k", b.clone(), b.clone(), ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        cache
+            .replace_if_equals("product:k", a.clone(), b.clone(), Duration::from_secs(300))
+            .await
+            .unwrap()
+    );
+    assert_eq!(cache.get("product:k").await.unwrap(), Some(b.clone()));
+    let client = redis.client().await;
+    let ttl: i64 = fred::prelude::KeysInterface::ttl(&client, "product:k")
+        .await
+        .unwrap();
+    assert!((295..=300).contains(&ttl), "{ttl}");
+    assert!(
+        !cache
+            .replace_if_equals("product:absent", a, b, Duration::from_secs(1))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_redis_under_load_costs_no_request() {
+    let mut redis = RedisServer::start();
+    let table = sample_table().await;
+    let port = free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_product-api"))
+        .env_clear()
+        .envs(service_env(&redis.url(), &table))
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "product-api");
+
+    // 2,000 requests over existing ids at concurrency 16; Redis is killed after 600.
+    let http = reqwest::Client::new();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (http, sent) = (http.clone(), Arc::clone(&sent));
+        workers.spawn(async move {
+            let mut results = Vec::new();
+            loop {
+                let n = sent.fetch_add(1, Ordering::SeqCst);
+                if n >= 2_000 {
+                    return results;
+                }
+                let url = format!("http://127.0.0.1:{port}/product/P-{}", 10001 + n % 200);
+                let started = Instant::now();
+                let status = http
+                    .get(url)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0);
+                results.push((status, started.elapsed()));
+            }
+        });
+    }
+    while sent.load(Ordering::SeqCst) < 600 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    redis.stop();
+    let results: Vec<_> = workers.join_all().await.into_iter().flatten().collect();
+    let failures = results
+        .iter()
+        .filter(|(status, _)| !(200..300).contains(status))
+        .count();
+    let slowest = results.iter().map(|(_, took)| *took).max().unwrap();
+    println!("2000 requests, Redis killed after 600: {failures} non-2xx, slowest {slowest:?}");
+    assert_eq!(results.len(), 2_000);
+    assert_eq!(failures, 0);
+    assert!(slowest < Duration::from_secs(1), "slowest {slowest:?}");
+
+    // Redis back: hits return within 10 s.
+    redis.restart();
+    let restarted = Instant::now();
+    let url = format!("http://127.0.0.1:{port}/product/P-10001");
+    loop {
+        let response = http.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        if response.headers()["x-cache"] == "HIT" {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(10),
+            "no hit within 10 s of the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("hits back {:?} after the restart", restarted.elapsed());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn with_the_table_stopped_cached_ids_are_served_and_others_get_503() {
+    let redis = RedisServer::start();
+    let mut emulator = Emulator::start();
+    let table = emulator.sample_table().await;
+    let cache = redis_cache(&redis);
+    let api = Api::new(
+        ProductService::new(cache, table, Duration::from_secs(300)),
+        60,
+    );
+    let get = |id: &str| {
+        http::Request::get(format!("/product/{id}"))
+            .body(())
+            .unwrap()
+    };
+    assert_eq!(api.handle(&get("P-10050")).await.status(), 200);
+
+    emulator.stop();
+    let cached = api.handle(&get("P-10050")).await;
+    assert_eq!(cached.status(), 200);
+    assert_eq!(cached.headers()["x-cache"], "HIT");
+    let started = Instant::now();
+    let uncached = api.handle(&get("P-10051")).await;
+    assert_eq!(uncached.status(), 503);
+    assert_eq!(uncached.headers()["retry-after"], "1");
+    println!("503 after {:?} with the table down", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
