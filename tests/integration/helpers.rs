@@ -93,6 +93,18 @@ impl RedisServer {
         }
     }
 
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server: connections stay open, replies stop.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+
     /// A plain client for looking at what the service wrote.
     pub async fn client(&self) -> fred::clients::Client {
         let client = Builder::from_config(FredConfig::from_url(&self.url()).unwrap())

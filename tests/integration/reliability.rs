@@ -251,3 +251,46 @@ async fn with_the_table_stopped_cached_ids_are_served_and_others_get_503() {
     println!("503 after {:?} with the table down", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn a_frozen_redis_costs_at_most_the_timeout_and_recovers_when_thawed() {
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let cache = RedisCache::connect(
+        &RedisUrl::try_from(redis.url()).unwrap(),
+        Duration::from_millis(50),
+        1,
+    )
+    .unwrap();
+    cache.wait_connected(Duration::from_secs(2)).await.unwrap();
+    let api = Api::new(
+        ProductService::new(cache, table, Duration::from_secs(300)),
+        60,
+    );
+    let get = || http::Request::get("/product/P-10080").body(()).unwrap();
+    assert_eq!(api.handle(&get()).await.headers()["x-cache"], "MISS");
+
+    redis.signal("-STOP");
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let started = Instant::now();
+        let response = api.handle(&get()).await;
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-cache"], "BYPASS");
+    }
+    println!("Redis frozen: slowest of 50 requests {slowest:?}");
+    assert!(slowest < Duration::from_millis(500), "{slowest:?}");
+    assert!(api.service().cache_bypassed(), "the breaker should be open");
+
+    redis.signal("-CONT");
+    let thawed = Instant::now();
+    while api.handle(&get()).await.headers()["x-cache"] != "HIT" {
+        assert!(
+            thawed.elapsed() < Duration::from_secs(10),
+            "no hit within 10 s of thawing"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("hits back {:?} after thawing", thawed.elapsed());
+}
