@@ -26,8 +26,12 @@ tools: ## Install what the tests need into git-ignored folders (DynamoDB emulato
 	scripts/install-tools.sh
 
 .PHONY: test
-test: tools ## Run every test: unit, HTTP contract, and integration against real Redis and the emulator
+test: tools terraform-checks ## Run every test: Terraform checks, unit, HTTP contract, integration against real Redis and the emulator
 	scripts/with-emulator.sh $(TEST_RUNNER) --all-targets
+
+.PHONY: terraform-checks
+terraform-checks: tools ## terraform fmt -check and checkov over terraform/ (structural checks are in tests/terraform.rs)
+	scripts/terraform-checks.sh
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no services
@@ -45,3 +49,37 @@ fmt: ## Format the code
 lint: ## Check formatting and clippy (warnings are errors)
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+
+# --- AWS -------------------------------------------------------------------------
+TF := terraform -chdir=terraform
+
+.PHONY: package
+package: ## Build both Lambda zips (x86_64) and check they load on provided.al2023
+	scripts/package.sh
+
+.PHONY: plan
+plan: package ## terraform init and plan (needs AWS credentials)
+	$(TF) init -input=false
+	$(TF) plan -input=false
+
+.PHONY: deploy
+deploy: package ## Package, then terraform init and apply (needs AWS credentials)
+	$(TF) init -input=false
+	$(TF) apply -input=false
+
+.PHONY: destroy
+destroy: ## terraform destroy (apply table_deletion_protection=false first if you mean it)
+	$(TF) destroy -input=false
+
+.PHONY: seed
+seed: ## Load data/products.json into the deployed table
+	AWS_REGION="$$($(TF) output -raw aws_region)" TABLE_NAME="$$($(TF) output -raw table_name)" \
+		cargo run --release --bin catalog -- load data/products.json
+
+.PHONY: url
+url: ## Print the API's invoke URL
+	@$(TF) output -raw api_invoke_url; echo
+
+.PHONY: dashboard
+dashboard: ## Print the CloudWatch dashboard URL
+	@$(TF) output -raw dashboard_url; echo

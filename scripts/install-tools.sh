@@ -1,13 +1,33 @@
 #!/usr/bin/env bash
-# Installs what the tests and the local stack need, into git-ignored folders of the
-# project: the DynamoDB emulator (dynalite, from npm). Checks for redis-server.
-# Idempotent: does nothing when everything is already there.
+# Installs what the tests, the local stack and packaging need, into git-ignored folders
+# of the project: the DynamoDB emulator (dynalite, from npm, into tools/emulator) and
+# Python tools (into .tools/venv). Checks for redis-server. Idempotent.
+#   scripts/install-tools.sh            # tests: emulator, checkov
+#   scripts/install-tools.sh package    # packaging: cargo-lambda, ziglang
 set -euo pipefail
 cd "$(dirname "$0")/.."
+what=${1:-test}
 
 need() {
   command -v "$1" >/dev/null 2>&1 || { echo "error: '$1' is not on PATH. $2" >&2; exit 1; }
 }
+
+python_tools() {
+  local requirements=$1 venv=.tools/venv
+  need python3 "Install Python 3.11 or later (Debian package: python3, python3-venv)."
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  local stamp="$venv/.installed-$(basename "$requirements")"
+  if [ ! -f "$stamp" ] || ! cmp -s "$requirements" "$stamp"; then
+    echo "installing $(grep -v '^#' "$requirements" | tr '\n' ' ')into $venv" >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$stamp"
+  fi
+}
+
+if [ "$what" = package ]; then
+  python_tools tools/requirements-package.txt
+  exit 0
+fi
 
 need node "Install Node.js 20 or later (Debian package: nodejs)."
 need npm "Install npm (Debian package: npm)."
@@ -18,6 +38,7 @@ if ! command -v redis-server >/dev/null 2>&1; then
   fi
   need redis-server "Install Redis 7 or Valkey 7 (Debian package: redis-server)."
 fi
+need redis-cli "Install redis-cli (Debian package: redis-tools)."
 
 emulator=tools/emulator
 stamp=$emulator/node_modules/.installed-from-lock
@@ -26,3 +47,5 @@ if [ ! -f "$stamp" ] || ! cmp -s "$emulator/package-lock.json" "$stamp"; then
   (cd "$emulator" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   cp "$emulator/package-lock.json" "$stamp"
 fi
+
+python_tools tools/requirements-test.txt

@@ -42,7 +42,11 @@ pub async fn build_cache(config: &Config) -> Result<AnyCache, StartError> {
         Mode::Lambda => 1,
         Mode::Local { .. } => std::thread::available_parallelism().map_or(2, usize::from),
     };
-    let redis = RedisCache::connect(url, config.redis_timeout, pool_size)?;
+    let url = match &config.redis_auth_secret_arn {
+        Some(arn) => url.with_password(&auth_token(arn).await?)?,
+        None => url.clone(),
+    };
+    let redis = RedisCache::connect(&url, config.redis_timeout, pool_size)?;
     match redis.wait_connected(REDIS_START_WAIT).await {
         Ok(()) => info!(redis = ?url, "connected to Redis"),
         Err(err) => {
@@ -50,6 +54,20 @@ pub async fn build_cache(config: &Config) -> Result<AnyCache, StartError> {
         }
     }
     Ok(AnyCache::Redis(redis))
+}
+
+/// Reads the ElastiCache AUTH token kept in Secrets Manager (once, at start-up).
+async fn auth_token(secret_arn: &str) -> Result<String, StartError> {
+    let client = aws_sdk_secretsmanager::Client::new(&crate::adapters::dynamo::sdk_config().await);
+    let secret = client
+        .get_secret_value()
+        .secret_id(secret_arn)
+        .send()
+        .await
+        .map_err(|err| StartError::Secret(err.into()))?;
+    secret
+        .secret_string
+        .ok_or_else(|| StartError::Secret("the secret has no string value".into()))
 }
 
 /// The store chosen by `TABLE_NAME`.

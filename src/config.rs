@@ -8,6 +8,7 @@ use crate::error::ConfigError;
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const REDIS_URL: &str = "REDIS_URL";
+pub const REDIS_AUTH_SECRET_ARN: &str = "REDIS_AUTH_SECRET_ARN";
 pub const CACHE_TTL_SECONDS: &str = "CACHE_TTL_SECONDS";
 pub const NEGATIVE_CACHE_TTL_SECONDS: &str = "NEGATIVE_CACHE_TTL_SECONDS";
 pub const REDIS_TIMEOUT_MS: &str = "REDIS_TIMEOUT_MS";
@@ -41,6 +42,20 @@ impl RedisUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The same URL with `password` as its password (the ElastiCache AUTH token).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `REDIS_URL` when the URL cannot carry a password.
+    pub fn with_password(&self, password: &str) -> Result<Self, ConfigError> {
+        let mut url = url::Url::parse(&self.0).map_err(|err| {
+            ConfigError::invalid(REDIS_URL, &redact_url(&self.0), &err.to_string())
+        })?;
+        url.set_password(Some(password)).map_err(|()| {
+            ConfigError::invalid(REDIS_URL, &redact_url(&self.0), "cannot carry a password")
+        })?;
+        Ok(Self(url.into()))
+    }
 }
 
 impl TryFrom<String> for RedisUrl {
@@ -66,6 +81,8 @@ pub struct Config {
     pub table_name: Option<String>,
     /// Redis or ElastiCache; `None` selects the in-process cache.
     pub redis_url: Option<RedisUrl>,
+    /// Secrets Manager secret holding the AUTH token, added to `redis_url` at start-up.
+    pub redis_auth_secret_arn: Option<String>,
     /// Time to live of `product:<id>` entries.
     pub cache_ttl: Duration,
     /// How long an id the table lacks is remembered.
@@ -114,9 +131,23 @@ impl Config {
             ));
         }
 
-        let redis_url = get(REDIS_URL)
-            .map(|url| validate_redis_url(&url).map(|()| RedisUrl(url)))
-            .transpose()?;
+        let redis_url = get(REDIS_URL).map(RedisUrl::try_from).transpose()?;
+        let redis_auth_secret_arn = get(REDIS_AUTH_SECRET_ARN);
+        if let Some(arn) = &redis_auth_secret_arn {
+            if !arn.starts_with("arn:") {
+                return Err(ConfigError::invalid(
+                    REDIS_AUTH_SECRET_ARN,
+                    arn,
+                    "expected a Secrets Manager secret ARN",
+                ));
+            }
+            if redis_url.is_none() {
+                return Err(ConfigError::missing(
+                    REDIS_URL,
+                    "REDIS_AUTH_SECRET_ARN is set, so a Redis URL is needed",
+                ));
+            }
+        }
 
         let cache_ttl = match get(CACHE_TTL_SECONDS) {
             None => DEFAULT_CACHE_TTL,
@@ -148,6 +179,7 @@ impl Config {
             mode,
             table_name,
             redis_url,
+            redis_auth_secret_arn,
             cache_ttl,
             negative_ttl,
             redis_timeout,
@@ -306,6 +338,21 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"), "{err}");
         let ok = config(&[(REDIS_URL, "rediss://default:hunter2@cache.example:6379")]).unwrap();
         assert!(!format!("{ok:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_auth_token_goes_into_the_url() {
+        let url = RedisUrl::try_from("rediss://cache.example:6379".to_owned()).unwrap();
+        assert_eq!(
+            url.with_password("t0k/en").unwrap().as_str(),
+            "rediss://:t0k%2Fen@cache.example:6379"
+        );
+        let err = config(&[(
+            REDIS_AUTH_SECRET_ARN,
+            "arn:aws:secretsmanager:eu-west-1:1:secret:x",
+        )])
+        .unwrap_err();
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
     }
 
     #[test]

@@ -117,6 +117,10 @@ pub enum StartError {
     Catalog(#[from] ItemError),
     #[error("the Redis client could not be built")]
     Cache(#[from] CacheError),
+    #[error("the Redis AUTH token could not be read from Secrets Manager")]
+    Secret(#[source] BoxError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
 
 /// An error and its chain of causes on one line, for logs.

@@ -1,0 +1,164 @@
+# REST API: GET and HEAD /product/{productId} -> product-api (Lambda proxy), one stage
+# with JSON access logs, throttling and tracing.
+
+locals {
+  methods = toset(["GET", "HEAD"])
+}
+
+################################################################################
+# API and routes
+################################################################################
+
+resource "aws_api_gateway_rest_api" "this" {
+  name        = var.name
+  description = "Product catalog read API"
+
+  endpoint_configuration {
+    types = ["REGIONAL"]
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_api_gateway_resource" "product" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_rest_api.this.root_resource_id
+  path_part   = "product"
+}
+
+resource "aws_api_gateway_resource" "product_id" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  parent_id   = aws_api_gateway_resource.product.id
+  path_part   = "{productId}"
+}
+
+resource "aws_api_gateway_method" "product" {
+  #checkov:skip=CKV_AWS_59:A public, read-only catalog: anyone may read products; abuse is bounded by stage throttling.
+  #checkov:skip=CKV2_AWS_53:The id is validated by the function, which answers 400 with a JSON error; a request validator would answer in a different shape.
+  for_each = local.methods
+
+  rest_api_id   = aws_api_gateway_rest_api.this.id
+  resource_id   = aws_api_gateway_resource.product_id.id
+  http_method   = each.key
+  authorization = "NONE"
+
+  request_parameters = {
+    "method.request.path.productId" = true
+  }
+}
+
+resource "aws_api_gateway_integration" "product" {
+  for_each = local.methods
+
+  rest_api_id             = aws_api_gateway_rest_api.this.id
+  resource_id             = aws_api_gateway_resource.product_id.id
+  http_method             = aws_api_gateway_method.product[each.key].http_method
+  type                    = "AWS_PROXY"
+  integration_http_method = "POST"
+  uri                     = var.function_invoke_arn
+}
+
+resource "aws_lambda_permission" "api" {
+  statement_id  = "AllowApiGatewayInvoke"
+  action        = "lambda:InvokeFunction"
+  function_name = var.function_name
+  principal     = "apigateway.amazonaws.com"
+  source_arn    = "${aws_api_gateway_rest_api.this.execution_arn}/*/*/product/*"
+}
+
+################################################################################
+# Deployment and stage
+################################################################################
+
+resource "aws_api_gateway_deployment" "this" {
+  rest_api_id = aws_api_gateway_rest_api.this.id
+
+  triggers = {
+    redeployment = sha1(jsonencode([
+      aws_api_gateway_resource.product.id,
+      aws_api_gateway_resource.product_id.id,
+      [for method in aws_api_gateway_method.product : method.id],
+      [for integration in aws_api_gateway_integration.product : integration.id],
+    ]))
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_cloudwatch_log_group" "access" {
+  name              = "/apigateway/${var.name}/access"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+resource "aws_api_gateway_stage" "this" {
+  #checkov:skip=CKV_AWS_120:Redis is the cache; API Gateway caching would also hide stream invalidations for its TTL.
+  #checkov:skip=CKV2_AWS_29:Attach a WAF web ACL of your organisation's if you need one; throttling bounds abuse here.
+  #checkov:skip=CKV2_AWS_51:A public API: clients do not present certificates.
+  rest_api_id          = aws_api_gateway_rest_api.this.id
+  deployment_id        = aws_api_gateway_deployment.this.id
+  stage_name           = var.stage_name
+  xray_tracing_enabled = true
+
+  access_log_settings {
+    destination_arn = aws_cloudwatch_log_group.access.arn
+    format = jsonencode({
+      requestId        = "$context.requestId"
+      ip               = "$context.identity.sourceIp"
+      requestTime      = "$context.requestTime"
+      httpMethod       = "$context.httpMethod"
+      path             = "$context.path"
+      status           = "$context.status"
+      responseLength   = "$context.responseLength"
+      latencyMs        = "$context.responseLatency"
+      integrationMs    = "$context.integration.latency"
+      integrationError = "$context.integration.error"
+    })
+  }
+}
+
+resource "aws_api_gateway_method_settings" "all" {
+  #checkov:skip=CKV_AWS_225:Redis is the cache; API Gateway caching would also hide stream invalidations for its TTL.
+  rest_api_id = aws_api_gateway_rest_api.this.id
+  stage_name  = aws_api_gateway_stage.this.stage_name
+  method_path = "*/*"
+
+  settings {
+    metrics_enabled        = true
+    logging_level          = "ERROR"
+    throttling_rate_limit  = var.throttle_rate
+    throttling_burst_limit = var.throttle_burst
+  }
+}
+
+################################################################################
+# Account-wide logging role (API Gateway needs one to write any logs)
+################################################################################
+
+data "aws_iam_policy_document" "apigateway_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["apigateway.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "logging" {
+  count = var.manage_account_logging_role ? 1 : 0
+
+  name                = "${var.name}-apigateway-logs"
+  assume_role_policy  = data.aws_iam_policy_document.apigateway_assume.json
+  managed_policy_arns = ["arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"]
+}
+
+resource "aws_api_gateway_account" "this" {
+  count = var.manage_account_logging_role ? 1 : 0
+
+  cloudwatch_role_arn = aws_iam_role.logging[0].arn
+}

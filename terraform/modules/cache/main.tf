@@ -1,0 +1,151 @@
+# Valkey (default) or Redis OSS: a replication group with TLS, an AUTH token kept in
+# Secrets Manager and KMS at rest, optionally sharded and Multi-AZ; or a Serverless
+# cache with an ACL user. Either way the functions get a URL and a secret ARN.
+
+locals {
+  port            = 6379
+  engine_version  = var.engine == "valkey" ? "8.0" : "7.1"
+  parameter_group = var.cluster_mode ? "default.${var.engine == "valkey" ? "valkey8" : "redis7"}.cluster.on" : null
+  # Sharded and serverless caches are clusters: the client must follow MOVED replies.
+  clustered = var.serverless || var.cluster_mode
+  scheme    = local.clustered ? "rediss-cluster" : "rediss"
+  address = (var.serverless
+    ? aws_elasticache_serverless_cache.this[0].endpoint[0].address
+    : (var.cluster_mode
+      ? aws_elasticache_replication_group.this[0].configuration_endpoint_address
+  : aws_elasticache_replication_group.this[0].primary_endpoint_address))
+  # The serverless cache authenticates the ACL user "app"; the replication group the default user.
+  user = var.serverless ? "app@" : ""
+}
+
+################################################################################
+# AUTH token, kept in Secrets Manager (the functions read it at start-up)
+################################################################################
+
+resource "random_password" "auth" {
+  length           = 48
+  special          = true
+  override_special = "!&#$^<>-"
+}
+
+resource "aws_secretsmanager_secret" "auth" {
+  #checkov:skip=CKV2_AWS_57:Rotating the token needs ElastiCache's two-token ROTATE flow in step with the functions; rotate by tainting random_password.auth and applying.
+  name_prefix             = "${var.name}-cache-auth-"
+  description             = "AUTH token of the ${var.name} cache"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = 7
+}
+
+resource "aws_secretsmanager_secret_version" "auth" {
+  secret_id     = aws_secretsmanager_secret.auth.id
+  secret_string = random_password.auth.result
+}
+
+################################################################################
+# Replication group
+################################################################################
+
+resource "aws_elasticache_subnet_group" "this" {
+  name       = var.name
+  subnet_ids = var.subnet_ids
+}
+
+resource "aws_cloudwatch_log_group" "slow_log" {
+  name              = "/elasticache/${var.name}/slow-log"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+resource "aws_elasticache_replication_group" "this" {
+  #checkov:skip=CKV_AWS_134:A cache rebuilt from DynamoDB needs no backups.
+  count = var.serverless ? 0 : 1
+
+  replication_group_id       = var.name
+  description                = "${var.name} product cache"
+  engine                     = var.engine
+  engine_version             = local.engine_version
+  node_type                  = var.node_type
+  port                       = local.port
+  parameter_group_name       = local.parameter_group
+  subnet_group_name          = aws_elasticache_subnet_group.this.name
+  security_group_ids         = [var.security_group_id]
+  at_rest_encryption_enabled = true
+  kms_key_id                 = var.kms_key_arn
+  transit_encryption_enabled = true
+  auth_token                 = random_password.auth.result
+  auto_minor_version_upgrade = true
+  snapshot_retention_limit   = 0
+
+  automatic_failover_enabled = var.multi_az || var.cluster_mode
+  multi_az_enabled           = var.multi_az
+  num_cache_clusters         = var.cluster_mode ? null : 1 + var.replicas_per_shard
+  num_node_groups            = var.cluster_mode ? var.shards : null
+  replicas_per_node_group    = var.cluster_mode ? var.replicas_per_shard : null
+
+  log_delivery_configuration {
+    destination      = aws_cloudwatch_log_group.slow_log.name
+    destination_type = "cloudwatch-logs"
+    log_format       = "json"
+    log_type         = "slow-log"
+  }
+}
+
+################################################################################
+# Serverless cache with ACL users (the default user is switched off)
+################################################################################
+
+resource "random_password" "default_user" {
+  count = var.serverless ? 1 : 0
+
+  length  = 48
+  special = false
+}
+
+resource "aws_elasticache_user" "default" {
+  count = var.serverless ? 1 : 0
+
+  user_id       = "${var.name}-default"
+  user_name     = "default"
+  engine        = var.engine
+  access_string = "off -@all"
+
+  authentication_mode {
+    type      = "password"
+    passwords = [random_password.default_user[0].result]
+  }
+}
+
+resource "aws_elasticache_user" "app" {
+  count = var.serverless ? 1 : 0
+
+  user_id = "${var.name}-app"
+  # Only product keys: the service never touches anything else.
+  user_name     = "app"
+  engine        = var.engine
+  access_string = "on ~product:* +@all"
+
+  authentication_mode {
+    type      = "password"
+    passwords = [random_password.auth.result]
+  }
+}
+
+resource "aws_elasticache_user_group" "this" {
+  count = var.serverless ? 1 : 0
+
+  user_group_id = "${var.name}-users"
+  engine        = var.engine
+  user_ids      = [aws_elasticache_user.default[0].user_id, aws_elasticache_user.app[0].user_id]
+}
+
+resource "aws_elasticache_serverless_cache" "this" {
+  count = var.serverless ? 1 : 0
+
+  name                 = var.name
+  engine               = var.engine
+  major_engine_version = var.engine == "valkey" ? "8" : "7"
+  kms_key_id           = var.kms_key_arn
+  security_group_ids   = [var.security_group_id]
+  subnet_ids           = var.subnet_ids
+  user_group_id        = aws_elasticache_user_group.this[0].user_group_id
+}

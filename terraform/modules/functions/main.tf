@@ -1,0 +1,260 @@
+# product-api (behind API Gateway) and cache-invalidator (on the table's stream), both
+# the zips `make package` builds, on provided.al2023, in the VPC, with least-privilege
+# roles, KMS-encrypted environments, log groups with retention and active tracing.
+
+
+locals {
+  product_api       = "${var.name}-product-api"
+  cache_invalidator = "${var.name}-cache-invalidator"
+  common_environment = {
+    TABLE_NAME                 = var.table_name
+    REDIS_URL                  = var.redis_url
+    REDIS_AUTH_SECRET_ARN      = var.redis_auth_secret_arn
+    CACHE_TTL_SECONDS          = tostring(var.cache_ttl_seconds)
+    NEGATIVE_CACHE_TTL_SECONDS = tostring(var.negative_cache_ttl_seconds)
+    REDIS_TIMEOUT_MS           = tostring(var.redis_timeout_ms)
+    HTTP_MAX_AGE_SECONDS       = tostring(var.http_max_age_seconds)
+    METRICS_NAMESPACE          = var.metrics_namespace
+  }
+}
+
+################################################################################
+# Shared permissions: logs, tracing, VPC network interfaces, the AUTH secret
+################################################################################
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "common" {
+  #checkov:skip=CKV_AWS_111:X-Ray segments and VPC network interfaces cannot be scoped to a resource (AWS's own AWSLambdaVPCAccessExecutionRole uses "*").
+  #checkov:skip=CKV_AWS_356:X-Ray segments and VPC network interfaces cannot be scoped to a resource (AWS's own AWSLambdaVPCAccessExecutionRole uses "*").
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.product_api.arn}:*", "${aws_cloudwatch_log_group.cache_invalidator.arn}:*"]
+  }
+
+  statement {
+    sid       = "Tracing"
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "VpcNetworkInterfaces"
+    actions = [
+      "ec2:CreateNetworkInterface",
+      "ec2:DescribeNetworkInterfaces",
+      "ec2:DeleteNetworkInterface",
+      "ec2:AssignPrivateIpAddresses",
+      "ec2:UnassignPrivateIpAddresses",
+    ]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "ReadCacheAuthToken"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.redis_auth_secret_arn]
+  }
+
+  statement {
+    sid       = "DecryptWithTheServiceKey"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+################################################################################
+# product-api
+################################################################################
+
+resource "aws_iam_role" "product_api" {
+  name               = local.product_api
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+resource "aws_iam_role_policy" "product_api_common" {
+  name   = "common"
+  role   = aws_iam_role.product_api.id
+  policy = data.aws_iam_policy_document.common.json
+}
+
+data "aws_iam_policy_document" "product_api" {
+  statement {
+    sid       = "ReadProducts"
+    actions   = ["dynamodb:GetItem"]
+    resources = [var.table_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "product_api" {
+  name   = "read-products"
+  role   = aws_iam_role.product_api.id
+  policy = data.aws_iam_policy_document.product_api.json
+}
+
+resource "aws_cloudwatch_log_group" "product_api" {
+  name              = "/aws/lambda/${local.product_api}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+resource "aws_lambda_function" "product_api" {
+  #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway; a dead-letter queue only applies to asynchronous invocations.
+  #checkov:skip=CKV_AWS_272:The zip is built and deployed by this project's own pipeline; add a signing profile if your organisation signs code.
+  function_name                  = local.product_api
+  role                           = aws_iam_role.product_api.arn
+  runtime                        = "provided.al2023"
+  handler                        = "bootstrap"
+  architectures                  = [var.architecture]
+  filename                       = var.product_api_zip
+  source_code_hash               = filebase64sha256(var.product_api_zip)
+  memory_size                    = var.memory_mb
+  timeout                        = 10
+  reserved_concurrent_executions = var.product_api_reserved_concurrency
+  kms_key_arn                    = var.kms_key_arn
+
+  environment {
+    variables = local.common_environment
+  }
+
+  vpc_config {
+    subnet_ids         = var.subnet_ids
+    security_group_ids = [var.security_group_id]
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.product_api.name
+  }
+
+  depends_on = [aws_iam_role_policy.product_api_common]
+}
+
+################################################################################
+# cache-invalidator on the table's stream
+################################################################################
+
+resource "aws_iam_role" "cache_invalidator" {
+  name               = local.cache_invalidator
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+}
+
+resource "aws_iam_role_policy" "cache_invalidator_common" {
+  name   = "common"
+  role   = aws_iam_role.cache_invalidator.id
+  policy = data.aws_iam_policy_document.common.json
+}
+
+data "aws_iam_policy_document" "cache_invalidator" {
+  statement {
+    sid       = "ReadTheStream"
+    actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+    resources = [var.table_stream_arn]
+  }
+
+  statement {
+    sid       = "ListStreams"
+    actions   = ["dynamodb:ListStreams"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "ParkFailedBatches"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.stream_failures.arn]
+  }
+
+  statement {
+    sid       = "EncryptParkedBatches"
+    actions   = ["kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "cache_invalidator" {
+  name   = "read-stream"
+  role   = aws_iam_role.cache_invalidator.id
+  policy = data.aws_iam_policy_document.cache_invalidator.json
+}
+
+resource "aws_cloudwatch_log_group" "cache_invalidator" {
+  name              = "/aws/lambda/${local.cache_invalidator}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+}
+
+resource "aws_lambda_function" "cache_invalidator" {
+  #checkov:skip=CKV_AWS_116:Stream batches that keep failing go to the event source mapping's on-failure queue instead.
+  #checkov:skip=CKV_AWS_272:The zip is built and deployed by this project's own pipeline; add a signing profile if your organisation signs code.
+  function_name    = local.cache_invalidator
+  role             = aws_iam_role.cache_invalidator.arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  filename         = var.cache_invalidator_zip
+  source_code_hash = filebase64sha256(var.cache_invalidator_zip)
+  memory_size      = 128
+  timeout          = 30
+  # One concurrent batch per stream shard is all it ever needs.
+  reserved_concurrent_executions = 10
+  kms_key_arn                    = var.kms_key_arn
+
+  environment {
+    variables = local.common_environment
+  }
+
+  vpc_config {
+    subnet_ids         = var.subnet_ids
+    security_group_ids = [var.security_group_id]
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  logging_config {
+    log_format = "Text"
+    log_group  = aws_cloudwatch_log_group.cache_invalidator.name
+  }
+
+  depends_on = [aws_iam_role_policy.cache_invalidator_common]
+}
+
+resource "aws_sqs_queue" "stream_failures" {
+  name                      = "${var.name}-stream-failures"
+  kms_master_key_id         = var.kms_key_arn
+  message_retention_seconds = 1209600
+}
+
+resource "aws_lambda_event_source_mapping" "stream" {
+  event_source_arn                   = var.table_stream_arn
+  function_name                      = aws_lambda_function.cache_invalidator.arn
+  starting_position                  = "LATEST"
+  batch_size                         = 100
+  maximum_batching_window_in_seconds = 0
+  function_response_types            = ["ReportBatchItemFailures"]
+  bisect_batch_on_function_error     = true
+  maximum_retry_attempts             = 10
+  maximum_record_age_in_seconds      = 3600
+
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.stream_failures.arn
+    }
+  }
+
+  depends_on = [aws_iam_role_policy.cache_invalidator]
+}

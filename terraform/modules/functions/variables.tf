@@ -1,0 +1,113 @@
+variable "name" {
+  description = "Prefix for resource names."
+  type        = string
+}
+
+variable "architecture" {
+  description = "x86_64 or arm64."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
+}
+
+variable "memory_mb" {
+  description = "Memory of product-api, in MB."
+  type        = number
+  default     = 256
+}
+
+variable "product_api_zip" {
+  description = "Deployment package of product-api (a zip holding bootstrap)."
+  type        = string
+}
+
+variable "cache_invalidator_zip" {
+  description = "Deployment package of cache-invalidator (a zip holding bootstrap)."
+  type        = string
+}
+
+variable "product_api_reserved_concurrency" {
+  description = "Reserved concurrency of product-api (-1: unreserved)."
+  type        = number
+  default     = 100
+}
+
+variable "subnet_ids" {
+  description = "Private subnets of the functions."
+  type        = list(string)
+}
+
+variable "security_group_id" {
+  description = "Security group of the functions."
+  type        = string
+}
+
+variable "table_name" {
+  description = "Products table name."
+  type        = string
+}
+
+variable "table_arn" {
+  description = "Products table ARN."
+  type        = string
+}
+
+variable "table_stream_arn" {
+  description = "Products table stream ARN."
+  type        = string
+}
+
+variable "redis_url" {
+  description = "Cache URL without password."
+  type        = string
+}
+
+variable "redis_auth_secret_arn" {
+  description = "Secret holding the cache AUTH token."
+  type        = string
+}
+
+variable "cache_ttl_seconds" {
+  description = "CACHE_TTL_SECONDS."
+  type        = number
+  default     = 300
+}
+
+variable "negative_cache_ttl_seconds" {
+  description = "NEGATIVE_CACHE_TTL_SECONDS."
+  type        = number
+  default     = 30
+}
+
+variable "redis_timeout_ms" {
+  description = "REDIS_TIMEOUT_MS."
+  type        = number
+  default     = 50
+}
+
+variable "http_max_age_seconds" {
+  description = "HTTP_MAX_AGE_SECONDS."
+  type        = number
+  default     = 60
+}
+
+variable "metrics_namespace" {
+  description = "METRICS_NAMESPACE."
+  type        = string
+  default     = "ProductCatalog"
+}
+
+variable "kms_key_arn" {
+  description = "KMS key for environment variables, logs and the failure queue."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Retention of the log groups."
+  type        = number
+  default     = 365
+}

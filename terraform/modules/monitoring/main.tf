@@ -1,0 +1,304 @@
+# Dashboard and alarms. The service's own metrics are named here exactly as
+# src/metrics.rs emits them (tests/terraform.rs keeps the two in step).
+
+data "aws_region" "current" {}
+
+locals {
+  region = data.aws_region.current.name
+
+  # Emitted by product-api (src/metrics.rs): namespace var.metrics_namespace, one dimension.
+  dimension_name  = "Service"
+  dimension_value = "product-api"
+  metric = {
+    hits         = "CacheHits"
+    misses       = "CacheMisses"
+    cache_errors = "CacheErrors"
+    store_errors = "StoreErrors"
+    not_found    = "NotFound"
+    latency      = "Latency"
+  }
+
+  app    = [var.metrics_namespace]
+  dim    = [local.dimension_name, local.dimension_value]
+  cache  = [var.cache_metric_dimension.name, var.cache_metric_dimension.value]
+  api    = ["ApiName", var.api_name, "Stage", var.api_stage_name]
+  lambda = ["FunctionName", var.product_api_function_name]
+
+  widgets = [
+    {
+      type = "metric", x = 0, y = 0, width = 12, height = 6
+      properties = {
+        title  = "Cache hits and misses"
+        region = local.region
+        stat   = "Sum"
+        period = 60
+        metrics = [
+          concat(local.app, [local.metric.hits], local.dim, [{ id = "hits" }]),
+          concat(local.app, [local.metric.misses], local.dim, [{ id = "misses" }]),
+          concat(local.app, [local.metric.cache_errors], local.dim),
+          concat(local.app, [local.metric.store_errors], local.dim),
+          concat(local.app, [local.metric.not_found], local.dim),
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 0, width = 12, height = 6
+      properties = {
+        title  = "Hit ratio"
+        region = local.region
+        period = 60
+        yAxis  = { left = { min = 0, max = 1 } }
+        metrics = [
+          [{ expression = "hits / (hits + misses)", label = "hit ratio", id = "ratio" }],
+          concat(local.app, [local.metric.hits], local.dim, [{ id = "hits", stat = "Sum", visible = false }]),
+          concat(local.app, [local.metric.misses], local.dim, [{ id = "misses", stat = "Sum", visible = false }]),
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 6, width = 12, height = 6
+      properties = {
+        title  = "Service latency (ms)"
+        region = local.region
+        period = 60
+        metrics = [
+          concat(local.app, [local.metric.latency], local.dim, [{ stat = "p50" }]),
+          concat(local.app, [local.metric.latency], local.dim, [{ stat = "p99" }]),
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 6, width = 12, height = 6
+      properties = {
+        title  = "product-api Lambda"
+        region = local.region
+        period = 60
+        metrics = [
+          concat(["AWS/Lambda", "Errors"], local.lambda, [{ stat = "Sum" }]),
+          concat(["AWS/Lambda", "Throttles"], local.lambda, [{ stat = "Sum" }]),
+          concat(["AWS/Lambda", "Duration"], local.lambda, [{ stat = "p50" }]),
+          concat(["AWS/Lambda", "Duration"], local.lambda, [{ stat = "p99" }]),
+          concat(["AWS/Lambda", "ConcurrentExecutions"], local.lambda, [{ stat = "Maximum" }]),
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 12, width = 12, height = 6
+      properties = {
+        title  = "API Gateway"
+        region = local.region
+        period = 60
+        metrics = [
+          concat(["AWS/ApiGateway", "Count"], local.api, [{ stat = "Sum" }]),
+          concat(["AWS/ApiGateway", "4XXError"], local.api, [{ stat = "Sum" }]),
+          concat(["AWS/ApiGateway", "5XXError"], local.api, [{ stat = "Sum" }]),
+          concat(["AWS/ApiGateway", "Latency"], local.api, [{ stat = "p99" }]),
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 12, width = 12, height = 6
+      properties = {
+        title  = "ElastiCache"
+        region = local.region
+        period = 60
+        metrics = [
+          concat(["AWS/ElastiCache", "EngineCPUUtilization"], local.cache, [{ stat = "Average" }]),
+          concat(["AWS/ElastiCache", "DatabaseMemoryUsagePercentage"], local.cache, [{ stat = "Average" }]),
+          concat(["AWS/ElastiCache", "Evictions"], local.cache, [{ stat = "Sum" }]),
+          concat(["AWS/ElastiCache", "CurrConnections"], local.cache, [{ stat = "Maximum" }]),
+        ]
+      }
+    },
+    {
+      type = "metric", x = 0, y = 18, width = 12, height = 6
+      properties = {
+        title  = "DynamoDB"
+        region = local.region
+        period = 60
+        metrics = [
+          ["AWS/DynamoDB", "ConsumedReadCapacityUnits", "TableName", var.table_name, { stat = "Sum" }],
+          ["AWS/DynamoDB", "ConsumedWriteCapacityUnits", "TableName", var.table_name, { stat = "Sum" }],
+          ["AWS/DynamoDB", "ReadThrottleEvents", "TableName", var.table_name, { stat = "Sum" }],
+          ["AWS/DynamoDB", "WriteThrottleEvents", "TableName", var.table_name, { stat = "Sum" }],
+        ]
+      }
+    },
+    {
+      type = "metric", x = 12, y = 18, width = 12, height = 6
+      properties = {
+        title  = "Stream invalidation"
+        region = local.region
+        period = 60
+        metrics = [
+          ["AWS/Lambda", "IteratorAge", "FunctionName", var.invalidator_function_name, { stat = "Maximum" }],
+          ["AWS/Lambda", "Errors", "FunctionName", var.invalidator_function_name, { stat = "Sum" }],
+        ]
+      }
+    },
+  ]
+}
+
+################################################################################
+# Dashboard
+################################################################################
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = var.name
+  dashboard_body = jsonencode({ widgets = local.widgets })
+}
+
+################################################################################
+# Alarm topic
+################################################################################
+
+resource "aws_sns_topic" "alarms" {
+  name              = "${var.name}-alarms"
+  kms_master_key_id = var.kms_key_arn
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count = var.alarm_email == "" ? 0 : 1
+
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
+################################################################################
+# Alarms
+################################################################################
+
+resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
+  alarm_name          = "${var.name}-api-5xx-rate"
+  alarm_description   = "More than ${var.max_5xx_rate * 100}% of API answers are 5xx."
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = var.max_5xx_rate
+  evaluation_periods  = 5
+  datapoints_to_alarm = 3
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+
+  metric_query {
+    id          = "rate"
+    expression  = "errors / MAX([requests, 1])"
+    label       = "5xx rate"
+    return_data = true
+  }
+
+  metric_query {
+    id = "errors"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "5XXError"
+      period      = 60
+      stat        = "Sum"
+      dimensions  = { ApiName = var.api_name, Stage = var.api_stage_name }
+    }
+  }
+
+  metric_query {
+    id = "requests"
+    metric {
+      namespace   = "AWS/ApiGateway"
+      metric_name = "Count"
+      period      = 60
+      stat        = "Sum"
+      dimensions  = { ApiName = var.api_name, Stage = var.api_stage_name }
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "function_errors" {
+  for_each = toset([var.product_api_function_name, var.invalidator_function_name])
+
+  alarm_name          = "${each.key}-errors"
+  alarm_description   = "${each.key} reported invocation errors."
+  namespace           = "AWS/Lambda"
+  metric_name         = "Errors"
+  dimensions          = { FunctionName = each.key }
+  statistic           = "Sum"
+  period              = 60
+  evaluation_periods  = 3
+  datapoints_to_alarm = 2
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "low_hit_ratio" {
+  alarm_name          = "${var.name}-low-hit-ratio"
+  alarm_description   = "The cache answers fewer than ${var.min_hit_ratio * 100}% of product requests."
+  comparison_operator = "LessThanThreshold"
+  threshold           = var.min_hit_ratio
+  evaluation_periods  = 15
+  datapoints_to_alarm = 10
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+
+  metric_query {
+    id          = "ratio"
+    expression  = "hits / (hits + misses)"
+    label       = "hit ratio"
+    return_data = true
+  }
+
+  metric_query {
+    id = "hits"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = local.metric.hits
+      period      = 60
+      stat        = "Sum"
+      dimensions  = { (local.dimension_name) = local.dimension_value }
+    }
+  }
+
+  metric_query {
+    id = "misses"
+    metric {
+      namespace   = var.metrics_namespace
+      metric_name = local.metric.misses
+      period      = 60
+      stat        = "Sum"
+      dimensions  = { (local.dimension_name) = local.dimension_value }
+    }
+  }
+}
+
+resource "aws_cloudwatch_metric_alarm" "cache_evictions" {
+  alarm_name          = "${var.name}-cache-evictions"
+  alarm_description   = "The cache is evicting keys: it is too small for the catalog."
+  namespace           = "AWS/ElastiCache"
+  metric_name         = "Evictions"
+  dimensions          = { (var.cache_metric_dimension.name) = var.cache_metric_dimension.value }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 3
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "stream_iterator_age" {
+  alarm_name          = "${var.name}-stream-iterator-age"
+  alarm_description   = "Stream invalidation lags more than a minute: writes take that long to show."
+  namespace           = "AWS/Lambda"
+  metric_name         = "IteratorAge"
+  dimensions          = { FunctionName = var.invalidator_function_name }
+  statistic           = "Maximum"
+  period              = 60
+  evaluation_periods  = 5
+  datapoints_to_alarm = 3
+  threshold           = 60000
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}

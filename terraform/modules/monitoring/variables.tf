@@ -1,0 +1,63 @@
+variable "name" {
+  description = "Prefix for resource names."
+  type        = string
+}
+
+variable "metrics_namespace" {
+  description = "Namespace of the service's EMF metrics."
+  type        = string
+  default     = "ProductCatalog"
+}
+
+variable "api_name" {
+  description = "REST API name (ApiName dimension)."
+  type        = string
+}
+
+variable "api_stage_name" {
+  description = "Stage name (Stage dimension)."
+  type        = string
+}
+
+variable "product_api_function_name" {
+  description = "Name of the product-api function."
+  type        = string
+}
+
+variable "invalidator_function_name" {
+  description = "Name of the cache-invalidator function."
+  type        = string
+}
+
+variable "table_name" {
+  description = "Products table name."
+  type        = string
+}
+
+variable "cache_metric_dimension" {
+  description = "Dimension selecting the cache in AWS/ElastiCache: { name, value }."
+  type        = object({ name = string, value = string })
+}
+
+variable "kms_key_arn" {
+  description = "KMS key of the alarm topic."
+  type        = string
+}
+
+variable "alarm_email" {
+  description = "E-mail subscribed to the alarm topic (empty: none)."
+  type        = string
+  default     = ""
+}
+
+variable "min_hit_ratio" {
+  description = "Alarm threshold for the cache hit ratio (0 to 1)."
+  type        = number
+  default     = 0.8
+}
+
+variable "max_5xx_rate" {
+  description = "Alarm threshold for the share of 5xx answers (0 to 1)."
+  type        = number
+  default     = 0.01
+}

@@ -1,0 +1,293 @@
+variable "name" {
+  description = "Prefix for every resource name."
+  type        = string
+  default     = "product-catalog"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,30}$", var.name))
+    error_message = "name must be 3 to 31 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "aws_region" {
+  description = "AWS region to deploy into."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "tags" {
+  description = "Extra tags for every resource."
+  type        = map(string)
+  default     = {}
+}
+
+# --- network ---------------------------------------------------------------------
+
+variable "vpc_cidr" {
+  description = "CIDR block of the VPC; two /20 private subnets (and two public ones with NAT) are carved from it."
+  type        = string
+  default     = "10.40.0.0/16"
+
+  validation {
+    condition     = can(cidrnetmask(var.vpc_cidr))
+    error_message = "vpc_cidr must be a valid IPv4 CIDR block."
+  }
+}
+
+variable "enable_nat_gateway" {
+  description = "Add public subnets and one NAT gateway so the functions can reach the internet. Not needed for DynamoDB (gateway endpoint) or Secrets Manager (interface endpoint)."
+  type        = bool
+  default     = false
+}
+
+# --- cache -----------------------------------------------------------------------
+
+variable "cache_engine" {
+  description = "ElastiCache engine: valkey or redis (Redis OSS)."
+  type        = string
+  default     = "valkey"
+
+  validation {
+    condition     = contains(["valkey", "redis"], var.cache_engine)
+    error_message = "cache_engine must be valkey or redis."
+  }
+}
+
+variable "cache_serverless" {
+  description = "Use an ElastiCache Serverless cache instead of a node-based replication group."
+  type        = bool
+  default     = false
+}
+
+variable "cache_node_type" {
+  description = "Node type of the replication group."
+  type        = string
+  default     = "cache.t4g.micro"
+}
+
+variable "cache_cluster_mode" {
+  description = "Enable cluster mode (several shards) on the replication group."
+  type        = bool
+  default     = false
+}
+
+variable "cache_shards" {
+  description = "Number of shards when cluster mode is on."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.cache_shards >= 1 && var.cache_shards <= 500
+    error_message = "cache_shards must be between 1 and 500."
+  }
+}
+
+variable "cache_replicas_per_shard" {
+  description = "Read replicas per shard (at least 1 for Multi-AZ failover)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.cache_replicas_per_shard >= 0 && var.cache_replicas_per_shard <= 5
+    error_message = "cache_replicas_per_shard must be between 0 and 5."
+  }
+}
+
+variable "cache_multi_az" {
+  description = "Multi-AZ with automatic failover (needs cache_replicas_per_shard >= 1)."
+  type        = bool
+  default     = false
+}
+
+# --- data ------------------------------------------------------------------------
+
+variable "table_name" {
+  description = "Name of the DynamoDB products table (hash key productId, type S)."
+  type        = string
+  default     = "Products"
+
+  validation {
+    condition     = can(regex("^[a-zA-Z0-9_.-]{3,255}$", var.table_name))
+    error_message = "table_name must be 3 to 255 characters of a-z, A-Z, 0-9, '_', '-', '.'."
+  }
+}
+
+variable "table_deletion_protection" {
+  description = "Protect the table from deletion (set false before `make destroy` if you mean it)."
+  type        = bool
+  default     = true
+}
+
+# --- functions -------------------------------------------------------------------
+
+variable "lambda_architecture" {
+  description = "Instruction set of both functions; the zips must be built for it (make package builds x86_64)."
+  type        = string
+  default     = "x86_64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.lambda_architecture)
+    error_message = "lambda_architecture must be x86_64 or arm64."
+  }
+}
+
+variable "lambda_memory_mb" {
+  description = "Memory of the product-api function, in MB (CPU scales with it)."
+  type        = number
+  default     = 256
+
+  validation {
+    condition     = var.lambda_memory_mb >= 128 && var.lambda_memory_mb <= 10240
+    error_message = "lambda_memory_mb must be between 128 and 10240."
+  }
+}
+
+variable "product_api_zip" {
+  description = "Path of the product-api deployment package built by make package."
+  type        = string
+  default     = "../target/lambda/product-api/bootstrap.zip"
+}
+
+variable "cache_invalidator_zip" {
+  description = "Path of the cache-invalidator deployment package built by make package."
+  type        = string
+  default     = "../target/lambda/cache-invalidator/bootstrap.zip"
+}
+
+variable "product_api_reserved_concurrency" {
+  description = "Reserved concurrency of product-api (-1: unreserved). Bounds what a traffic spike can cost and what it can ask of the table."
+  type        = number
+  default     = 100
+}
+
+variable "cache_ttl_seconds" {
+  description = "TTL of product:<id> entries (CACHE_TTL_SECONDS)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.cache_ttl_seconds >= 1 && var.cache_ttl_seconds <= 2592000
+    error_message = "cache_ttl_seconds must be between 1 and 2592000."
+  }
+}
+
+variable "negative_cache_ttl_seconds" {
+  description = "How long an unknown id is remembered (NEGATIVE_CACHE_TTL_SECONDS)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.negative_cache_ttl_seconds >= 1 && var.negative_cache_ttl_seconds <= 3600
+    error_message = "negative_cache_ttl_seconds must be between 1 and 3600."
+  }
+}
+
+variable "redis_timeout_ms" {
+  description = "Bound on every Redis command before a request is served from DynamoDB (REDIS_TIMEOUT_MS)."
+  type        = number
+  default     = 50
+
+  validation {
+    condition     = var.redis_timeout_ms >= 1 && var.redis_timeout_ms <= 10000
+    error_message = "redis_timeout_ms must be between 1 and 10000."
+  }
+}
+
+variable "http_max_age_seconds" {
+  description = "Cache-Control max-age of 200 responses (HTTP_MAX_AGE_SECONDS)."
+  type        = number
+  default     = 60
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace of the EMF metrics; the dashboard and alarms read the same one."
+  type        = string
+  default     = "ProductCatalog"
+}
+
+variable "log_retention_days" {
+  description = "Retention of the functions' and the API's log groups."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts."
+  }
+}
+
+# --- api -------------------------------------------------------------------------
+
+variable "api_stage_name" {
+  description = "Name of the REST API stage."
+  type        = string
+  default     = "prod"
+}
+
+variable "api_throttle_rate" {
+  description = "Steady-state requests per second the stage accepts."
+  type        = number
+  default     = 1000
+}
+
+variable "api_throttle_burst" {
+  description = "Burst of requests the stage accepts."
+  type        = number
+  default     = 2000
+}
+
+# --- monitoring ------------------------------------------------------------------
+
+variable "alarm_email" {
+  description = "E-mail address subscribed to the alarm topic (empty: no subscription)."
+  type        = string
+  default     = ""
+}
+
+variable "min_hit_ratio" {
+  description = "Alarm when the cache hit ratio stays below this (0 to 1)."
+  type        = number
+  default     = 0.8
+
+  validation {
+    condition     = var.min_hit_ratio >= 0 && var.min_hit_ratio <= 1
+    error_message = "min_hit_ratio must be between 0 and 1."
+  }
+}
+
+# --- pipeline --------------------------------------------------------------------
+
+variable "enable_pipeline" {
+  description = "Create the CodePipeline (source, build and test, plan, approval, apply)."
+  type        = bool
+  default     = false
+}
+
+variable "repository_id" {
+  description = "Source repository of the pipeline, as owner/name."
+  type        = string
+  default     = "my-org/product-catalog"
+}
+
+variable "repository_branch" {
+  description = "Branch the pipeline builds."
+  type        = string
+  default     = "main"
+}
+
+variable "source_provider" {
+  description = "Provider of the CodeStar connection: GitHub, GitLab or Bitbucket."
+  type        = string
+  default     = "GitHub"
+
+  validation {
+    condition     = contains(["GitHub", "GitHubEnterpriseServer", "GitLab", "Bitbucket"], var.source_provider)
+    error_message = "source_provider must be GitHub, GitHubEnterpriseServer, GitLab or Bitbucket."
+  }
+}
+
+variable "state_bucket" {
+  description = "S3 bucket holding this stack's Terraform state (the backend), which the pipeline's plan and apply use."
+  type        = string
+  default     = ""
+}
