@@ -41,21 +41,30 @@ test-unit: ## Run the tests that need no services
 test-integration: tools ## Run the integration tests (starts their services)
 	scripts/with-emulator.sh $(TEST_RUNNER) --test integration
 
+.PHONY: bench
+bench: ## Benchmarks against floors measured in the same run; writes docs/BENCHMARKS.md
+	scripts/bench.sh
+
 .PHONY: fmt
 fmt: ## Format the code
 	cargo fmt --all
 
 .PHONY: lint
-lint: ## Check formatting and clippy (warnings are errors)
+lint: tools ## cargo fmt --check, clippy (warnings are errors), terraform fmt -check and checkov
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
+	scripts/terraform-checks.sh
 
 # --- AWS -------------------------------------------------------------------------
 TF := terraform -chdir=terraform
 
+# x86_64 only: this project's machines cannot download the aarch64 Rust target.
 .PHONY: package
 package: ## Build both Lambda zips (x86_64) and check they load on provided.al2023
-	scripts/package.sh
+	scripts/install-tools.sh package
+	PATH="$(CURDIR)/.tools/venv/bin:$$PATH" cargo lambda build --release --x86-64 --output-format zip \
+		--bin product-api --bin cache-invalidator
+	scripts/check-lambda-binaries.sh
 
 .PHONY: plan
 plan: package ## terraform init and plan (needs AWS credentials)

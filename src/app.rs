@@ -24,7 +24,8 @@ const REDIS_START_WAIT: Duration = Duration::from_secs(1);
 pub async fn build(config: &Config) -> Result<ProductApi, StartError> {
     let (cache, store) = tokio::join!(build_cache(config), build_store(config));
     let service = ProductService::new(cache?, store?, config.cache_ttl)
-        .with_negative_ttl(config.negative_ttl);
+        .with_negative_ttl(config.negative_ttl)
+        .with_l1(config.l1_entries, config.l1_ttl);
     Ok(Api::new(service, config.http_max_age))
 }
 

@@ -13,6 +13,8 @@ pub const CACHE_TTL_SECONDS: &str = "CACHE_TTL_SECONDS";
 pub const NEGATIVE_CACHE_TTL_SECONDS: &str = "NEGATIVE_CACHE_TTL_SECONDS";
 pub const REDIS_TIMEOUT_MS: &str = "REDIS_TIMEOUT_MS";
 pub const HTTP_MAX_AGE_SECONDS: &str = "HTTP_MAX_AGE_SECONDS";
+pub const L1_CACHE_ENTRIES: &str = "L1_CACHE_ENTRIES";
+pub const L1_TTL_MS: &str = "L1_TTL_MS";
 pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 pub const LISTEN_ADDR: &str = "LISTEN_ADDR";
 /// Set by the Lambda service; its presence selects Lambda mode.
@@ -91,6 +93,10 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// `Cache-Control: public, max-age=<this>` on 200 responses.
     pub http_max_age: u32,
+    /// Size of the optional in-process tier in front of Redis (0: off).
+    pub l1_entries: u64,
+    /// How long the in-process tier keeps a product (stream invalidations cannot reach it).
+    pub l1_ttl: Duration,
     pub metrics_namespace: String,
 }
 
@@ -171,6 +177,15 @@ impl Config {
             Some(raw) => parse_in_range(HTTP_MAX_AGE_SECONDS, &raw, 0, 365 * 24 * 3600)? as u32,
         };
 
+        let l1_entries = match get(L1_CACHE_ENTRIES) {
+            None => 0,
+            Some(raw) => parse_in_range(L1_CACHE_ENTRIES, &raw, 0, 1_000_000)?,
+        };
+        let l1_ttl = match get(L1_TTL_MS) {
+            None => Duration::from_secs(1),
+            Some(raw) => Duration::from_millis(parse_in_range(L1_TTL_MS, &raw, 1, 60_000)?),
+        };
+
         let metrics_namespace =
             get(METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
         validate_namespace(&metrics_namespace)?;
@@ -184,6 +199,8 @@ impl Config {
             negative_ttl,
             redis_timeout,
             http_max_age,
+            l1_entries,
+            l1_ttl,
             metrics_namespace,
         })
     }
@@ -319,6 +336,8 @@ mod tests {
             (NEGATIVE_CACHE_TTL_SECONDS, "0"),
             (REDIS_TIMEOUT_MS, "100000"),
             (HTTP_MAX_AGE_SECONDS, "1e9"),
+            (L1_CACHE_ENTRIES, "lots"),
+            (L1_TTL_MS, "0"),
             (LISTEN_ADDR, "localhost"),
             (TABLE_NAME, "a"),
             (TABLE_NAME, "bad name"),

@@ -118,11 +118,14 @@ impl CacheEntry {
         }
     }
 
-    /// A fresh, unique lease token.
+    /// A fresh lease token, unique across processes: a random per-process prefix and a
+    /// counter (cheap enough for every request, as each one offers a lease).
     pub fn new_lease() -> Bytes {
-        let mut token = LEASE_PREFIX.to_vec();
-        token.extend_from_slice(uuid::Uuid::new_v4().simple().to_string().as_bytes());
-        Bytes::from(token)
+        static PROCESS: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let process = PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u128());
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Bytes::from(format!("!lease:{process:032x}-{n:x}"))
     }
 }
 

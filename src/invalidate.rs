@@ -263,6 +263,14 @@ mod tests {
             }
             self.inner.set(key, value, ttl).await
         }
+        async fn get_or_set(
+            &self,
+            key: &str,
+            value: Bytes,
+            ttl: Duration,
+        ) -> Result<Option<Bytes>, CacheError> {
+            self.inner.get_or_set(key, value, ttl).await
+        }
         async fn set_if_absent(
             &self,
             key: &str,

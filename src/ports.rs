@@ -28,6 +28,18 @@ pub trait Cache: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<(), CacheError>> + Send;
 
+    /// The value under `key` if there is one (left as it is); otherwise stores `value`
+    /// for `ttl` and answers `None` (`SET NX GET`, one round trip).
+    ///
+    /// # Errors
+    /// [`CacheError`] when the cache cannot answer in time.
+    fn get_or_set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<Bytes>, CacheError>> + Send;
+
     /// Stores `value` under `key` for `ttl` only if the key is absent (`SET NX`); says
     /// whether it did.
     ///

@@ -2,9 +2,9 @@
 //! caching, single-flight and degradation.
 //!
 //! - hit: the cached bytes are served as they are (no JSON work);
-//! - miss: the reader takes a short lease on the product's key (`SET NX`), reads the
-//!   table, and swaps the lease for the product only if the lease is still there
-//!   (compare-and-set). An invalidation that lands meanwhile overwrites the lease, so a
+//! - miss: the same round trip that would have returned a hit leases the product's key
+//!   to the reader (`SET NX GET`); it reads the table and swaps the lease for the product
+//!   only if the lease is still there (compare-and-set). An invalidation that lands meanwhile overwrites the lease, so a
 //!   reader holding an older copy can never put it back for a whole TTL;
 //! - a reader that finds someone else's lease waits briefly for the fill instead of
 //!   reading the table too (across processes); concurrent misses inside one process
@@ -108,6 +108,8 @@ pub struct ProductService<C, S> {
     breaker: Breaker,
     flights: Flights,
     meters: Meters,
+    /// Optional in-process tier for hot keys, in front of the cache.
+    l1: Option<moka::sync::Cache<String, Product>>,
 }
 
 impl<C: Cache, S: ProductStore> ProductService<C, S> {
@@ -120,7 +122,22 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             breaker: Breaker::default(),
             flights: Flights::default(),
             meters: Meters::register(),
+            l1: None,
         }
+    }
+
+    /// Adds an in-process tier of at most `entries` products kept for `ttl`. It saves a
+    /// Redis round trip on hot keys, at a price: a stream invalidation cannot reach
+    /// other processes' tiers, so a change can be served stale for up to `ttl`.
+    #[must_use]
+    pub fn with_l1(mut self, entries: u64, ttl: Duration) -> Self {
+        self.l1 = (entries > 0).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(entries)
+                .time_to_live(ttl)
+                .build()
+        });
+        self
     }
 
     /// How long an unknown id is remembered (at least one second).
@@ -154,8 +171,20 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     /// [`ServiceError::Store`] when the table cannot answer.
     pub async fn get(&self, id: &ProductId) -> Result<Served, ServiceError> {
         let key = id.cache_key();
-        // The hit path: one GET, no locks, no allocation beyond the key.
-        let (result, cache) = match self.guarded(self.cache.get(&key)).await {
+        if let Some(product) = self.l1.as_ref().and_then(|l1| l1.get(&key)) {
+            self.meters.hits.increment(1);
+            return Ok(Served {
+                product,
+                cache: CacheStatus::Hit,
+            });
+        }
+        // One round trip serves a hit and, on a miss, leases the key to this reader:
+        // SET product:<id> <lease> NX PX 3000 GET.
+        let lease = CacheEntry::new_lease();
+        let (result, cache) = match self
+            .guarded(self.cache.get_or_set(&key, lease.clone(), LEASE_TTL))
+            .await
+        {
             Some(Some(bytes)) => match CacheEntry::decode(bytes) {
                 CacheEntry::Product(product) => (Ok(product), CacheStatus::Hit),
                 CacheEntry::Missing => (
@@ -168,9 +197,11 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
                     self.guarded(self.cache.delete(&key)).await;
                     self.flights.run(&key, || self.fill(id, &key)).await
                 }
+                // Another reader is filling: readers in this process wait together.
                 CacheEntry::Lease(_) => self.flights.run(&key, || self.fill(id, &key)).await,
             },
-            Some(None) => self.flights.run(&key, || self.fill(id, &key)).await,
+            // The lease is ours: nobody else reads the table for this key meanwhile.
+            Some(None) => self.read_and_fill(id, &key, lease).await,
             None => {
                 self.flights
                     .run(&key, || self.read_store(id, CacheStatus::Bypass))
@@ -181,6 +212,11 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         match cache {
             CacheStatus::Hit => self.meters.hits.increment(1),
             CacheStatus::Miss | CacheStatus::Bypass => self.meters.misses.increment(1),
+        }
+        if let (Some(l1), Ok(product), CacheStatus::Hit | CacheStatus::Miss) =
+            (&self.l1, &result, cache)
+        {
+            l1.insert(key, product.clone());
         }
         if matches!(result, Err(ServiceError::NotFound(_))) {
             self.meters.not_found.increment(1);
@@ -372,6 +408,14 @@ mod tests {
         }
         async fn set(&self, _: &str, _: Bytes, _: Duration) -> Result<(), CacheError> {
             self.fail("SET")
+        }
+        async fn get_or_set(
+            &self,
+            _: &str,
+            _: Bytes,
+            _: Duration,
+        ) -> Result<Option<Bytes>, CacheError> {
+            self.fail("SET NX GET")
         }
         async fn set_if_absent(&self, _: &str, _: Bytes, _: Duration) -> Result<bool, CacheError> {
             self.fail("SET NX")
@@ -648,6 +692,24 @@ mod tests {
             service.get(&id("p1")).await.unwrap().cache,
             CacheStatus::Hit
         );
+    }
+
+    #[tokio::test]
+    async fn the_l1_tier_serves_hot_keys_without_the_cache_for_its_ttl() {
+        // GIVEN a service with an L1 tier in front of a cache
+        let store = FakeStore::with(&[P1]);
+        let cache = MemoryCache::default();
+        let service = ProductService::new(cache.clone(), store.clone(), TTL)
+            .with_l1(100, Duration::from_secs(60));
+        service.get(&id("p1")).await.unwrap();
+        // WHEN the shared cache loses the entry (another process's invalidation)
+        cache.delete("product:p1").await.unwrap();
+        // THEN this process still serves it from L1: the documented staleness
+        assert_eq!(
+            service.get(&id("p1")).await.unwrap().cache,
+            CacheStatus::Hit
+        );
+        assert_eq!(store.reads(), 1);
     }
 
     #[tokio::test]

@@ -44,6 +44,15 @@ impl Cache for KeyRecorder {
         self.note(key);
         self.inner.set(key, value, ttl).await
     }
+    async fn get_or_set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<Option<Bytes>, product_catalog::error::CacheError> {
+        self.note(key);
+        self.inner.get_or_set(key, value, ttl).await
+    }
     async fn set_if_absent(
         &self,
         key: &str,

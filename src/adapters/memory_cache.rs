@@ -69,6 +69,29 @@ impl Cache for MemoryCache {
         Ok(())
     }
 
+    async fn get_or_set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<Option<Bytes>, CacheError> {
+        let now = Instant::now();
+        let result = self
+            .entries
+            .entry_by_ref(key)
+            .and_compute_with(|current| match current {
+                Some(entry) if entry.value().expires_at > now => Op::Nop,
+                _ => Op::Put(Entry {
+                    value,
+                    expires_at: now + ttl,
+                }),
+            });
+        Ok(match result {
+            CompResult::Unchanged(entry) => Some(entry.into_value().value),
+            _ => None,
+        })
+    }
+
     async fn set_if_absent(
         &self,
         key: &str,
@@ -152,6 +175,13 @@ mod tests {
         let cache = MemoryCache::default();
         let ttl = Duration::from_secs(3);
         let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
+        // SET NX GET: the present value, or none and the value is set
+        assert_eq!(cache.get_or_set("g", a.clone(), ttl).await.unwrap(), None);
+        assert_eq!(
+            cache.get_or_set("g", b.clone(), ttl).await.unwrap(),
+            Some(a.clone())
+        );
+        assert_eq!(cache.get("g").await.unwrap(), Some(a.clone()));
         // SET NX: only when absent (or expired)
         assert!(cache.set_if_absent("k", a.clone(), ttl).await.unwrap());
         assert!(!cache.set_if_absent("k", b.clone(), ttl).await.unwrap());

@@ -40,6 +40,18 @@ impl Cache for AnyCache {
         }
     }
 
+    async fn get_or_set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<Option<Bytes>, CacheError> {
+        match self {
+            Self::Redis(cache) => cache.get_or_set(key, value, ttl).await,
+            Self::Memory(cache) => cache.get_or_set(key, value, ttl).await,
+        }
+    }
+
     async fn set_if_absent(
         &self,
         key: &str,

@@ -114,6 +114,20 @@ impl Cache for RedisCache {
             .map_err(|err| CacheError::new("SET", err))
     }
 
+    async fn get_or_set(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<Option<Bytes>, CacheError> {
+        // NX together with GET needs Redis 7.0 or Valkey; ElastiCache runs both.
+        let expiry = Some(Expiration::PX(ttl_millis(ttl)));
+        self.pool
+            .set(key, value, expiry, Some(SetOptions::NX), true)
+            .await
+            .map_err(|err| CacheError::new("SET NX GET", err))
+    }
+
     async fn set_if_absent(
         &self,
         key: &str,

@@ -18,7 +18,7 @@ use tracing::warn;
 /// Writes may wait longer than reads: a slow write is retried, a failed one blocks the shard.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -8,8 +8,7 @@ use product_catalog::config::{Config, Mode};
 use product_catalog::{app, metrics, runtime};
 use tracing::info;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
@@ -17,6 +16,20 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    // A Lambda environment serves one request at a time: one thread avoids handing each
+    // Redis reply to another worker thread, and starts faster.
+    let runtime = match config.mode {
+        Mode::Lambda => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        Mode::Local { .. } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     app::init_logging(config.mode);
     let emf = metrics::builder(&config.metrics_namespace, metrics::SERVICE_PRODUCT_API);
 

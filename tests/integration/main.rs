@@ -10,3 +10,6 @@ mod local_server;
 mod read_path;
 mod reliability;
 mod tls_cluster;
+
+#[path = "../support/runtime_api.rs"]
+mod runtime_api;

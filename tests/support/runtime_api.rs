@@ -1,0 +1,120 @@
+//! A local implementation of the Lambda Runtime API (the HTTP protocol AWS runs between
+//! a function process and the Lambda service), shared by the integration tests and the
+//! benchmarks: `invoke` queues an event, the function's `next` call takes it, and its
+//! `response` (or `error`) call completes the invocation.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, String>>>>>;
+
+/// A Runtime API for one function process at a time.
+pub struct RuntimeApi {
+    pub addr: std::net::SocketAddr,
+    queue: mpsc::UnboundedSender<(String, Value)>,
+    waiters: Waiters,
+}
+
+impl RuntimeApi {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (queue, events) = mpsc::unbounded_channel::<(String, Value)>();
+        let events = Arc::new(tokio::sync::Mutex::new(events));
+        let waiters: Waiters = Arc::default();
+        let shared = Arc::clone(&waiters);
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (events, waiters) = (Arc::clone(&events), Arc::clone(&shared));
+                let service = hyper::service::service_fn(move |request| {
+                    let (events, waiters) = (Arc::clone(&events), Arc::clone(&waiters));
+                    async move { Ok::<_, Infallible>(route(request, events, waiters).await) }
+                });
+                tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+            }
+        });
+        Self {
+            addr,
+            queue,
+            waiters,
+        }
+    }
+
+    /// Sends one event and waits for the function's answer.
+    pub async fn invoke(&self, event: Value) -> Result<Value, String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let (done, answer) = oneshot::channel();
+        self.waiters.lock().unwrap().insert(id.clone(), done);
+        self.queue.send((id, event)).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("invocation timed out")
+            .unwrap()
+    }
+}
+
+async fn route(
+    request: Request<hyper::body::Incoming>,
+    events: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Value)>>>,
+    waiters: Waiters,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    if path == "/2018-06-01/runtime/invocation/next" {
+        let (id, event) = events.lock().await.recv().await.unwrap();
+        let deadline = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            + 30_000;
+        return Response::builder()
+            .header("lambda-runtime-aws-request-id", id)
+            .header("lambda-runtime-deadline-ms", deadline.to_string())
+            .header(
+                "lambda-runtime-invoked-function-arn",
+                "arn:aws:lambda:eu-west-1:123456789012:function:product-api",
+            )
+            .header(
+                "lambda-runtime-trace-id",
+                "Root=1-673f2b10-0123456789abcdef01234567;Sampled=0",
+            )
+            .body(Full::new(Bytes::from(event.to_string())))
+            .unwrap();
+    }
+    let body = request.into_body().collect().await.unwrap().to_bytes();
+    let parts: Vec<&str> = path
+        .trim_start_matches("/2018-06-01/runtime/")
+        .split('/')
+        .collect();
+    match parts.as_slice() {
+        ["invocation", id, outcome @ ("response" | "error")] => {
+            let answer = if *outcome == "response" {
+                Ok(serde_json::from_slice(&body).unwrap())
+            } else {
+                Err(String::from_utf8_lossy(&body).into_owned())
+            };
+            if let Some(waiter) = waiters.lock().unwrap().remove(*id) {
+                let _ = waiter.send(answer);
+            }
+        }
+        ["init", "error"] => panic!(
+            "function failed to initialise: {}",
+            String::from_utf8_lossy(&body)
+        ),
+        _ => panic!("unexpected Runtime API call {path}"),
+    }
+    Response::builder()
+        .status(202)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
