@@ -27,7 +27,7 @@ tools: ## Install what the tests need into git-ignored folders (DynamoDB emulato
 
 .PHONY: test
 test: tools terraform-checks ## Run every test: Terraform checks, unit, HTTP contract, integration against real Redis and the emulator
-	scripts/with-emulator.sh $(TEST_RUNNER) --all-targets
+	scripts/with-emulator.sh $(TEST_RUNNER) --lib --bins --tests
 
 .PHONY: terraform-checks
 terraform-checks: tools ## terraform fmt -check and checkov over terraform/ (structural checks are in tests/terraform.rs)
@@ -35,7 +35,7 @@ terraform-checks: tools ## terraform fmt -check and checkov over terraform/ (str
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no services
-	$(TEST_RUNNER) --lib --test http
+	$(TEST_RUNNER) --lib --test http --test hostile --test terraform
 
 .PHONY: test-integration
 test-integration: tools ## Run the integration tests (starts their services)

@@ -1,9 +1,10 @@
 //! The floor for Lambda-mode benchmarks: a Rust function on the same runtime
-//! (`lambda_http` over `lambda_runtime`) that does no I/O and answers `{}`.
+//! (`lambda_http` over `lambda_runtime`, one thread as product-api uses in Lambda) that
+//! does no I/O and answers `{}`.
 
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     run(service_fn(|_request: Request| async {
         Response::builder()
