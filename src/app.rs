@@ -5,7 +5,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::adapters::{AnyCache, AnyStore, DynamoStore, MemoryCache, MemoryStore, RedisCache};
-use crate::config::{Config, Mode};
+use crate::config::{Config, Mode, RedisUrl};
 use crate::error::{StartError, report};
 use crate::http::Api;
 use crate::service::ProductService;
@@ -34,7 +34,7 @@ pub async fn build(config: &Config) -> Result<ProductApi, StartError> {
 /// # Errors
 /// [`StartError::Cache`] when the Redis client cannot be configured.
 pub async fn build_cache(config: &Config) -> Result<AnyCache, StartError> {
-    let Some(url) = &config.redis_url else {
+    let Some(url) = redis_url(config).await? else {
         info!("REDIS_URL not set: using the in-process cache");
         return Ok(AnyCache::Memory(MemoryCache::default()));
     };
@@ -42,10 +42,6 @@ pub async fn build_cache(config: &Config) -> Result<AnyCache, StartError> {
     let pool_size = match config.mode {
         Mode::Lambda => 1,
         Mode::Local { .. } => std::thread::available_parallelism().map_or(2, usize::from),
-    };
-    let url = match &config.redis_auth_secret_arn {
-        Some(arn) => url.with_password(&auth_token(arn).await?)?,
-        None => url.clone(),
     };
     let redis = RedisCache::connect(&url, config.redis_timeout, pool_size)?;
     match redis.wait_connected(REDIS_START_WAIT).await {
@@ -55,6 +51,21 @@ pub async fn build_cache(config: &Config) -> Result<AnyCache, StartError> {
         }
     }
     Ok(AnyCache::Redis(redis))
+}
+
+/// `REDIS_URL`, with the AUTH token from `REDIS_AUTH_SECRET_ARN` as its password when
+/// that is set; `None` when no Redis is configured.
+///
+/// # Errors
+/// [`StartError::Secret`] when the secret cannot be read.
+pub async fn redis_url(config: &Config) -> Result<Option<RedisUrl>, StartError> {
+    let Some(url) = &config.redis_url else {
+        return Ok(None);
+    };
+    match &config.redis_auth_secret_arn {
+        Some(arn) => Ok(Some(url.with_password(&auth_token(arn).await?)?)),
+        None => Ok(Some(url.clone())),
+    }
 }
 
 /// Reads the ElastiCache AUTH token kept in Secrets Manager (once, at start-up).

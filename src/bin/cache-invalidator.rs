@@ -27,14 +27,14 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    let Some(url) = config.redis_url.clone() else {
+    app::init_logging(config.mode);
+    let Some(url) = app::redis_url(&config).await? else {
         eprintln!(
             "cache-invalidator: configuration error: {} is not set: the cache to invalidate",
             config::REDIS_URL
         );
         std::process::exit(2);
     };
-    app::init_logging(config.mode);
 
     let cache = RedisCache::connect(&url, WRITE_TIMEOUT, 1)?;
     if let Err(err) = cache.wait_connected(WRITE_TIMEOUT).await {

@@ -117,11 +117,11 @@ async fn store(config: &Config) -> anyhow::Result<DynamoStore> {
 
 /// Deletes the product's cache key when a Redis is configured; says whether it did.
 async fn invalidate_if_configured(config: &Config, id: &ProductId) -> anyhow::Result<bool> {
-    let Some(url) = &config.redis_url else {
+    let Some(url) = product_catalog::app::redis_url(config).await? else {
         return Ok(false);
     };
     // An operator command may wait longer than a request would.
-    let redis = RedisCache::connect(url, Duration::from_secs(5), 1)?;
+    let redis = RedisCache::connect(&url, Duration::from_secs(5), 1)?;
     redis
         .wait_connected(Duration::from_secs(5))
         .await
