@@ -98,21 +98,8 @@ impl Cache for MemoryCache {
         value: Bytes,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
-        let now = Instant::now();
-        let result = self
-            .entries
-            .entry_by_ref(key)
-            .and_compute_with(|current| match current {
-                Some(entry) if entry.value().expires_at > now => Op::Nop,
-                _ => Op::Put(Entry {
-                    value,
-                    expires_at: now + ttl,
-                }),
-            });
-        Ok(matches!(
-            result,
-            CompResult::Inserted(_) | CompResult::ReplacedWith(_)
-        ))
+        // SET NX is SET NX GET without the answer.
+        Ok(self.get_or_set(key, value, ttl).await?.is_none())
     }
 
     async fn replace_if_equals(
