@@ -9,6 +9,7 @@ mod lambda_runtime;
 mod local_server;
 mod read_path;
 mod reliability;
+mod secrets;
 mod tls_cluster;
 
 #[path = "../support/runtime_api.rs"]

@@ -1,0 +1,103 @@
+//! The ElastiCache AUTH token read from Secrets Manager at start-up, as deployed: a
+//! password-protected `redis-server`, the token in moto's Secrets Manager, product-api
+//! given only the URL and the secret's ARN.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use product_catalog::adapters::dynamo::sdk_config;
+
+use crate::helpers::{RedisServer, free_port, sample_table, service_env, wait_for_port};
+
+/// moto's server (from `.tools/venv`, installed by `make test`), killed on drop.
+struct Moto {
+    endpoint: String,
+    child: Child,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/moto_server");
+        assert!(
+            binary.exists(),
+            "moto is not installed: run `make test` (scripts/install-tools.sh installs it)"
+        );
+        let port = free_port();
+        let child = Command::new(binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "moto_server");
+        Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn x_cache_of_two_gets(env: Vec<(String, String)>) -> Vec<String> {
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_product-api"))
+        .env_clear()
+        .envs(env)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "product-api");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let response = reqwest::get(format!("http://127.0.0.1:{port}/product/P-10090"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        seen.push(response.headers()["x-cache"].to_str().unwrap().to_owned());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    seen
+}
+
+#[tokio::test]
+async fn the_auth_token_is_read_from_secrets_manager() {
+    let redis = RedisServer::start_with(|_, _| {
+        vec!["--requirepass".to_owned(), "t0ken-from-secrets".to_owned()]
+    });
+    let moto = Moto::start();
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&sdk_config().await)
+            .endpoint_url(&moto.endpoint)
+            .build(),
+    );
+    let arn = secrets
+        .create_secret()
+        .name("product-catalog-cache-auth")
+        .secret_string("t0ken-from-secrets")
+        .send()
+        .await
+        .unwrap()
+        .arn
+        .unwrap();
+    let table = sample_table().await;
+
+    // The URL alone has no password: Redis refuses, requests are served from the table.
+    let mut env = service_env(&redis.url(), &table);
+    assert_eq!(x_cache_of_two_gets(env.clone()).await, ["BYPASS", "BYPASS"]);
+
+    // With the secret's ARN the token is fetched at start-up and the cache works.
+    env.push(("REDIS_AUTH_SECRET_ARN".to_owned(), arn));
+    env.push((
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(),
+        moto.endpoint.clone(),
+    ));
+    assert_eq!(x_cache_of_two_gets(env).await, ["MISS", "HIT"]);
+}
