@@ -99,6 +99,14 @@ impl Flights {
     }
 }
 
+/// A "missing" marker found in the cache: the table lacked this id a moment ago.
+fn not_found_hit(id: &ProductId) -> Outcome {
+    (
+        Err(ServiceError::NotFound(id.as_str().to_owned())),
+        CacheStatus::Hit,
+    )
+}
+
 /// Cache-aside over any [`Cache`] and [`ProductStore`].
 pub struct ProductService<C, S> {
     cache: C,
@@ -187,10 +195,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         {
             Some(Some(bytes)) => match CacheEntry::decode(bytes) {
                 CacheEntry::Product(product) => (Ok(product), CacheStatus::Hit),
-                CacheEntry::Missing => (
-                    Err(ServiceError::NotFound(id.as_str().to_owned())),
-                    CacheStatus::Hit,
-                ),
+                CacheEntry::Missing => not_found_hit(id),
                 CacheEntry::Corrupt => {
                     warn!(key, "corrupt cache entry treated as a miss");
                     self.meters.cache_errors.increment(1);
@@ -269,12 +274,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             match self.guarded(self.cache.get(key)).await? {
                 Some(bytes) => match CacheEntry::decode(bytes) {
                     CacheEntry::Product(product) => return Some((Ok(product), CacheStatus::Hit)),
-                    CacheEntry::Missing => {
-                        return Some((
-                            Err(ServiceError::NotFound(id.as_str().to_owned())),
-                            CacheStatus::Hit,
-                        ));
-                    }
+                    CacheEntry::Missing => return Some(not_found_hit(id)),
                     CacheEntry::Lease(_) => tokio::time::sleep(LEASE_POLL_INTERVAL).await,
                     CacheEntry::Corrupt => return None,
                 },

@@ -149,6 +149,12 @@ pub async fn fresh_table() -> DynamoStore {
 /// A fresh table holding the sample catalog.
 pub async fn sample_table() -> DynamoStore {
     let store = fresh_table().await;
+    load_sample(&store).await;
+    store
+}
+
+/// Loads `data/products.json` into `store`'s table.
+pub async fn load_sample(store: &DynamoStore) {
     let catalog =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/products.json"))
             .unwrap();
@@ -156,7 +162,6 @@ pub async fn sample_table() -> DynamoStore {
         .load(items_from_json_array(&catalog).unwrap(), |_| {})
         .await
         .expect("load the sample catalog");
-    store
 }
 
 /// Environment for a `product-api` process using these services.
@@ -228,14 +233,7 @@ impl Emulator {
             .create_table()
             .await
             .expect("create a table in the emulator");
-        let catalog = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("data/products.json"),
-        )
-        .unwrap();
-        store
-            .load(items_from_json_array(&catalog).unwrap(), |_| {})
-            .await
-            .expect("load the sample catalog");
+        load_sample(&store).await;
         store
     }
 
