@@ -43,7 +43,7 @@ def tables(module: pathlib.Path) -> str:
 
 
 def main():
-    for module in [ROOT, *sorted((ROOT / "modules").iterdir())]:
+    for module in [ROOT, ROOT / "bootstrap", *sorted((ROOT / "modules").iterdir())]:
         readme = module / "README.md"
         text = readme.read_text() if readme.exists() else f"# {module.name}\n\n{BEGIN}\n{END}\n"
         head, _, rest = text.partition(BEGIN)

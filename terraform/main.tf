@@ -8,7 +8,13 @@ data "aws_region" "current" {}
 locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
-  region     = data.aws_region.current.name
+  region     = data.aws_region.current.region
+}
+
+# Made by `make bootstrap` (terraform/bootstrap): every role of the stack carries it.
+# Read here so that a plan without a bootstrap stops at once, naming it.
+data "aws_iam_policy" "boundary" {
+  name = "${var.name}-boundary"
 }
 
 ################################################################################
@@ -64,6 +70,17 @@ data "aws_iam_policy_document" "kms" {
       type        = "Service"
       identifiers = ["cloudwatch.amazonaws.com"]
     }
+    # Only for this account's alarms (confused-deputy protection).
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:*"]
+    }
   }
 }
 
@@ -80,6 +97,7 @@ module "network" {
   endpoint_security_group_ids = [module.security_groups.endpoints_security_group_id]
   kms_key_arn                 = aws_kms_key.this.arn
   log_retention_days          = var.log_retention_days
+  permissions_boundary_arn    = data.aws_iam_policy.boundary.arn
 }
 
 module "security_groups" {
@@ -126,6 +144,7 @@ module "functions" {
   product_api_zip                  = var.product_api_zip
   cache_invalidator_zip            = var.cache_invalidator_zip
   product_api_reserved_concurrency = var.product_api_reserved_concurrency
+  permissions_boundary_arn         = data.aws_iam_policy.boundary.arn
   subnet_ids                       = module.network.private_subnet_ids
   security_group_id                = module.security_groups.lambda_security_group_id
   table_name                       = module.data.table_name
@@ -153,6 +172,9 @@ module "api" {
   throttle_burst      = var.api_throttle_burst
   kms_key_arn         = aws_kms_key.this.arn
   log_retention_days  = var.log_retention_days
+
+  manage_account_logging_role = var.manage_api_gateway_logging
+  account_logging_role_name   = "${var.name}-apigateway-logs"
 }
 
 module "monitoring" {
@@ -165,7 +187,8 @@ module "monitoring" {
   product_api_function_name = module.functions.product_api_function_name
   invalidator_function_name = module.functions.cache_invalidator_function_name
   table_name                = module.data.table_name
-  cache_metric_dimension    = module.cache.metric_dimension
+  cache_serverless          = var.cache_serverless
+  cache_metric_dimensions   = module.cache.metric_dimensions
   kms_key_arn               = aws_kms_key.this.arn
   alarm_email               = var.alarm_email
   min_hit_ratio             = var.min_hit_ratio
@@ -175,10 +198,15 @@ module "pipeline" {
   source = "./modules/pipeline"
   count  = var.enable_pipeline ? 1 : 0
 
-  name              = var.name
-  repository_id     = var.repository_id
-  repository_branch = var.repository_branch
-  source_provider   = var.source_provider
-  state_bucket      = var.state_bucket
-  kms_key_arn       = aws_kms_key.this.arn
+  name                     = var.name
+  environment              = var.environment
+  repository_id            = var.repository_id
+  repository_branch        = var.repository_branch
+  source_provider          = var.source_provider
+  state_bucket             = var.state_bucket
+  state_key                = var.state_key
+  state_kms_key_arn        = var.state_kms_key_arn
+  kms_key_arn              = aws_kms_key.this.arn
+  permissions_boundary_arn = data.aws_iam_policy.boundary.arn
+  apply_buildspec          = file("${path.root}/../buildspec-apply.yml")
 }

@@ -4,8 +4,21 @@ variable "name" {
   default     = "product-catalog"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{2,30}$", var.name))
-    error_message = "name must be 3 to 31 lowercase letters, digits or dashes, starting with a letter."
+    # ElastiCache ids (the cache is named after it) begin with a letter and have no "--"
+    # and no trailing "-".
+    condition     = length(var.name) >= 3 && length(var.name) <= 31 && can(regex("^[a-z]([a-z0-9]|-[a-z0-9])*$", var.name))
+    error_message = "name must be 3 to 31 lowercase letters, digits or single dashes, starting with a letter and not ending with a dash."
+  }
+}
+
+variable "environment" {
+  description = "Environment name: make passes ENV (terraform/env/<environment>.tfvars); the pipeline plans the same one."
+  type        = string
+  default     = "dev"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,19}$", var.environment))
+    error_message = "environment must be 1 to 20 lowercase letters, digits or dashes."
   }
 }
 
@@ -155,9 +168,14 @@ variable "cache_invalidator_zip" {
 }
 
 variable "product_api_reserved_concurrency" {
-  description = "Reserved concurrency of product-api (-1: unreserved). Bounds what a traffic spike can cost and what it can ask of the table."
+  description = "Reserved concurrency of product-api (-1: unreserved, the default). A reservation bounds what a spike can cost, but AWS refuses one that leaves fewer than 100 unreserved (new accounts may have a quota of 10 in all): raise the quota first."
   type        = number
-  default     = 100
+  default     = -1
+
+  validation {
+    condition     = var.product_api_reserved_concurrency == -1 || var.product_api_reserved_concurrency >= 1
+    error_message = "product_api_reserved_concurrency must be -1 (unreserved) or at least 1."
+  }
 }
 
 variable "cache_ttl_seconds" {
@@ -258,9 +276,14 @@ variable "min_hit_ratio" {
 # --- pipeline --------------------------------------------------------------------
 
 variable "enable_pipeline" {
-  description = "Create the CodePipeline (source, build and test, plan, approval, apply)."
+  description = "Create the CodePipeline (source, build and test, plan, approval, apply). It plans with this same tfvars file and state, so set it here, not on the command line."
   type        = bool
   default     = false
+
+  validation {
+    condition     = !var.enable_pipeline || (var.state_bucket != "" && var.state_key != "" && var.state_kms_key_arn != "")
+    error_message = "enable_pipeline needs the remote state: run make bootstrap, then make deploy (it passes state_bucket, state_key and state_kms_key_arn)."
+  }
 }
 
 variable "repository_id" {
@@ -276,18 +299,38 @@ variable "repository_branch" {
 }
 
 variable "source_provider" {
-  description = "Provider of the CodeStar connection: GitHub, GitLab or Bitbucket."
+  description = "Provider of the CodeStar connection: GitHub, GitLab or Bitbucket (self-hosted providers need a host, which this stack does not create)."
   type        = string
   default     = "GitHub"
 
   validation {
-    condition     = contains(["GitHub", "GitHubEnterpriseServer", "GitLab", "Bitbucket"], var.source_provider)
-    error_message = "source_provider must be GitHub, GitHubEnterpriseServer, GitLab or Bitbucket."
+    condition     = contains(["GitHub", "GitLab", "Bitbucket"], var.source_provider)
+    error_message = "source_provider must be GitHub, GitLab or Bitbucket."
   }
 }
 
+# --- bootstrap (make passes these from terraform/env/<env>.s3.tfbackend) -------------
+
+variable "manage_api_gateway_logging" {
+  description = "Point the account's API Gateway logging setting (one per account and region) at the role make bootstrap created; set false in both bootstrap and stack if the account already has one."
+  type        = bool
+  default     = true
+}
+
 variable "state_bucket" {
-  description = "S3 bucket holding this stack's Terraform state (the backend), which the pipeline's plan and apply use."
+  description = "S3 bucket of this stack's state (make passes it from the backend file); the pipeline's roles are scoped to it."
+  type        = string
+  default     = ""
+}
+
+variable "state_key" {
+  description = "Key of this stack's state object (make passes it from the backend file)."
+  type        = string
+  default     = ""
+}
+
+variable "state_kms_key_arn" {
+  description = "KMS key of the state bucket (make passes it from the backend file)."
   type        = string
   default     = ""
 }

@@ -1,10 +1,11 @@
 terraform {
-  required_version = ">= 1.6.0, < 2.0.0"
+  # 1.11: S3-native state locking (use_lockfile) is generally available.
+  required_version = ">= 1.11.0, < 2.0.0"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.80.0, < 7.0.0"
+      version = ">= 6.0.0, < 7.0.0"
     }
     random = {
       source  = "hashicorp/random"
@@ -17,6 +18,6 @@ provider "aws" {
   region = var.aws_region
 
   default_tags {
-    tags = merge({ Project = var.name, ManagedBy = "terraform" }, var.tags)
+    tags = merge({ Project = var.name, Environment = var.environment, ManagedBy = "terraform" }, var.tags)
   }
 }

@@ -481,3 +481,516 @@ fn functions_deploy_the_packaged_zips_on_provided_al2023() {
         Some("true")
     );
 }
+
+// --- First deploy on a fresh account (issue: make deploy and the pipeline) -------------
+
+fn bootstrap() -> Module {
+    load(&terraform_dir().join("bootstrap"))
+}
+
+/// The roots (stack and bootstrap): the bootstrap's own test requires it to exist.
+fn roots() -> Vec<Module> {
+    let mut roots = vec![root()];
+    if terraform_dir().join("bootstrap").is_dir() {
+        roots.push(bootstrap());
+    }
+    roots
+}
+
+/// Every module the deploy path applies: the stack's and the bootstrap.
+fn all_roots_and_modules() -> Vec<Module> {
+    let mut modules = all_modules();
+    modules.extend(roots().into_iter().skip(1));
+    modules
+}
+
+#[test]
+fn the_bootstrap_parses_resolves_and_describes_itself() {
+    let bootstrap = bootstrap();
+    assert!(
+        bootstrap.undescribed.is_empty(),
+        "{:?}",
+        bootstrap.undescribed
+    );
+    let problems = unresolved_references(&bootstrap);
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The state bucket: versioned, encrypted with a key, private, TLS only.
+    for resource in [
+        "aws_s3_bucket_versioning",
+        "aws_s3_bucket_server_side_encryption_configuration",
+        "aws_s3_bucket_public_access_block",
+        "aws_s3_bucket_policy",
+    ] {
+        assert!(
+            bootstrap
+                .resources
+                .contains_key(&(resource.to_owned(), "state".to_owned())),
+            "{resource}"
+        );
+    }
+    assert!(bootstrap.text.contains("use_lockfile = true"));
+    assert!(bootstrap.text.contains("aws:SecureTransport"));
+}
+
+#[test]
+fn the_stage_and_its_method_settings_wait_for_the_account_logging_setting() {
+    let api = module("api");
+    for (kind, name) in [
+        ("aws_api_gateway_stage", "this"),
+        ("aws_api_gateway_method_settings", "all"),
+    ] {
+        let body = &api.resources[&(kind.to_owned(), name.to_owned())];
+        let depends_on = attr(body, "depends_on").map(expr_text).unwrap_or_default();
+        assert_eq!(
+            depends_on.split_whitespace().collect::<String>(),
+            "[aws_api_gateway_account.this]",
+            "{kind}.{name}"
+        );
+    }
+    // The role it names belongs to the bootstrap, which the stack's destroy never touches.
+    assert!(
+        bootstrap()
+            .resources
+            .contains_key(&("aws_iam_role".to_owned(), "api_gateway_logging".to_owned()))
+    );
+    assert!(
+        !api.resources.keys().any(|(kind, _)| kind == "aws_iam_role"),
+        "the stack must not own the account-wide logging role"
+    );
+    // Exposed at the root, in the same tfvars as the bootstrap's setting.
+    assert!(root().variables.contains_key("manage_api_gateway_logging"));
+    assert!(
+        bootstrap()
+            .variables
+            .contains_key("manage_api_gateway_logging")
+    );
+    let tfvars = std::fs::read_to_string(terraform_dir().join("env/dev.tfvars")).unwrap();
+    assert!(tfvars.contains("manage_api_gateway_logging"));
+}
+
+fn variable_default(module: &Module, name: &str) -> String {
+    let pattern = format!(r#"(?s)variable "{name}" \{{.*?default\s*=\s*([^\n]+)"#);
+    Regex::new(&pattern)
+        .unwrap()
+        .captures(&module.text)
+        .unwrap_or_else(|| panic!("{}: variable {name} has no default", module.dir.display()))[1]
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn no_function_reserves_concurrency_by_default() {
+    // New accounts may have a concurrency quota of 10, and AWS keeps 100 unreserved.
+    assert_eq!(
+        variable_default(&root(), "product_api_reserved_concurrency"),
+        "-1"
+    );
+    let functions = module("functions");
+    assert_eq!(
+        variable_default(&functions, "product_api_reserved_concurrency"),
+        "-1"
+    );
+    for name in ["product_api", "cache_invalidator"] {
+        let body = &functions.resources[&("aws_lambda_function".to_owned(), name.to_owned())];
+        if let Some(reserved) = attr(body, "reserved_concurrent_executions") {
+            assert_eq!(
+                expr_text(reserved),
+                "var.product_api_reserved_concurrency",
+                "{name}"
+            );
+        }
+    }
+}
+
+/// The lowest Terraform release a `required_version` admits: ">= 1.9.0, < 2" -> (1, 9).
+fn minimum_terraform(module: &Module) -> (u32, u32) {
+    let version = Regex::new(r#"required_version\s*=\s*">=\s*(\d+)\.(\d+)"#)
+        .unwrap()
+        .captures(&module.text)
+        .unwrap_or_else(|| panic!("{}: no required_version >= ...", module.dir.display()));
+    (version[1].parse().unwrap(), version[2].parse().unwrap())
+}
+
+#[test]
+fn required_version_admits_no_release_older_than_the_features_used() {
+    let cross_variable_validation =
+        Regex::new(r#"(?s)variable "(\w+)" \{[^}]*?validation \{\s*condition\s*=\s*([^\n]+)"#)
+            .unwrap();
+    let variable = Regex::new(r"\bvar\.(\w+)").unwrap();
+    for module in all_roots_and_modules() {
+        let mut needed = ((1, 0), String::new());
+        let mut need = |version: (u32, u32), why: String| {
+            if version > needed.0 {
+                needed = (version, why);
+            }
+        };
+        for cap in cross_variable_validation.captures_iter(&module.text) {
+            if variable.captures_iter(&cap[2]).any(|v| v[1] != cap[1]) {
+                need(
+                    (1, 9),
+                    format!("variable {} validates another variable", &cap[1]),
+                );
+            }
+        }
+        if module.text.contains("use_lockfile") || module.dir == terraform_dir() {
+            // The stack's state is locked with an S3 lock file (GA in 1.11).
+            need((1, 11), "S3-native state locking (use_lockfile)".to_owned());
+        }
+        let admitted = minimum_terraform(&module);
+        assert!(
+            admitted >= needed.0,
+            "{}: required_version admits {admitted:?}, but {} needs {:?}",
+            module.dir.display(),
+            needed.1,
+            needed.0
+        );
+    }
+}
+
+#[test]
+fn no_deprecated_or_partition_bound_attribute() {
+    let banned = [
+        (
+            r"data\.aws_region\.\w+\.name\b",
+            "data.aws_region.*.name is deprecated in provider 6: use .region",
+        ),
+        (
+            r"\bmanaged_policy_arns\b",
+            "managed_policy_arns is deprecated: use aws_iam_role_policy_attachment",
+        ),
+        (
+            r"\binline_policy\s*\{",
+            "inline_policy is deprecated: use aws_iam_role_policy",
+        ),
+        (
+            r#""arn:aws:"#,
+            "arn:aws: breaks in GovCloud and China: use the partition",
+        ),
+        (
+            r"GitHubEnterpriseServer",
+            "GitHub Enterprise Server needs a host_arn this stack does not create",
+        ),
+    ];
+    for module in all_roots_and_modules() {
+        for (pattern, why) in banned {
+            assert!(
+                !Regex::new(pattern).unwrap().is_match(&module.text),
+                "{}: {why}",
+                module.dir.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_name_validation_rejects_what_elasticache_rejects() {
+    let condition = Regex::new(r#"(?s)variable "name" \{.*?condition\s*=\s*([^\n]+)"#).unwrap();
+    let regex_call = Regex::new(r#"regex\("([^"]+)""#).unwrap();
+    let bounds =
+        Regex::new(r"length\(var\.name\) >= (\d+) && length\(var\.name\) <= (\d+)").unwrap();
+    for module in roots() {
+        let condition = condition.captures(&module.text).unwrap()[1].to_owned();
+        let pattern = regex_call.captures(&condition).unwrap()[1].replace(r"\\", r"\");
+        let pattern = Regex::new(&pattern).unwrap();
+        let bounds = bounds
+            .captures(&condition)
+            .expect("the name's length is bounded");
+        let (min, max) = (
+            bounds[1].parse::<usize>().unwrap(),
+            bounds[2].parse::<usize>().unwrap(),
+        );
+        let valid = |name: &str| name.len() >= min && name.len() <= max && pattern.is_match(name);
+        for good in ["product-catalog", "abc", "a1-b2-c3", &"a".repeat(31)] {
+            assert!(valid(good), "{good} should be valid");
+        }
+        for bad in [
+            "pc",
+            "a--b",
+            "abc-",
+            "-abc",
+            "1abc",
+            "Abc",
+            "a_b",
+            &"a".repeat(32),
+        ] {
+            assert!(!valid(bad), "{bad} should be refused");
+        }
+    }
+}
+
+#[test]
+fn generated_bucket_names_fit_the_37_character_prefix_limit() {
+    let prefix = Regex::new(
+        r#"bucket_prefix\s*=\s*"\$\{trimsuffix\(substr\(var\.name, 0, (\d+)\), "-"\)\}([^"]*)""#,
+    )
+    .unwrap();
+    let mut seen = 0;
+    for module in all_roots_and_modules() {
+        for line in module.text.lines().filter(|l| l.contains("bucket_prefix")) {
+            let cap = prefix.captures(line).unwrap_or_else(|| {
+                panic!(
+                    "{}: bucket_prefix must cut the name: {line}",
+                    module.dir.display()
+                )
+            });
+            let longest = cap[1].parse::<usize>().unwrap() + cap[2].len();
+            assert!(longest <= 37, "{line}: up to {longest} characters");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 2, "the artifact and the state bucket");
+}
+
+/// Statements of an `aws_iam_policy_document` data block: (effect, actions, resources).
+fn policy_statements(module: &Module, name: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let text = std::fs::read_dir(&module.dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<String>();
+    let body: Body = hcl::parse(&text).unwrap();
+    let block = body
+        .blocks()
+        .find(|b| {
+            b.identifier() == "data"
+                && labels(b) == ["aws_iam_policy_document".to_owned(), name.to_owned()]
+        })
+        .unwrap_or_else(|| panic!("no policy document {name}"));
+    let strings = |body: &Body, key: &str| -> Vec<String> {
+        match attr(body, key) {
+            Some(Expression::Array(items)) => items.iter().map(expr_text).collect(),
+            Some(other) => vec![expr_text(other)],
+            None => Vec::new(),
+        }
+    };
+    block
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "statement")
+        .map(|s| {
+            let effect = attr(s.body(), "effect")
+                .map(expr_text)
+                .unwrap_or_else(|| "\"Allow\"".to_owned());
+            (
+                effect,
+                strings(s.body(), "actions"),
+                strings(s.body(), "resources"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_build_stage_can_read_the_account_but_write_only_its_artifact_and_the_state_lock() {
+    let pipeline = module("pipeline");
+    // Its role: AWS's ReadOnlyAccess and one inline policy, nothing else.
+    let attachments: Vec<String> = pipeline
+        .resources
+        .iter()
+        .filter(|((kind, _), body)| {
+            matches!(
+                kind.as_str(),
+                "aws_iam_role_policy_attachment" | "aws_iam_role_policy"
+            ) && attr(body, "role")
+                .map(expr_text)
+                .is_some_and(|r| r.starts_with("aws_iam_role.build."))
+        })
+        .map(|((kind, name), body)| {
+            format!(
+                "{kind}.{name} {}",
+                attr(body, "policy_arn").map(expr_text).unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(attachments.len(), 2, "{attachments:?}");
+    assert!(
+        attachments
+            .iter()
+            .any(|a| a.ends_with(":policy/ReadOnlyAccess\"")),
+        "{attachments:?}"
+    );
+    let read_only = Regex::new(r#"^"[a-z0-9-]+:(Get|List|Describe|BatchGet)[A-Za-z]*"$"#).unwrap();
+    for (effect, actions, resources) in policy_statements(&pipeline, "build") {
+        assert_eq!(effect, "\"Allow\"");
+        for action in &actions {
+            if read_only.is_match(action) || action == "\"kms:Decrypt\"" {
+                continue;
+            }
+            // Anything that writes is scoped to the artifact bucket, the lock file, the
+            // build's own logs, or (to encrypt them) the keys of those two buckets.
+            for resource in &resources {
+                let allowed = resource.contains("aws_s3_bucket.artifacts.arn")
+                    || resource.contains(".tflock")
+                    || resource.contains("aws_cloudwatch_log_group.builds.arn")
+                    || (action == "\"kms:GenerateDataKey\""
+                        && (resource == "var.kms_key_arn" || resource == "var.state_kms_key_arn"));
+                assert!(allowed, "the build role may {action} on {resource}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_role_carries_the_permissions_boundary_and_the_apply_role_cannot_shed_it() {
+    let mut roles = 0;
+    for module in all_roots_and_modules() {
+        for ((kind, name), body) in &module.resources {
+            if kind != "aws_iam_role" {
+                continue;
+            }
+            roles += 1;
+            let boundary = attr(body, "permissions_boundary").map(expr_text);
+            assert!(
+                matches!(
+                    boundary.as_deref(),
+                    Some("var.permissions_boundary_arn" | "aws_iam_policy.boundary.arn")
+                ),
+                "{}: role {name} has no permissions boundary",
+                module.dir.display()
+            );
+        }
+    }
+    assert!(roles >= 7, "{roles} roles");
+    let root = root();
+    for call in ["network", "functions", "pipeline"] {
+        assert_eq!(
+            expr_text(&root.calls[call].1["permissions_boundary_arn"]),
+            "data.aws_iam_policy.boundary.arn"
+        );
+    }
+    // The boundary itself denies what would let a bounded role escape it.
+    let boundary = policy_statements(&bootstrap(), "boundary");
+    let denied: BTreeSet<String> = boundary
+        .iter()
+        .filter(|(effect, _, _)| effect == "\"Deny\"")
+        .flat_map(|(_, actions, _)| actions.clone())
+        .collect();
+    for action in [
+        "iam:CreateRole",
+        "iam:PutRolePermissionsBoundary",
+        "iam:DeleteRolePermissionsBoundary",
+        "iam:CreatePolicyVersion",
+        "iam:SetDefaultPolicyVersion",
+        "iam:*",
+        "sts:AssumeRole",
+    ] {
+        assert!(
+            denied.contains(&format!("\"{action}\"")),
+            "the boundary does not deny {action}"
+        );
+    }
+    // The apply role: PowerUser (no IAM) plus IAM for this stack's names only.
+    let pipeline = module("pipeline");
+    for (effect, actions, resources) in policy_statements(&pipeline, "apply") {
+        if effect == "\"Allow\"" && actions.iter().any(|a| a.starts_with("\"iam:")) {
+            for resource in resources {
+                assert!(
+                    resource.contains("/${var.name}-*"),
+                    "apply role IAM on {resource}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn both_pipeline_stages_and_make_read_the_same_settings_and_state() {
+    let pipeline = module("pipeline");
+    for project in ["build", "apply"] {
+        let body = &pipeline.resources[&("aws_codebuild_project".to_owned(), project.to_owned())];
+        let environment = body
+            .blocks()
+            .find(|b| b.identifier() == "environment")
+            .unwrap();
+        let variables: Vec<(String, String)> = environment
+            .body()
+            .blocks()
+            .filter(|b| b.identifier() == "environment_variable")
+            .map(|b| {
+                (
+                    attr(b.body(), "name").map(expr_text).unwrap(),
+                    attr(b.body(), "value").map(expr_text).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            variables,
+            [("\"DEPLOY_ENV\"".to_owned(), "var.environment".to_owned())],
+            "{project}"
+        );
+    }
+    let apply = &pipeline.resources[&("aws_codebuild_project".to_owned(), "apply".to_owned())];
+    let source = apply.blocks().find(|b| b.identifier() == "source").unwrap();
+    assert_eq!(
+        attr(source.body(), "buildspec").map(expr_text).as_deref(),
+        Some("var.apply_buildspec"),
+        "the apply stage's commands must not come from the build stage's artifact"
+    );
+    let root = root();
+    assert_eq!(
+        expr_text(&root.calls["pipeline"].1["environment"]),
+        "var.environment"
+    );
+    assert_eq!(
+        expr_text(&root.calls["pipeline"].1["apply_buildspec"]),
+        "file(\"${path.root}/../buildspec-apply.yml\")"
+    );
+    // One backend, configured from the environment's file, for every way of deploying.
+    let backend = std::fs::read_to_string(terraform_dir().join("backend.tf")).unwrap();
+    assert!(
+        strip_comments(&backend).contains("backend \"s3\" {}"),
+        "{backend}"
+    );
+    // The pipeline keeps itself: enable_pipeline lives in the tfvars both read.
+    let tfvars = std::fs::read_to_string(terraform_dir().join("env/dev.tfvars")).unwrap();
+    assert!(tfvars.contains("enable_pipeline"), "{tfvars}");
+}
+
+#[test]
+fn the_dashboard_and_alarms_follow_every_cache_node_and_the_serverless_metrics() {
+    let monitoring = module("monitoring");
+    // Every node of every shard, not the first member only.
+    assert!(
+        monitoring
+            .text
+            .contains("for dim in var.cache_metric_dimensions")
+    );
+    assert!(
+        monitoring
+            .text
+            .contains("for_each = local.eviction_dimensions")
+    );
+    // Serverless caches publish no DatabaseMemoryUsagePercentage / EngineCPUUtilization.
+    let serverless = Regex::new(r"(?s)var\.cache_serverless\s*\?\s*\{([^}]*)\}").unwrap();
+    let serverless = &serverless.captures(&monitoring.text).unwrap()[1];
+    assert!(serverless.contains("ElastiCacheProcessingUnits"));
+    assert!(!serverless.contains("DatabaseMemoryUsagePercentage"));
+    assert!(!serverless.contains("EngineCPUUtilization"));
+    // A documented metric-math form for the 5xx rate.
+    let alarm = &monitoring.resources[&(
+        "aws_cloudwatch_metric_alarm".to_owned(),
+        "api_5xx_rate".to_owned(),
+    )];
+    let rate = alarm
+        .blocks()
+        .find(|b| attr(b.body(), "id").map(expr_text).as_deref() == Some("\"rate\""))
+        .unwrap();
+    assert_eq!(
+        attr(rate.body(), "expression").map(expr_text).as_deref(),
+        Some("\"IF(requests > 0, errors / requests, 0)\"")
+    );
+}
+
+#[test]
+fn cloudwatch_may_use_the_key_only_for_this_accounts_alarms() {
+    let statements = root();
+    let kms = Regex::new(r#"(?s)sid\s*=\s*"CloudWatchAlarmsPublishToTheEncryptedTopic".*?\n  \}"#)
+        .unwrap()
+        .find(&statements.text)
+        .unwrap()
+        .as_str()
+        .to_owned();
+    assert!(kms.contains("aws:SourceAccount"), "{kms}");
+    assert!(kms.contains("aws:SourceArn"), "{kms}");
+}

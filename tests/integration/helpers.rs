@@ -248,3 +248,28 @@ impl Drop for Emulator {
         self.stop();
     }
 }
+
+/// Runs `cache-invalidator` in its local (stdin) mode on one stream event, with only the
+/// environment given, and returns its batch response.
+pub fn run_invalidator(
+    env: &[(&str, &std::ffi::OsStr)],
+    event: &serde_json::Value,
+) -> serde_json::Value {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cache-invalidator"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(event.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    serde_json::from_slice(&output.stdout).unwrap()
+}

@@ -1,35 +1,17 @@
 //! The `cache-invalidator` binary on real Redis, with stream records for items written
 //! to the emulator, and the read path seeing the result.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use fred::prelude::KeysInterface;
 use product_catalog::app;
 use product_catalog::config::Config;
 use product_catalog::item::item_from_json;
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisServer, sample_table};
+use crate::helpers::{RedisServer, run_invalidator, sample_table};
 
 /// Runs the invalidator on one event, as the local (stdin) mode does.
 fn invalidate(redis: &RedisServer, event: &Value) -> Value {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cache-invalidator"))
-        .env_clear()
-        .env("REDIS_URL", redis.url())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(event.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
-    serde_json::from_slice(&output.stdout).unwrap()
+    run_invalidator(&[("REDIS_URL", redis.url().as_ref())], event)
 }
 
 fn record(event_name: &str, id: &str, new_image: Option<&Value>, sequence: u32) -> Value {

@@ -1,5 +1,7 @@
 //! ElastiCache-like settings on real local servers: TLS with AUTH (password, and user
-//! plus password) against a test CA made here, and a three-shard Redis cluster.
+//! plus password) against a test CA made here, and a three-shard Redis cluster. The named
+//! user has exactly the ACL the Terraform gives the serverless cache's user, so a command
+//! the functions send that the ACL forbids fails here before it fails in AWS.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,7 +10,9 @@ use product_catalog::app;
 use product_catalog::config::Config;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
-use crate::helpers::{RedisServer, free_port, sample_table, service_env, wait_for_port};
+use crate::helpers::{
+    RedisServer, free_port, run_invalidator, sample_table, service_env, wait_for_port,
+};
 
 /// Writes `ca.pem`, `server.pem`, `server.key` into `dir`; the server cert names localhost.
 fn make_certificates(dir: &std::path::Path) {
@@ -29,13 +33,32 @@ fn make_certificates(dir: &std::path::Path) {
     std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
 }
 
+/// The `access_string` of the serverless cache's "app" user in terraform/modules/cache.
+fn terraform_app_access_string() -> String {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/terraform/modules/cache/main.tf"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let line = text
+        .lines()
+        .find(|line| line.trim_start().starts_with("app_access_string"))
+        .expect("terraform/modules/cache/main.tf defines local.app_access_string");
+    let value = line.split_once('=').unwrap().1.trim();
+    value.trim_matches('"').to_owned()
+}
+
 fn tls_redis() -> RedisServer {
     RedisServer::start_with(|port, dir| {
         make_certificates(dir);
-        // AUTH as ElastiCache offers it: the default user's token, and a named user.
+        // AUTH as ElastiCache offers it: the default user's token, and a named user with
+        // the Terraform's ACL.
         std::fs::write(
             dir.join("users.acl"),
-            "user default on >s3cret-token ~* &* +@all\nuser app on >app-pass ~product:* &* +@all\n",
+            format!(
+                "user default on >s3cret-token ~* &* +@all\nuser app >app-pass {}\n",
+                terraform_app_access_string()
+            ),
         )
         .unwrap();
         let path = |name: &str| dir.join(name).display().to_string();
@@ -88,6 +111,30 @@ async fn two_gets(
     (seen[0].clone(), seen[1].clone())
 }
 
+/// Runs cache-invalidator (stdin mode) on one REMOVE of `id`, trusting the test CA.
+fn invalidate_as(redis_url: &str, ca: &std::path::Path, id: &str) -> serde_json::Value {
+    let event = serde_json::json!({"Records": [{
+        "eventID": "acl-1",
+        "eventName": "REMOVE",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1",
+        "dynamodb": {
+            "Keys": {"productId": {"S": id}},
+            "SequenceNumber": "1",
+            "SizeBytes": 10,
+            "StreamViewType": "NEW_AND_OLD_IMAGES"
+        },
+        "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/Products/stream/x"
+    }]});
+    run_invalidator(
+        &[
+            ("REDIS_URL", redis_url.as_ref()),
+            ("SSL_CERT_FILE", ca.as_os_str()),
+        ],
+        &event,
+    )
+}
+
 #[tokio::test]
 async fn tls_with_a_password_and_with_a_user_works_and_a_wrong_password_degrades() {
     let redis = tls_redis();
@@ -103,48 +150,42 @@ async fn tls_with_a_password_and_with_a_user_works_and_a_wrong_password_degrades
     .await;
     assert_eq!(with_password, ("MISS".into(), "HIT".into()));
 
-    let cli = Command::new("redis-cli")
-        .args(["--tls", "--cacert"])
-        .arg(&ca)
-        .args([
-            "-p",
-            &port.to_string(),
-            "--user",
-            "app",
-            "--pass",
-            "app-pass",
-            "--no-auth-warning",
-        ])
-        .args(["TTL", "product:P-10070"])
-        .output()
-        .unwrap();
-    let ttl: i64 = String::from_utf8_lossy(&cli.stdout)
-        .trim()
+    // redis-cli over TLS, as the default user (the token) or as another user.
+    let cli = |auth: &[&str], command: &[&str]| -> String {
+        let output = Command::new("redis-cli")
+            .args(["--tls", "--cacert"])
+            .arg(&ca)
+            .args(["-p", &port.to_string(), "--no-auth-warning"])
+            .args(auth)
+            .args(command)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    };
+    let admin = ["-a", "s3cret-token"];
+    let ttl: i64 = cli(&admin, &["TTL", "product:P-10070"])
         .parse()
         .expect("redis-cli over TLS answers TTL");
     assert!((290..=300).contains(&ttl), "TTL {ttl}");
-    let _ = Command::new("redis-cli")
-        .args(["--tls", "--cacert"])
-        .arg(&ca)
-        .args([
-            "-p",
-            &port.to_string(),
-            "-a",
-            "s3cret-token",
-            "--no-auth-warning",
-            "DEL",
-            "product:P-10070",
-        ])
-        .output()
-        .unwrap();
+    cli(&admin, &["DEL", "product:P-10070"]);
 
-    let with_user = two_gets(
-        &format!("rediss://app:app-pass@localhost:{port}"),
-        &ca,
-        &table,
-    )
-    .await;
+    let app_url = format!("rediss://app:app-pass@localhost:{port}");
+    let with_user = two_gets(&app_url, &ca, &table).await;
     assert_eq!(with_user, ("MISS".into(), "HIT".into()));
+    // The invalidator, as the same user: a REMOVE replaces the product.
+    let removed = invalidate_as(&app_url, &ca, "P-10070");
+    assert_eq!(
+        removed["batchItemFailures"],
+        serde_json::json!([]),
+        "{removed}"
+    );
+    let value = cli(&admin, &["GET", "product:P-10070"]);
+    assert!(!value.starts_with('{'), "after REMOVE: {value}");
+    // Nothing the service or the invalidator sent was refused, not even quietly.
+    assert_eq!(cli(&admin, &["ACL", "LOG"]), "", "commands the ACL refused");
+    // And what the ACL is for: no command outside the service's own.
+    let denied = cli(&["--user", "app", "--pass", "app-pass"], &["FLUSHALL"]);
+    assert!(denied.contains("NOPERM"), "{denied}");
 
     let wrong = two_gets(&format!("rediss://:wrong@localhost:{port}"), &ca, &table).await;
     assert_eq!(wrong, ("BYPASS".into(), "BYPASS".into()));
@@ -159,7 +200,18 @@ impl Cluster {
     fn start() -> Self {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
-                RedisServer::start_with(|_, _| {
+                RedisServer::start_with(|_, dir| {
+                    // The default user stays open (redis-cli --cluster create); the
+                    // service connects as "app", with the Terraform's ACL.
+                    let acl = dir.join("users.acl");
+                    std::fs::write(
+                        &acl,
+                        format!(
+                            "user default on nopass ~* &* +@all\nuser app >app-pass {}\n",
+                            terraform_app_access_string()
+                        ),
+                    )
+                    .unwrap();
                     [
                         "--cluster-enabled",
                         "yes",
@@ -167,9 +219,12 @@ impl Cluster {
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "2000",
+                        "--aclfile",
                     ]
                     .map(String::from)
-                    .to_vec()
+                    .into_iter()
+                    .chain([acl.display().to_string()])
+                    .collect()
                 })
             })
             .collect();
@@ -209,7 +264,10 @@ impl Cluster {
 async fn cluster_mode_serves_keys_on_every_shard() {
     let cluster = Cluster::start();
     let table = sample_table().await;
-    let url = format!("redis-cluster://127.0.0.1:{}", cluster.nodes[0].port);
+    let url = format!(
+        "redis-cluster://app:app-pass@127.0.0.1:{}",
+        cluster.nodes[0].port
+    );
     let vars = [("REDIS_URL", url), ("TABLE_NAME", table.table().to_owned())];
     let config = Config::from_lookup(|name| {
         vars.iter()
@@ -249,4 +307,17 @@ async fn cluster_mode_serves_keys_on_every_shard() {
         per_node.iter().all(|&n| n > 0),
         "keys per shard: {per_node:?}"
     );
+    // Nothing the service sent as "app" was refused by the Terraform's ACL.
+    for node in &cluster.nodes {
+        let log = Command::new("redis-cli")
+            .args(["-p", &node.port.to_string(), "ACL", "LOG"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&log.stdout).trim(),
+            "",
+            "commands the ACL refused on {}",
+            node.port
+        );
+    }
 }

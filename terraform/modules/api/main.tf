@@ -119,6 +119,8 @@ resource "aws_api_gateway_stage" "this" {
       integrationError = "$context.integration.error"
     })
   }
+
+  depends_on = [aws_api_gateway_account.this]
 }
 
 resource "aws_api_gateway_method_settings" "all" {
@@ -133,32 +135,27 @@ resource "aws_api_gateway_method_settings" "all" {
     throttling_rate_limit  = var.throttle_rate
     throttling_burst_limit = var.throttle_burst
   }
+
+  depends_on = [aws_api_gateway_account.this]
 }
 
 ################################################################################
-# Account-wide logging role (API Gateway needs one to write any logs)
+# Account-wide logging setting. API Gateway refuses a stage with access logs or
+# method logging until the account (per region) names a CloudWatch role ("CloudWatch
+# Logs role ARN must be set in account settings"), so the stage waits for it. The role
+# itself belongs to make bootstrap: destroying this stack leaves the setting pointing at
+# a role that still exists (destroying aws_api_gateway_account keeps the setting).
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
 ################################################################################
 
-data "aws_iam_policy_document" "apigateway_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["apigateway.amazonaws.com"]
-    }
-  }
-}
-
-resource "aws_iam_role" "logging" {
+data "aws_iam_role" "account_logging" {
   count = var.manage_account_logging_role ? 1 : 0
 
-  name                = "${var.name}-apigateway-logs"
-  assume_role_policy  = data.aws_iam_policy_document.apigateway_assume.json
-  managed_policy_arns = ["arn:aws:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"]
+  name = var.account_logging_role_name
 }
 
 resource "aws_api_gateway_account" "this" {
   count = var.manage_account_logging_role ? 1 : 0
 
-  cloudwatch_role_arn = aws_iam_role.logging[0].arn
+  cloudwatch_role_arn = data.aws_iam_role.account_logging[0].arn
 }

@@ -43,7 +43,11 @@ variable "log_retention_days" {
 }
 
 variable "manage_account_logging_role" {
-  description = "Set the account-wide role API Gateway uses to write logs (needed once per account and region; turn off if your account already has one)."
+  description = "Point the account-wide API Gateway logging setting (one per account and region) at account_logging_role_name; false if the account already has one."
   type        = bool
-  default     = true
+}
+
+variable "account_logging_role_name" {
+  description = "Name of the role API Gateway writes logs with (make bootstrap creates it)."
+  type        = string
 }

@@ -15,7 +15,8 @@ locals {
       ? aws_elasticache_replication_group.this[0].configuration_endpoint_address
   : aws_elasticache_replication_group.this[0].primary_endpoint_address))
   # The serverless cache authenticates the ACL user "app"; the replication group the default user.
-  user = var.serverless ? "app@" : ""
+  user              = var.serverless ? "app@" : ""
+  app_access_string = "on ~product:* -@all +get +set +del +eval +evalsha +ping +info +client|id +cluster|slots +cluster|shards +cluster|info"
 }
 
 ################################################################################
@@ -119,10 +120,12 @@ resource "aws_elasticache_user" "app" {
   count = var.serverless ? 1 : 0
 
   user_id = "${var.name}-app"
-  # Only product keys: the service never touches anything else.
+  # Only product keys, and only the commands the functions send (tests/integration
+  # runs the read path and the invalidator as a redis-server ACL user with exactly this
+  # string): no FLUSHALL, CONFIG, KEYS or SCAN for a leaked token.
   user_name     = "app"
   engine        = var.engine
-  access_string = "on ~product:* +@all"
+  access_string = local.app_access_string
 
   authentication_mode {
     type      = "password"

@@ -18,9 +18,9 @@ output "port" {
   value       = local.port
 }
 
-output "metric_dimension" {
-  description = "Dimension that selects this cache's metrics in AWS/ElastiCache."
+output "metric_dimensions" {
+  description = "One {name, value} per cache node (AWS/ElastiCache publishes per node), or the serverless cache's clusterId."
   value = (var.serverless
-    ? { name = "clusterId", value = var.name }
-  : { name = "CacheClusterId", value = tolist(aws_elasticache_replication_group.this[0].member_clusters)[0] })
+    ? [{ name = "clusterId", value = var.name }]
+  : [for id in sort(aws_elasticache_replication_group.this[0].member_clusters) : { name = "CacheClusterId", value = id }])
 }

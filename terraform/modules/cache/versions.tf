@@ -1,10 +1,11 @@
 terraform {
-  required_version = ">= 1.6.0"
+  # 1.9: variable validations may refer to other variables.
+  required_version = ">= 1.9.0"
 
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.80.0"
+      version = ">= 6.0.0"
     }
     random = {
       source  = "hashicorp/random"

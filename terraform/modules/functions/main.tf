@@ -77,8 +77,9 @@ data "aws_iam_policy_document" "common" {
 ################################################################################
 
 resource "aws_iam_role" "product_api" {
-  name               = local.product_api
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  name                 = local.product_api
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy" "product_api_common" {
@@ -110,17 +111,20 @@ resource "aws_cloudwatch_log_group" "product_api" {
 resource "aws_lambda_function" "product_api" {
   #checkov:skip=CKV_AWS_116:Invoked synchronously by API Gateway; a dead-letter queue only applies to asynchronous invocations.
   #checkov:skip=CKV_AWS_272:The zip is built and deployed by this project's own pipeline; add a signing profile if your organisation signs code.
-  function_name                  = local.product_api
-  role                           = aws_iam_role.product_api.arn
-  runtime                        = "provided.al2023"
-  handler                        = "bootstrap"
-  architectures                  = [var.architecture]
-  filename                       = var.product_api_zip
-  source_code_hash               = filebase64sha256(var.product_api_zip)
-  memory_size                    = var.memory_mb
-  timeout                        = 10
+  function_name    = local.product_api
+  role             = aws_iam_role.product_api.arn
+  runtime          = "provided.al2023"
+  handler          = "bootstrap"
+  architectures    = [var.architecture]
+  filename         = var.product_api_zip
+  source_code_hash = filebase64sha256(var.product_api_zip)
+  memory_size      = var.memory_mb
+  timeout          = 10
+  kms_key_arn      = var.kms_key_arn
+  # Unreserved (-1) by default: AWS refuses a reservation that leaves the account fewer
+  # than 100 unreserved, and new accounts may have 10 in all.
+  # https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
   reserved_concurrent_executions = var.product_api_reserved_concurrency
-  kms_key_arn                    = var.kms_key_arn
 
   environment {
     variables = local.common_environment
@@ -148,8 +152,9 @@ resource "aws_lambda_function" "product_api" {
 ################################################################################
 
 resource "aws_iam_role" "cache_invalidator" {
-  name               = local.cache_invalidator
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  name                 = local.cache_invalidator
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 resource "aws_iam_role_policy" "cache_invalidator_common" {
@@ -198,6 +203,7 @@ resource "aws_cloudwatch_log_group" "cache_invalidator" {
 
 resource "aws_lambda_function" "cache_invalidator" {
   #checkov:skip=CKV_AWS_116:Stream batches that keep failing go to the event source mapping's on-failure queue instead.
+  #checkov:skip=CKV_AWS_115:The stream mapping bounds it (one batch per shard); a reservation fails on new accounts, whose quota may be 10 in all.
   #checkov:skip=CKV_AWS_272:The zip is built and deployed by this project's own pipeline; add a signing profile if your organisation signs code.
   function_name    = local.cache_invalidator
   role             = aws_iam_role.cache_invalidator.arn
@@ -208,9 +214,8 @@ resource "aws_lambda_function" "cache_invalidator" {
   source_code_hash = filebase64sha256(var.cache_invalidator_zip)
   memory_size      = 128
   timeout          = 30
-  # One concurrent batch per stream shard is all it ever needs.
-  reserved_concurrent_executions = 10
-  kms_key_arn                    = var.kms_key_arn
+  kms_key_arn      = var.kms_key_arn
+  # No reservation (see product_api): the stream mapping runs one batch per shard.
 
   environment {
     variables = local.common_environment

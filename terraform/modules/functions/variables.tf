@@ -33,7 +33,12 @@ variable "cache_invalidator_zip" {
 variable "product_api_reserved_concurrency" {
   description = "Reserved concurrency of product-api (-1: unreserved)."
   type        = number
-  default     = 100
+  default     = -1
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary of both functions' roles."
+  type        = string
 }
 
 variable "subnet_ids" {

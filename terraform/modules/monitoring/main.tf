@@ -4,7 +4,7 @@
 data "aws_region" "current" {}
 
 locals {
-  region = data.aws_region.current.name
+  region = data.aws_region.current.region
 
   # Emitted by product-api (src/metrics.rs): namespace var.metrics_namespace, one dimension.
   dimension_name  = "Service"
@@ -18,11 +18,24 @@ locals {
     latency      = "Latency"
   }
 
-  app    = [var.metrics_namespace]
-  dim    = [local.dimension_name, local.dimension_value]
-  cache  = [var.cache_metric_dimension.name, var.cache_metric_dimension.value]
-  api    = ["ApiName", var.api_name, "Stage", var.api_stage_name]
-  lambda = ["FunctionName", var.product_api_function_name]
+  app = [var.metrics_namespace]
+  dim = [local.dimension_name, local.dimension_value]
+  # AWS/ElastiCache publishes per node: every node of every shard goes on the dashboard.
+  # Serverless caches publish no DatabaseMemoryUsagePercentage or EngineCPUUtilization.
+  # https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/serverless-metrics-events-redis.html
+  cache_metrics = (var.cache_serverless
+    ? { ElastiCacheProcessingUnits = "Sum", BytesUsedForCache = "Average", Evictions = "Sum", CurrConnections = "Maximum", ThrottledCmds = "Sum" }
+  : { EngineCPUUtilization = "Average", DatabaseMemoryUsagePercentage = "Average", Evictions = "Sum", CurrConnections = "Maximum" })
+  cache_widget_metrics = flatten([
+    for metric, stat in local.cache_metrics : [
+      for dim in var.cache_metric_dimensions : ["AWS/ElastiCache", metric, dim.name, dim.value, { stat = stat }]
+    ]
+  ])
+  # An alarm's metric math takes at most 10 metrics; evictions happen on primaries,
+  # which sort first in each shard (<group>-0001-001, <group>-0002-001, ...).
+  eviction_dimensions = slice(var.cache_metric_dimensions, 0, min(10, length(var.cache_metric_dimensions)))
+  api                 = ["ApiName", var.api_name, "Stage", var.api_stage_name]
+  lambda              = ["FunctionName", var.product_api_function_name]
 
   widgets = [
     {
@@ -99,15 +112,10 @@ locals {
     {
       type = "metric", x = 12, y = 12, width = 12, height = 6
       properties = {
-        title  = "ElastiCache"
-        region = local.region
-        period = 60
-        metrics = [
-          concat(["AWS/ElastiCache", "EngineCPUUtilization"], local.cache, [{ stat = "Average" }]),
-          concat(["AWS/ElastiCache", "DatabaseMemoryUsagePercentage"], local.cache, [{ stat = "Average" }]),
-          concat(["AWS/ElastiCache", "Evictions"], local.cache, [{ stat = "Sum" }]),
-          concat(["AWS/ElastiCache", "CurrConnections"], local.cache, [{ stat = "Maximum" }]),
-        ]
+        title   = "ElastiCache"
+        region  = local.region
+        period  = 60
+        metrics = local.cache_widget_metrics
       }
     },
     {
@@ -181,8 +189,10 @@ resource "aws_cloudwatch_metric_alarm" "api_5xx_rate" {
   ok_actions          = [aws_sns_topic.alarms.arn]
 
   metric_query {
-    id          = "rate"
-    expression  = "errors / MAX([requests, 1])"
+    id = "rate"
+    # Documented metric-math form; no data (no requests) is not a breach.
+    # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/using-metric-math.html
+    expression  = "IF(requests > 0, errors / requests, 0)"
     label       = "5xx rate"
     return_data = true
   }
@@ -273,17 +283,34 @@ resource "aws_cloudwatch_metric_alarm" "low_hit_ratio" {
 resource "aws_cloudwatch_metric_alarm" "cache_evictions" {
   alarm_name          = "${var.name}-cache-evictions"
   alarm_description   = "The cache is evicting keys: it is too small for the catalog."
-  namespace           = "AWS/ElastiCache"
-  metric_name         = "Evictions"
-  dimensions          = { (var.cache_metric_dimension.name) = var.cache_metric_dimension.value }
-  statistic           = "Sum"
-  period              = 300
-  evaluation_periods  = 3
-  threshold           = 0
   comparison_operator = "GreaterThanThreshold"
+  threshold           = 0
+  evaluation_periods  = 3
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
   ok_actions          = [aws_sns_topic.alarms.arn]
+
+  metric_query {
+    id          = "evictions"
+    expression  = "SUM([${join(", ", [for i, _ in local.eviction_dimensions : "node${i}"])}])"
+    label       = "evictions, all nodes"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = local.eviction_dimensions
+
+    content {
+      id = "node${metric_query.key}"
+      metric {
+        namespace   = "AWS/ElastiCache"
+        metric_name = "Evictions"
+        period      = 300
+        stat        = "Sum"
+        dimensions  = { (metric_query.value.name) = metric_query.value.value }
+      }
+    }
+  }
 }
 
 resource "aws_cloudwatch_metric_alarm" "stream_iterator_age" {

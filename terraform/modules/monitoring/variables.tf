@@ -34,9 +34,15 @@ variable "table_name" {
   type        = string
 }
 
-variable "cache_metric_dimension" {
-  description = "Dimension selecting the cache in AWS/ElastiCache: { name, value }."
-  type        = object({ name = string, value = string })
+variable "cache_metric_dimensions" {
+  description = "Dimensions selecting the cache in AWS/ElastiCache, one { name, value } per node (or the serverless cache)."
+  type        = list(object({ name = string, value = string }))
+}
+
+variable "cache_serverless" {
+  description = "The cache is ElastiCache Serverless, which publishes other metrics than nodes do."
+  type        = bool
+  default     = false
 }
 
 variable "kms_key_arn" {

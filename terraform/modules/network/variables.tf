@@ -29,3 +29,8 @@ variable "log_retention_days" {
   type        = number
   default     = 365
 }
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary of the flow-log role."
+  type        = string
+}

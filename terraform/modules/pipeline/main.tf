@@ -3,15 +3,21 @@
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
+data "aws_region" "current" {}
 
 locals {
-  partition = data.aws_partition.current.partition
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  region     = data.aws_region.current.region
 }
 
 ################################################################################
 # Source connection (approve it once in the console)
 ################################################################################
 
+# A new connection is PENDING until someone completes the handshake in the console
+# (Developer Tools > Settings > Connections); the pipeline's first run fails until
+# then, and "Release change" runs it again. See the README's First deploy.
 resource "aws_codestarconnections_connection" "this" {
   name          = substr("${var.name}-source", 0, 32)
   provider_type = var.source_provider
@@ -25,7 +31,8 @@ resource "aws_s3_bucket" "artifacts" {
   #checkov:skip=CKV_AWS_18:Access logs of a pipeline-only bucket would need a second bucket; CloudTrail records its API calls.
   #checkov:skip=CKV_AWS_144:Build artifacts are rebuilt from source; no cross-region copy needed.
   #checkov:skip=CKV2_AWS_62:Nothing consumes events from this bucket.
-  bucket_prefix = "${var.name}-artifacts-"
+  # bucket_prefix takes at most 37 characters.
+  bucket_prefix = "${trimsuffix(substr(var.name, 0, 26), "-")}-artifacts-"
   force_destroy = true
 }
 
@@ -82,7 +89,13 @@ resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
 }
 
 ################################################################################
-# CodeBuild: build-and-plan, and apply
+# CodeBuild roles. The build stage runs branch code (tests, build scripts, crates,
+# npm and PyPI packages) before anyone approves it, so it can read but not change the
+# account: read-only access plus what a plan needs (its artifact, the state and the
+# state's lock file, the keys of both). Only the apply stage, after the approval, can
+# change the account, and every role of the stack, that one included, carries the
+# permissions boundary of make bootstrap: whatever a role is granted, it cannot act on
+# IAM outside this stack's names, create a role without the boundary, drop or edit it.
 ################################################################################
 
 data "aws_iam_policy_document" "codebuild_assume" {
@@ -92,28 +105,27 @@ data "aws_iam_policy_document" "codebuild_assume" {
       type        = "Service"
       identifiers = ["codebuild.amazonaws.com"]
     }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
   }
 }
 
-resource "aws_iam_role" "codebuild" {
-  name               = "${var.name}-codebuild"
-  assume_role_policy = data.aws_iam_policy_document.codebuild_assume.json
+resource "aws_iam_role" "build" {
+  name                 = "${var.name}-codebuild-build"
+  assume_role_policy   = data.aws_iam_policy_document.codebuild_assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
-# Plan and apply manage the whole stack, so the build role needs broad rights; they are
-# kept off IAM except for roles and policies named after this stack.
-resource "aws_iam_role_policy_attachment" "codebuild_power_user" {
-  role       = aws_iam_role.codebuild.name
-  policy_arn = "arn:${local.partition}:iam::aws:policy/PowerUserAccess"
+# terraform plan refreshes every resource of the stack: it reads, it never writes.
+resource "aws_iam_role_policy_attachment" "build_read_only" {
+  role       = aws_iam_role.build.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/ReadOnlyAccess"
 }
 
-data "aws_iam_policy_document" "codebuild" {
-  statement {
-    sid       = "ManageThisStacksRolesOnly"
-    actions   = ["iam:*"]
-    resources = ["arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:role/${var.name}-*", "arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:policy/${var.name}-*"]
-  }
-
+data "aws_iam_policy_document" "build" {
   statement {
     sid       = "WriteBuildLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -121,16 +133,79 @@ data "aws_iam_policy_document" "codebuild" {
   }
 
   statement {
-    sid       = "PassThisStacksRoles"
-    actions   = ["iam:PassRole"]
-    resources = ["arn:${local.partition}:iam::${data.aws_caller_identity.current.account_id}:role/${var.name}-*"]
+    sid       = "HandOnThePlan"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+  }
+
+  statement {
+    sid       = "TakeAndReleaseTheStateLock"
+    actions   = ["s3:PutObject", "s3:DeleteObject"]
+    resources = ["arn:${local.partition}:s3:::${var.state_bucket}/${var.state_key}.tflock"]
+  }
+
+  statement {
+    sid       = "UseTheKeysOfStateAndArtifacts"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn, var.state_kms_key_arn]
+  }
+
+  statement {
+    # Refreshing the AUTH token's secret version reads its value (it is in the state too).
+    sid       = "RefreshTheCacheToken"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${var.name}-cache-auth-*"]
   }
 }
 
-resource "aws_iam_role_policy" "codebuild" {
-  name   = "manage-stack-roles"
-  role   = aws_iam_role.codebuild.id
-  policy = data.aws_iam_policy_document.codebuild.json
+resource "aws_iam_role_policy" "build" {
+  name   = "plan-only"
+  role   = aws_iam_role.build.id
+  policy = data.aws_iam_policy_document.build.json
+}
+
+resource "aws_iam_role" "apply" {
+  name                 = "${var.name}-codebuild-apply"
+  assume_role_policy   = data.aws_iam_policy_document.codebuild_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+}
+
+# Everything but IAM and Organizations; IAM below, for this stack's names only.
+resource "aws_iam_role_policy_attachment" "apply_power_user" {
+  role       = aws_iam_role.apply.name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/PowerUserAccess"
+}
+
+data "aws_iam_policy_document" "apply" {
+  statement {
+    sid       = "ManageThisStacksRolesAndPolicies"
+    actions   = ["iam:*"]
+    resources = ["arn:${local.partition}:iam::${local.account_id}:role/${var.name}-*", "arn:${local.partition}:iam::${local.account_id}:policy/${var.name}-*"]
+  }
+
+  statement {
+    sid       = "CreateRolesOnlyUnderTheBoundary"
+    effect    = "Deny"
+    actions   = ["iam:CreateRole", "iam:PutRolePermissionsBoundary"]
+    resources = ["*"]
+    condition {
+      test     = "StringNotEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [var.permissions_boundary_arn]
+    }
+  }
+
+  statement {
+    sid       = "WriteBuildLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.builds.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "apply" {
+  name   = "manage-stack-iam"
+  role   = aws_iam_role.apply.id
+  policy = data.aws_iam_policy_document.apply.json
 }
 
 resource "aws_cloudwatch_log_group" "builds" {
@@ -141,8 +216,8 @@ resource "aws_cloudwatch_log_group" "builds" {
 
 resource "aws_codebuild_project" "build" {
   name           = "${var.name}-build"
-  description    = "make lint test package, then terraform plan"
-  service_role   = aws_iam_role.codebuild.arn
+  description    = "make lint test package, then terraform validate and a saved plan (read-only role)"
+  service_role   = aws_iam_role.build.arn
   encryption_key = var.kms_key_arn
   build_timeout  = 90
 
@@ -156,8 +231,8 @@ resource "aws_codebuild_project" "build" {
     type         = "LINUX_CONTAINER"
 
     environment_variable {
-      name  = "STATE_BUCKET"
-      value = var.state_bucket
+      name  = "DEPLOY_ENV"
+      value = var.environment
     }
   }
 
@@ -176,8 +251,8 @@ resource "aws_codebuild_project" "build" {
 
 resource "aws_codebuild_project" "apply" {
   name           = "${var.name}-apply"
-  description    = "terraform apply of the approved plan"
-  service_role   = aws_iam_role.codebuild.arn
+  description    = "terraform apply of the approved plan, then make smoke"
+  service_role   = aws_iam_role.apply.arn
   encryption_key = var.kms_key_arn
   build_timeout  = 60
 
@@ -191,14 +266,16 @@ resource "aws_codebuild_project" "apply" {
     type         = "LINUX_CONTAINER"
 
     environment_variable {
-      name  = "STATE_BUCKET"
-      value = var.state_bucket
+      name  = "DEPLOY_ENV"
+      value = var.environment
     }
   }
 
   source {
-    type      = "CODEPIPELINE"
-    buildspec = "buildspec-apply.yml"
+    type = "CODEPIPELINE"
+    # Inline, from the applied configuration: the build stage (unapproved branch code)
+    # writes the artifact, so it must not be able to choose what the apply stage runs.
+    buildspec = var.apply_buildspec
   }
 
   logs_config {
@@ -224,8 +301,9 @@ data "aws_iam_policy_document" "codepipeline_assume" {
 }
 
 resource "aws_iam_role" "codepipeline" {
-  name               = "${var.name}-codepipeline"
-  assume_role_policy = data.aws_iam_policy_document.codepipeline_assume.json
+  name                 = "${var.name}-codepipeline"
+  assume_role_policy   = data.aws_iam_policy_document.codepipeline_assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 data "aws_iam_policy_document" "codepipeline" {
@@ -321,6 +399,10 @@ resource "aws_codepipeline" "this" {
       owner    = "AWS"
       provider = "Manual"
       version  = "1"
+
+      configuration = {
+        CustomData = "Approve the commit and the plan that BuildTestPlan printed; Apply prints and applies exactly that saved plan."
+      }
     }
   }
 

@@ -15,13 +15,38 @@ variable "repository_branch" {
 }
 
 variable "source_provider" {
-  description = "CodeStar connection provider: GitHub, GitHubEnterpriseServer, GitLab or Bitbucket."
+  description = "CodeStar connection provider: GitHub, GitLab or Bitbucket."
   type        = string
   default     = "GitHub"
 }
 
+variable "environment" {
+  description = "Environment the pipeline plans and applies (terraform/env/<environment>.tfvars and .s3.tfbackend)."
+  type        = string
+}
+
 variable "state_bucket" {
-  description = "Bucket of the Terraform state backend; plan and apply read and write it."
+  description = "Bucket of the Terraform state backend."
+  type        = string
+}
+
+variable "state_key" {
+  description = "Key of the state object; the build role may write only its lock file."
+  type        = string
+}
+
+variable "state_kms_key_arn" {
+  description = "KMS key of the state bucket."
+  type        = string
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary (made by make bootstrap) of every role here."
+  type        = string
+}
+
+variable "apply_buildspec" {
+  description = "Contents of buildspec-apply.yml, inlined so the build stage cannot replace it."
   type        = string
 }
 

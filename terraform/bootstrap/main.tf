@@ -1,0 +1,274 @@
+# One-time foundation of a stack, applied by `make bootstrap` with the deployer's own
+# credentials and kept in local state (terraform/bootstrap/terraform.tfstate, git-ignored):
+# the S3 bucket and KMS key of the stack's remote state (locked with an S3 lock file),
+# the permissions boundary every role of the stack carries, and the role API Gateway
+# writes logs with. Nothing here changes when the stack changes, so neither `make deploy`
+# nor the pipeline ever needs to touch it; `make destroy BOOTSTRAP=1` removes it last.
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  account_id = data.aws_caller_identity.current.account_id
+  partition  = data.aws_partition.current.partition
+  iam        = "arn:${local.partition}:iam::${local.account_id}"
+  state_key  = "${var.name}/${var.environment}.tfstate"
+  # Named, not generated: the stack finds its boundary by this name.
+  boundary_name = "${var.name}-boundary"
+  boundary_arn  = "${local.iam}:policy/${local.boundary_name}"
+}
+
+################################################################################
+# State bucket: private, versioned, encrypted with its own key, TLS only
+################################################################################
+
+resource "aws_kms_key" "state" {
+  description             = "${var.name}: Terraform state"
+  deletion_window_in_days = 30
+  enable_key_rotation     = true
+  policy                  = data.aws_iam_policy_document.state_key.json
+}
+
+resource "aws_kms_alias" "state" {
+  name          = "alias/${var.name}-tfstate"
+  target_key_id = aws_kms_key.state.key_id
+}
+
+data "aws_iam_policy_document" "state_key" {
+  #checkov:skip=CKV_AWS_111:A key policy's only resource is the key itself, written "*".
+  #checkov:skip=CKV_AWS_356:A key policy's only resource is the key itself, written "*".
+  #checkov:skip=CKV_AWS_109:The account root must administer its key (AWS's default key policy); IAM policies then grant use.
+  statement {
+    sid       = "AccountAdministersTheKeyThroughIam"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["${local.iam}:root"]
+    }
+  }
+}
+
+resource "aws_s3_bucket" "state" {
+  #checkov:skip=CKV_AWS_18:Access logs would need a second bucket; CloudTrail records every API call on the state.
+  #checkov:skip=CKV_AWS_144:State is small and versioned; cross-region replication would double the bootstrap for little gain.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes events from this bucket.
+  # A generated name (S3 names are global); `make bootstrap` writes it into the backend file.
+  bucket_prefix = "${trimsuffix(substr(var.name, 0, 27), "-")}-tfstate-"
+  # `make destroy BOOTSTRAP=1` empties it only after the stack's state lists no resource.
+  force_destroy = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_versioning" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = aws_kms_key.state.arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "state" {
+  bucket = aws_s3_bucket.state.id
+
+  rule {
+    id     = "keep-old-states-90-days"
+    status = "Enabled"
+
+    filter {}
+
+    noncurrent_version_expiration {
+      noncurrent_days = 90
+    }
+
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+data "aws_iam_policy_document" "state_bucket" {
+  statement {
+    sid       = "TlsOnly"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.state.arn, "${aws_s3_bucket.state.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "state" {
+  bucket = aws_s3_bucket.state.id
+  policy = data.aws_iam_policy_document.state_bucket.json
+
+  depends_on = [aws_s3_bucket_public_access_block.state]
+}
+
+################################################################################
+# Permissions boundary of every role the stack creates (and of the pipeline's
+# apply role): whatever a role's own policies say, it can never act on IAM outside
+# this stack's names, create a role without this boundary, drop or edit the boundary,
+# assume other roles, or touch the state bucket's protections and key.
+################################################################################
+
+data "aws_iam_policy_document" "boundary" {
+  #checkov:skip=CKV_AWS_107:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below and by each role's own policy.
+  #checkov:skip=CKV_AWS_108:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below and by each role's own policy.
+  #checkov:skip=CKV_AWS_109:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below and by each role's own policy.
+  #checkov:skip=CKV_AWS_111:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below and by each role's own policy.
+  #checkov:skip=CKV_AWS_356:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below and by each role's own policy.
+  #checkov:skip=CKV_AWS_49:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below and by each role's own policy.
+  #checkov:skip=CKV_AWS_110:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below (which forbid the escalation paths) and by each role's own policy.
+  #checkov:skip=CKV_AWS_1:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below and by each role's own policy.
+  statement {
+    sid       = "CeilingNarrowedBelow"
+    actions   = ["*"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid     = "NoIamOutsideThisStack"
+    effect  = "Deny"
+    actions = ["iam:*"]
+    not_resources = [
+      "${local.iam}:role/${var.name}-*",
+      "${local.iam}:policy/${var.name}-*",
+      "${local.iam}:role/aws-service-role/*",
+      "arn:${local.partition}:iam::aws:policy/*",
+    ]
+  }
+
+  statement {
+    sid       = "RolesOnlyWithThisBoundary"
+    effect    = "Deny"
+    actions   = ["iam:CreateRole", "iam:PutRolePermissionsBoundary"]
+    resources = ["*"]
+    condition {
+      test     = "StringNotEquals"
+      variable = "iam:PermissionsBoundary"
+      values   = [local.boundary_arn]
+    }
+  }
+
+  statement {
+    sid       = "TheBoundaryStays"
+    effect    = "Deny"
+    actions   = ["iam:DeleteRolePermissionsBoundary", "iam:DeleteUserPermissionsBoundary", "iam:PutUserPermissionsBoundary"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "TheBoundaryIsReadOnly"
+    # Also protects this policy from the roles it bounds, though its name matches the stack's.
+    effect    = "Deny"
+    actions   = ["iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:TagPolicy", "iam:UntagPolicy"]
+    resources = [local.boundary_arn]
+  }
+
+  statement {
+    sid       = "NoRoleHopping"
+    effect    = "Deny"
+    actions   = ["sts:AssumeRole", "sts:AssumeRoleWithSAML", "sts:AssumeRoleWithWebIdentity"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "NoAccountOrOrganizationChanges"
+    effect    = "Deny"
+    actions   = ["organizations:*", "account:*"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "StateProtectionsStay"
+    effect    = "Deny"
+    actions   = ["s3:DeleteBucket", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketVersioning", "s3:PutEncryptionConfiguration", "s3:PutLifecycleConfiguration", "s3:PutBucketPublicAccessBlock", "s3:PutBucketOwnershipControls"]
+    resources = [aws_s3_bucket.state.arn]
+  }
+
+  statement {
+    sid       = "StateKeyStays"
+    effect    = "Deny"
+    actions   = ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy", "kms:DeleteAlias", "kms:UpdateAlias", "kms:CreateGrant"]
+    resources = [aws_kms_key.state.arn]
+  }
+}
+
+resource "aws_iam_policy" "boundary" {
+  name        = local.boundary_name
+  description = "Permissions boundary of every role of the ${var.name} stack"
+  policy      = data.aws_iam_policy_document.boundary.json
+}
+
+################################################################################
+# The role API Gateway writes logs with (account-wide per region). The stack points
+# the account setting at it; it lives here so that destroying the stack never leaves
+# the setting pointing at a deleted role.
+# https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
+################################################################################
+
+data "aws_iam_policy_document" "apigateway_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["apigateway.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "api_gateway_logging" {
+  count = var.manage_api_gateway_logging ? 1 : 0
+
+  name                 = "${var.name}-apigateway-logs"
+  assume_role_policy   = data.aws_iam_policy_document.apigateway_assume.json
+  permissions_boundary = aws_iam_policy.boundary.arn
+}
+
+resource "aws_iam_role_policy_attachment" "api_gateway_logging" {
+  count = var.manage_api_gateway_logging ? 1 : 0
+
+  role       = aws_iam_role.api_gateway_logging[0].name
+  policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+}

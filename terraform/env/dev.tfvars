@@ -1,0 +1,25 @@
+# Deploy settings of the "dev" environment: make (ENV=dev, the default) and the pipeline
+# both plan with this file, so a setting made here holds for every way of deploying.
+# Copy it to <env>.tfvars for another environment (make ... ENV=<env>). Every variable is
+# described in terraform/variables.tf; what is left out keeps its default.
+
+name       = "product-catalog"
+aws_region = "eu-west-1"
+
+# E-mail address that receives the alarms (AWS sends a confirmation mail first).
+alarm_email = ""
+
+# Protects the table from `make destroy`: set false and `make deploy` first if you mean it.
+table_deletion_protection = true
+
+# The account's API Gateway logging role (one per account and region). Leave true on a
+# new account; set false if the account already has one (AWS console: API Gateway >
+# Settings), in which case make bootstrap does not create one either.
+manage_api_gateway_logging = true
+
+# The pipeline (CodePipeline: build and test, plan, approval, apply). Turn it on here,
+# then `make deploy`; see the README's First deploy.
+enable_pipeline   = false
+repository_id     = "my-org/product-catalog"
+repository_branch = "main"
+source_provider   = "GitHub"
