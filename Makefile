@@ -66,19 +66,38 @@ package: ## Build both Lambda zips (x86_64) and check they load on provided.al20
 		--bin product-api --bin cache-invalidator
 	scripts/check-lambda-binaries.sh
 
+# ENV picks terraform/env/$(ENV).tfvars (the settings) and terraform/env/$(ENV).s3.tfbackend
+# (the remote state, written by make bootstrap); the pipeline uses the same two files.
+ENV ?= dev
+export ENV AUTO_APPROVE BOOTSTRAP
+
+.PHONY: bootstrap
+bootstrap: ## Once per account and ENV: state bucket, permissions boundary, API Gateway logging role (shows the plan, asks)
+	scripts/deploy.sh bootstrap
+
+.PHONY: validate
+validate: ## terraform init (remote state) and validate
+	scripts/deploy.sh validate
+
 .PHONY: plan
-plan: package ## terraform init and plan (needs AWS credentials)
-	$(TF) init -input=false
-	$(TF) plan -input=false
+plan: package ## Package, then plan against the remote state; the plan is saved to terraform/$(ENV).tfplan
+	scripts/deploy.sh plan
 
 .PHONY: deploy
-deploy: package ## Package, then terraform init and apply (needs AWS credentials)
-	$(TF) init -input=false
-	$(TF) apply -input=false
+deploy: package ## Package, plan, ask, apply exactly that plan (AUTO_APPROVE=1 does not ask)
+	scripts/deploy.sh deploy
+
+.PHONY: apply-plan
+apply-plan: ## Apply the saved terraform/$(ENV).tfplan as it is (the pipeline's apply stage)
+	scripts/deploy.sh apply-plan
 
 .PHONY: destroy
-destroy: ## terraform destroy (apply table_deletion_protection=false first if you mean it)
-	$(TF) destroy -input=false
+destroy: package ## Plan a destroy, ask, apply it; BOOTSTRAP=1 then also removes the state bucket
+	scripts/deploy.sh destroy
+
+.PHONY: smoke
+smoke: ## GET a seeded id twice, a missing and an invalid id (URL=..., default: the deployed API)
+	scripts/smoke.sh $(URL)
 
 .PHONY: seed
 seed: ## Load data/products.json into the deployed table

@@ -39,6 +39,13 @@ if ! command -v redis-server >/dev/null 2>&1; then
   need redis-server "Install Redis 7 or Valkey 7 (Debian package: redis-server)."
 fi
 need redis-cli "Install redis-cli (Debian package: redis-tools)."
+# Every read sends SET ... NX GET, which Redis 7.0 added: an older server fails the tests
+# in ways that look like bugs, so refuse it here, by name. Valkey reports its own version.
+redis_version=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\.\([0-9]*\).*/\1.\2/p')
+if [ "${redis_version%%.*}" -lt 7 ] 2>/dev/null || [ -z "$redis_version" ]; then
+  echo "error: redis-server ${redis_version:-of unknown version} is too old: the tests need Redis 7.0 or later, or Valkey 7.2 or later (SET ... NX GET). $(command -v redis-server): $(redis-server --version)" >&2
+  exit 1
+fi
 
 emulator=tools/emulator
 stamp=$emulator/node_modules/.installed-from-lock

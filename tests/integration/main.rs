@@ -10,6 +10,7 @@ mod local_server;
 mod read_path;
 mod reliability;
 mod secrets;
+mod smoke;
 mod tls_cluster;
 
 #[path = "../support/runtime_api.rs"]

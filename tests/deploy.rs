@@ -1,0 +1,526 @@
+//! The deploy path (`make bootstrap`, `plan`, `deploy`, `apply-plan`, `destroy`) run
+//! against a stand-in `terraform` (tests/fixtures/deploy/terraform) that records its
+//! arguments and behaves as Terraform does where it matters: it refuses
+//! `apply -input=false` without a saved plan or `-auto-approve`, reads the approval on
+//! standard input, applies a saved plan without asking, and fails `init` on a missing
+//! backend file or on local state next to a remote backend. Each test copies the
+//! Makefile, the scripts and `terraform/env/` into a temporary project, so nothing here
+//! touches the checkout. `package` is skipped (`make -o package`): it builds the zips.
+//! Also here: the buildspecs, parsed as YAML, and the Redis version check.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+const BACKEND: &str = "terraform/env/dev.s3.tfbackend";
+
+/// A throw-away copy of what the deploy path reads, with the stand-in terraform on PATH.
+struct Project {
+    dir: tempfile::TempDir,
+    bin: tempfile::TempDir,
+}
+
+/// What one `make` run did.
+struct Run {
+    success: bool,
+    stderr: String,
+    /// One entry per terraform call: "<chdir>|<arguments>".
+    calls: Vec<String>,
+}
+
+impl Run {
+    fn applies(&self) -> Vec<&String> {
+        self.calls
+            .iter()
+            .filter(|call| call.contains("|apply") || call.contains("|destroy"))
+            .collect()
+    }
+}
+
+impl Project {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [
+            "Makefile",
+            "scripts/deploy.sh",
+            "scripts/smoke.sh",
+            "terraform/backend.tf",
+            "terraform/env/dev.tfvars",
+        ] {
+            let to = dir.path().join(file);
+            fs::create_dir_all(to.parent().unwrap()).unwrap();
+            fs::copy(repo().join(file), &to).unwrap();
+        }
+        fs::create_dir_all(dir.path().join("terraform/bootstrap")).unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        fs::copy(
+            repo().join("tests/fixtures/deploy/terraform"),
+            bin.path().join("terraform"),
+        )
+        .unwrap();
+        Self { dir, bin }
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    /// A project that `make bootstrap` already ran in.
+    fn bootstrapped() -> Self {
+        let project = Self::new();
+        fs::write(
+            project.path(BACKEND),
+            "bucket       = \"pc-tfstate-123\"\nkey          = \"product-catalog/dev.tfstate\"\n\
+             region       = \"eu-west-1\"\nencrypt      = true\n\
+             kms_key_id   = \"arn:aws:kms:eu-west-1:111122223333:key/abc\"\nuse_lockfile = true\n",
+        )
+        .unwrap();
+        project
+    }
+
+    /// `make -o package <args>` with `stdin` as standard input (None: closed at once).
+    fn make(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+        let log = self.dir.path().join("terraform-calls.log");
+        let _ = fs::remove_file(&log);
+        let path = format!(
+            "{}:{}",
+            self.bin.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let mut command = Command::new("make");
+        command
+            .arg("--no-print-directory")
+            .args(["-o", "package"])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("PATH", path)
+            .env("FAKE_TF_LOG", &log)
+            .env_remove("ENV")
+            .env_remove("AUTO_APPROVE")
+            .env_remove("BOOTSTRAP")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        let output = child.wait_with_output().unwrap();
+        let calls = fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        Run {
+            success: output.status.success(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            calls,
+        }
+    }
+}
+
+const STATE_VARS: &str = "-var=state_bucket=pc-tfstate-123 -var=state_key=product-catalog/dev.tfstate \
+                          -var=state_kms_key_arn=arn:aws:kms:eu-west-1:111122223333:key/abc";
+
+fn stack_plan(extra: &str) -> String {
+    format!(
+        "terraform|plan -input=false -var-file=env/dev.tfvars -var=environment=dev {STATE_VARS} -out=dev.tfplan{extra}"
+    )
+}
+
+const STACK_INIT: &str =
+    "terraform|init -input=false -backend-config=env/dev.s3.tfbackend -reconfigure";
+
+#[test]
+fn the_stand_in_behaves_as_terraform_does_on_an_unplanned_non_interactive_apply() {
+    // GIVEN the stand-in on PATH WHEN the old Makefile's command runs without a terminal
+    let project = Project::new();
+    let output = Command::new(project.bin.path().join("terraform"))
+        .args(["-chdir=terraform", "apply", "-input=false"])
+        .env("FAKE_TF_LOG", project.path("log"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    // THEN it fails as Terraform does
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("error asking for approval"));
+}
+
+#[test]
+fn deploy_before_bootstrap_stops_and_names_make_bootstrap() {
+    // GIVEN a fresh project (no backend file) WHEN make deploy runs
+    let run = Project::new().make(&["deploy"], Some("yes\n"), &[]);
+    // THEN it stops before terraform does anything, and says what to run
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("make bootstrap ENV=dev"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.calls.is_empty(), "{:?}", run.calls);
+}
+
+#[test]
+fn bootstrap_shows_its_plan_asks_applies_that_plan_and_writes_the_backend_file() {
+    // GIVEN a fresh project WHEN make bootstrap is answered yes
+    let project = Project::new();
+    let run = project.make(&["bootstrap"], Some("yes\n"), &[]);
+    // THEN it plans, applies exactly the saved plan, and writes the backend settings
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.calls,
+        [
+            "terraform/bootstrap|init -input=false -reconfigure -backend-config=path=dev.tfstate",
+            "terraform/bootstrap|plan -input=false -var-file=../env/dev.tfvars -var=environment=dev -out=dev.tfplan",
+            "terraform/bootstrap|apply -input=false dev.tfplan",
+            "terraform/bootstrap|output -raw backend_config",
+        ]
+    );
+    let backend = fs::read_to_string(project.path(BACKEND)).unwrap();
+    assert!(backend.contains("use_lockfile = true"), "{backend}");
+    assert!(run.stderr.contains("Commit it"), "{}", run.stderr);
+}
+
+#[test]
+fn bootstrap_answered_no_creates_nothing() {
+    let project = Project::new();
+    let run = project.make(&["bootstrap"], Some("no\n"), &[]);
+    assert!(!run.success);
+    assert!(run.applies().is_empty(), "{:?}", run.calls);
+    assert!(!project.path(BACKEND).exists());
+}
+
+#[test]
+fn deploy_shows_the_plan_asks_and_applies_exactly_that_plan() {
+    // GIVEN a bootstrapped project WHEN make deploy is answered yes
+    let run = Project::bootstrapped().make(&["deploy"], Some("yes\n"), &[]);
+    // THEN: remote state, the environment's settings, a saved plan, that plan applied
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.calls,
+        [
+            STACK_INIT.to_owned(),
+            stack_plan(""),
+            "terraform|apply -input=false dev.tfplan".to_owned(),
+        ]
+    );
+    assert!(run.stderr.contains("Type yes to go on"), "{}", run.stderr);
+}
+
+#[test]
+fn deploy_answered_anything_but_yes_applies_nothing() {
+    for answer in ["no\n", "y\n", "YES please\n", "\n"] {
+        let run = Project::bootstrapped().make(&["deploy"], Some(answer), &[]);
+        assert!(!run.success, "{answer:?}");
+        assert!(run.applies().is_empty(), "{answer:?}: {:?}", run.calls);
+        assert!(run.stderr.contains("nothing was applied"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn deploy_with_no_terminal_applies_nothing_and_names_auto_approve() {
+    // GIVEN standard input closed at once (CI, a pipe) WHEN make deploy runs
+    let run = Project::bootstrapped().make(&["deploy"], None, &[]);
+    // THEN nothing is applied and the message says how to apply without asking
+    assert!(!run.success);
+    assert!(run.applies().is_empty(), "{:?}", run.calls);
+    assert!(run.stderr.contains("AUTO_APPROVE=1"), "{}", run.stderr);
+}
+
+#[test]
+fn deploy_auto_approve_applies_the_saved_plan_without_asking() {
+    let run = Project::bootstrapped().make(&["deploy", "AUTO_APPROVE=1"], None, &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(run.applies(), ["terraform|apply -input=false dev.tfplan"]);
+    assert!(!run.calls.iter().any(|call| call.contains("-auto-approve")));
+}
+
+#[test]
+fn plan_only_plans() {
+    let project = Project::bootstrapped();
+    let run = project.make(&["plan"], None, &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(run.calls, [STACK_INIT.to_owned(), stack_plan("")]);
+    assert!(project.path("terraform/dev.tfplan").exists());
+}
+
+#[test]
+fn validate_initialises_the_remote_state_then_validates() {
+    let run = Project::bootstrapped().make(&["validate"], None, &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(run.calls, [STACK_INIT, "terraform|validate"]);
+}
+
+#[test]
+fn apply_plan_applies_the_saved_plan_as_it_is_and_refuses_without_one() {
+    // GIVEN no saved plan THEN nothing runs
+    let project = Project::bootstrapped();
+    let run = project.make(&["apply-plan"], None, &[]);
+    assert!(!run.success);
+    assert!(run.calls.is_empty());
+    // GIVEN the plan the build stage saved THEN it is shown and applied, without a question
+    fs::write(project.path("terraform/dev.tfplan"), "saved plan").unwrap();
+    let run = project.make(&["apply-plan"], None, &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.calls,
+        [
+            STACK_INIT,
+            "terraform|show -no-color dev.tfplan",
+            "terraform|apply -input=false dev.tfplan"
+        ]
+    );
+}
+
+#[test]
+fn another_environment_reads_its_own_settings_and_state() {
+    // GIVEN ENV=prod without terraform/env/prod.tfvars THEN it stops, naming the file
+    let project = Project::bootstrapped();
+    let run = project.make(&["plan", "ENV=prod"], None, &[]);
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("terraform/env/prod.tfvars"),
+        "{}",
+        run.stderr
+    );
+    // GIVEN prod's files THEN prod's are the ones used
+    fs::copy(
+        project.path("terraform/env/dev.tfvars"),
+        project.path("terraform/env/prod.tfvars"),
+    )
+    .unwrap();
+    fs::copy(
+        project.path(BACKEND),
+        project.path("terraform/env/prod.s3.tfbackend"),
+    )
+    .unwrap();
+    let run = project.make(&["plan", "ENV=prod"], None, &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert!(run.calls[0].contains("-backend-config=env/prod.s3.tfbackend"));
+    assert!(run.calls[1].contains("-var-file=env/prod.tfvars -var=environment=prod"));
+    assert!(run.calls[1].ends_with("-out=prod.tfplan"));
+}
+
+#[test]
+fn local_state_from_an_earlier_deploy_is_copied_into_the_remote_state_once() {
+    // GIVEN a stack deployed with local state, before remote state existed
+    let project = Project::bootstrapped();
+    fs::write(
+        project.path("terraform/terraform.tfstate"),
+        "{\"version\": 4}",
+    )
+    .unwrap();
+    // WHEN make deploy is answered yes twice (copy the state, apply the plan)
+    let run = project.make(&["deploy"], Some("yes\nyes\n"), &[]);
+    // THEN init migrates it, and the local file is set aside so it is not copied again
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.calls[0],
+        "terraform|init -input=false -backend-config=env/dev.s3.tfbackend -migrate-state -force-copy"
+    );
+    assert!(!project.path("terraform/terraform.tfstate").exists());
+    let run = project.make(&["plan"], None, &[]);
+    assert_eq!(run.calls[0], STACK_INIT);
+}
+
+#[test]
+fn destroy_plans_asks_and_applies_the_destroy_plan() {
+    let run = Project::bootstrapped().make(&["destroy"], Some("yes\n"), &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.calls,
+        [
+            STACK_INIT.to_owned(),
+            stack_plan(" -destroy"),
+            "terraform|apply -input=false dev.tfplan".to_owned(),
+        ]
+    );
+    let run = Project::bootstrapped().make(&["destroy"], None, &[]);
+    assert!(!run.success);
+    assert!(run.applies().is_empty());
+}
+
+#[test]
+fn destroy_bootstrap_removes_the_state_bucket_only_once_the_state_is_empty() {
+    // GIVEN a destroy that left resources in the state THEN the bootstrap stays
+    let project = Project::bootstrapped();
+    let run = project.make(
+        &["destroy", "BOOTSTRAP=1"],
+        Some("yes\nyes\n"),
+        &[(
+            "FAKE_TF_STATE_LIST",
+            "module.data.aws_dynamodb_table.this\n",
+        )],
+    );
+    assert!(!run.success);
+    assert!(run.stderr.contains("aws_dynamodb_table"), "{}", run.stderr);
+    assert!(
+        !run.calls
+            .iter()
+            .any(|call| call.starts_with("terraform/bootstrap"))
+    );
+    assert!(project.path(BACKEND).exists());
+    // GIVEN an empty state THEN the bootstrap is planned, asked for and destroyed too
+    let run = project.make(&["destroy", "BOOTSTRAP=1"], Some("yes\nyes\n"), &[]);
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        &run.calls[3..],
+        [
+            "terraform|state list",
+            "terraform/bootstrap|init -input=false -reconfigure -backend-config=path=dev.tfstate",
+            "terraform/bootstrap|plan -destroy -input=false -var-file=../env/dev.tfvars -var=environment=dev -out=dev.tfplan",
+            "terraform/bootstrap|apply -input=false dev.tfplan",
+        ]
+    );
+    assert!(!project.path(BACKEND).exists());
+}
+
+// --- buildspecs ----------------------------------------------------------------------
+
+fn buildspec(name: &str) -> Yaml {
+    let text = fs::read_to_string(repo().join(name)).unwrap();
+    let mut docs = YamlLoader::load_from_str(&text).unwrap_or_else(|err| panic!("{name}: {err}"));
+    assert_eq!(docs.len(), 1, "{name}");
+    docs.remove(0)
+}
+
+fn commands(spec: &Yaml, phase: &str) -> Vec<String> {
+    spec["phases"][phase]["commands"]
+        .as_vec()
+        .unwrap_or_else(|| panic!("no {phase} commands"))
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_build_stage_tests_with_redis_7_validates_and_plans_the_same_environment() {
+    let spec = buildspec("buildspec.yml");
+    assert_eq!(spec["version"].as_f64(), Some(0.2));
+    let install = commands(&spec, "install").join("\n");
+    assert!(
+        !install.contains("redis6"),
+        "Redis 6.2 cannot run SET NX GET"
+    );
+    assert!(install.contains("dnf install -y -q valkey"), "{install}");
+    assert!(install.contains("redis-server --version"));
+    let build = commands(&spec, "build");
+    let position = |wanted: &str| {
+        build
+            .iter()
+            .position(|c| c == wanted)
+            .unwrap_or_else(|| panic!("the build stage does not run `{wanted}`: {build:?}"))
+    };
+    // The developer's targets, then validate and the saved plan of DEPLOY_ENV.
+    let test = position("make lint test");
+    let validate = position("make validate ENV=\"$DEPLOY_ENV\"");
+    let plan = position("make plan ENV=\"$DEPLOY_ENV\"");
+    assert!(test < validate && validate < plan);
+    assert!(
+        !build
+            .iter()
+            .any(|c| c.contains("terraform ") && c.contains("apply")),
+        "the build stage must not apply: {build:?}"
+    );
+}
+
+#[test]
+fn the_build_stage_hands_on_only_what_the_apply_stage_needs() {
+    let spec = buildspec("buildspec.yml");
+    let files: Vec<&str> = spec["artifacts"]["files"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for needed in [
+        "terraform/*.tfplan",
+        "terraform/.terraform.lock.hcl",
+        "terraform/env/*",
+        "target/lambda/product-api/bootstrap.zip",
+        "target/lambda/cache-invalidator/bootstrap.zip",
+        "scripts/deploy.sh",
+        "scripts/smoke.sh",
+        "Makefile",
+    ] {
+        assert!(
+            files.contains(&needed),
+            "artifacts lack {needed}: {files:?}"
+        );
+    }
+    for file in &files {
+        assert!(
+            !file.starts_with("**") && !file.starts_with("target/**") && *file != "target/*",
+            "artifact pattern {file} takes the build tree"
+        );
+        assert!(
+            !file.contains(".terraform/"),
+            "{file}: providers move with the plan"
+        );
+    }
+}
+
+#[test]
+fn the_apply_stage_applies_the_approved_plan_then_smoke_tests() {
+    let spec = buildspec("buildspec-apply.yml");
+    assert_eq!(
+        commands(&spec, "build"),
+        [
+            "make apply-plan ENV=\"$DEPLOY_ENV\"",
+            "make smoke ENV=\"$DEPLOY_ENV\""
+        ]
+    );
+}
+
+// --- Redis version ---------------------------------------------------------------------
+
+#[test]
+fn the_tools_script_refuses_a_redis_server_older_than_7() {
+    // GIVEN redis-server 6.2 on PATH (Amazon Linux 2023's redis6)
+    let bin = tempfile::tempdir().unwrap();
+    for (name, output) in [
+        (
+            "redis-server",
+            "Redis server v=6.2.14 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64",
+        ),
+        ("redis-cli", "redis-cli 6.2.14"),
+    ] {
+        let path = bin.path().join(name);
+        fs::write(&path, format!("#!/bin/sh\necho '{output}'\n")).unwrap();
+        make_executable(&path);
+    }
+    // WHEN the test harness installs its tools
+    let output = Command::new(repo().join("scripts/install-tools.sh"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.path().display(),
+                std::env::var("PATH").unwrap()
+            ),
+        )
+        .output()
+        .unwrap();
+    // THEN it stops, naming the version it needs
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Redis 7.0 or later"), "{stderr}");
+    assert!(stderr.contains("6.2"), "{stderr}");
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}

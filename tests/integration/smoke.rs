@@ -1,0 +1,64 @@
+//! `make smoke` (scripts/smoke.sh) against the local server on its embedded default: the
+//! same script the pipeline runs after every apply.
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+use crate::helpers::{free_port, wait_for_port};
+
+/// The local server, killed on drop (also when an assertion fails).
+struct LocalServer(Child);
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn smoke(url: &str) -> Output {
+    Command::new("make")
+        .args(["--no-print-directory", "smoke", &format!("URL={url}")])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn make_smoke_passes_against_a_fresh_local_server_and_flags_a_warm_cache() {
+    // GIVEN product-api on the embedded default (in-process cache, sample catalog)
+    let port = free_port();
+    let _server = LocalServer(
+        Command::new(env!("CARGO_BIN_EXE_product-api"))
+            .env_clear()
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, "product-api");
+    let url = format!("http://127.0.0.1:{port}");
+
+    // WHEN make smoke runs THEN every check passes, each with its latency
+    let first = smoke(&url);
+    let report = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{report}");
+    for line in [
+        "/product/P-10001",
+        "200 MISS",
+        "200 HIT",
+        "404",
+        "400",
+        " ms",
+        "smoke: OK",
+    ] {
+        assert!(report.contains(line), "missing {line:?} in:\n{report}");
+    }
+
+    // WHEN it runs again within the TTL THEN the first GET is a HIT: a surprise, and it says so
+    let again = smoke(&url);
+    let report = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "{report}");
+    assert!(report.contains("expected MISS"), "{report}");
+}
