@@ -7,6 +7,7 @@ mod helpers;
 mod invalidator;
 mod lambda_runtime;
 mod local_server;
+mod openapi;
 mod read_path;
 mod reliability;
 mod secrets;

@@ -1,0 +1,318 @@
+//! docs/openapi.yaml against the running local server: every response to a documented
+//! operation must have a documented status, only documented headers (beyond transport
+//! ones) with values their schema admits, a documented media type and a body its schema
+//! admits; and every documented status must be produced by some request here.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+
+use regex::Regex;
+use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::helpers::{free_port, wait_for_port};
+
+const PATH: &str = "/product/{productId}";
+/// Set by the HTTP stack, not by the API.
+const TRANSPORT_HEADERS: [&str; 4] = ["date", "connection", "transfer-encoding", "keep-alive"];
+
+/// product-api as a local server with `env`, killed on drop.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_product-api"))
+            .env_clear()
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, "product-api");
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Exchange {
+    method: String,
+    what: String,
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+async fn send(server: &Server, method: &str, path: &str, headers: &[(&str, &str)]) -> Exchange {
+    let client = reqwest::Client::new();
+    let mut request = client.request(
+        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+        format!("{}{path}", server.base),
+    );
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    Exchange {
+        method: method.to_lowercase(),
+        what: format!("{method} {path} {headers:?}"),
+        status: response.status().as_u16(),
+        headers: response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect(),
+        body: response.bytes().await.unwrap().to_vec(),
+    }
+}
+
+fn spec() -> Yaml {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml")).unwrap();
+    YamlLoader::load_from_str(&text).unwrap().remove(0)
+}
+
+/// Follows a local `$ref` ("#/components/...").
+fn resolve<'a>(doc: &'a Yaml, node: &'a Yaml) -> &'a Yaml {
+    match node["$ref"].as_str() {
+        Some(reference) => {
+            let target = reference
+                .strip_prefix("#/")
+                .unwrap()
+                .split('/')
+                .fold(doc, |node, key| &node[key]);
+            assert!(!target.is_badvalue(), "dangling $ref {reference}");
+            resolve(doc, target)
+        }
+        None => node,
+    }
+}
+
+/// Whether `value` satisfies the (resolved) schema, as far as this API's schemas go.
+fn admits(doc: &Yaml, schema: &Yaml, value: &serde_json::Value) -> Result<(), String> {
+    let schema = resolve(doc, schema);
+    if let Some(allowed) = schema["enum"].as_vec() {
+        let ok = allowed.iter().any(|a| match a {
+            Yaml::String(s) => value.as_str() == Some(s),
+            Yaml::Integer(i) => value.as_i64() == Some(*i),
+            _ => false,
+        });
+        if !ok {
+            return Err(format!("{value} is not one of {allowed:?}"));
+        }
+    }
+    match schema["type"].as_str() {
+        Some("string") => {
+            let text = value.as_str().ok_or(format!("{value} is not a string"))?;
+            if let Some(min) = schema["minLength"].as_i64()
+                && (text.chars().count() as i64) < min
+            {
+                return Err(format!("{text:?} is shorter than {min}"));
+            }
+            if let Some(pattern) = schema["pattern"].as_str()
+                && !Regex::new(pattern).unwrap().is_match(text)
+            {
+                return Err(format!("{text:?} does not match {pattern}"));
+            }
+        }
+        Some("integer") => {
+            let number = value.as_i64().ok_or(format!("{value} is not an integer"))?;
+            if let Some(min) = schema["minimum"].as_i64()
+                && number < min
+            {
+                return Err(format!("{number} is below {min}"));
+            }
+        }
+        Some("object") => {
+            let object = value
+                .as_object()
+                .ok_or(format!("{value} is not an object"))?;
+            for required in schema["required"].as_vec().into_iter().flatten() {
+                let key = required.as_str().unwrap();
+                if !object.contains_key(key) {
+                    return Err(format!("{value} lacks {key}"));
+                }
+            }
+            let properties = schema["properties"].as_hash();
+            for (key, item) in object {
+                match properties.and_then(|p| p.get(&Yaml::String(key.clone()))) {
+                    Some(property) => admits(doc, property, item)?,
+                    None if schema["additionalProperties"].as_bool() == Some(false) => {
+                        return Err(format!("{value} has the undocumented property {key}"));
+                    }
+                    None => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Everything about one response that the document must describe.
+fn check(doc: &Yaml, exchange: &Exchange) -> Result<(), String> {
+    let operation = &doc["paths"][PATH][exchange.method.as_str()];
+    if operation.is_badvalue() {
+        return Err(format!("{} is not a documented operation", exchange.method));
+    }
+    let response = &operation["responses"][exchange.status.to_string().as_str()];
+    if response.is_badvalue() {
+        return Err(format!("status {} is not documented", exchange.status));
+    }
+    let response = resolve(doc, response);
+    let documented = response["headers"].as_hash().cloned().unwrap_or_default();
+    let header = |name: &str| {
+        documented
+            .iter()
+            .find(|(k, _)| k.as_str().unwrap().eq_ignore_ascii_case(name))
+            .map(|(_, v)| resolve(doc, v))
+    };
+    let content = response["content"].as_hash();
+    for (name, value) in &exchange.headers {
+        if TRANSPORT_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        if let (true, Some(media_types)) = (name == "content-type", content) {
+            let media = value.split(';').next().unwrap().trim();
+            if !media_types.contains_key(&Yaml::String(media.to_owned())) {
+                return Err(format!("media type {media} is not documented"));
+            }
+            continue;
+        }
+        let spec = header(name).ok_or(format!("header {name} is not documented"))?;
+        let value = match spec["schema"]["type"].as_str() {
+            Some("integer") => value
+                .parse::<i64>()
+                .map(serde_json::Value::from)
+                .map_err(|_| format!("header {name}: {value:?} is not an integer"))?,
+            _ => serde_json::Value::from(value.as_str()),
+        };
+        admits(doc, &spec["schema"], &value).map_err(|err| format!("header {name}: {err}"))?;
+    }
+    for (name, spec) in &documented {
+        let name = name.as_str().unwrap();
+        if resolve(doc, spec)["required"].as_bool() == Some(true)
+            && !exchange
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
+            return Err(format!("the required header {name} is missing"));
+        }
+    }
+    match content {
+        Some(media) if exchange.method != "head" => {
+            let schema = &media[&Yaml::String("application/json".to_owned())]["schema"];
+            let body: serde_json::Value = serde_json::from_slice(&exchange.body)
+                .map_err(|err| format!("the body is not JSON: {err}"))?;
+            admits(doc, schema, &body).map_err(|err| format!("body: {err}"))?;
+        }
+        _ if !exchange.body.is_empty() => return Err("an undocumented body".to_owned()),
+        _ => {}
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_every_response_and_every_documented_status_occurs() {
+    // GIVEN the document and three local servers: the embedded default, one whose Redis is
+    // down (BYPASS), one whose table cannot be reached (503)
+    let doc = spec();
+    let embedded = Server::start(&[]);
+    let closed = format!("127.0.0.1:{}", free_port());
+    let redis_down = Server::start(&[
+        ("REDIS_URL", &format!("redis://{closed}")),
+        ("REDIS_TIMEOUT_MS", "50"),
+    ]);
+    let table_down = Server::start(&[
+        ("TABLE_NAME", "Products"),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &format!("http://{closed}")),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
+
+    // WHEN every kind of request is sent
+    let mut exchanges = Vec::new();
+    for method in ["GET", "HEAD"] {
+        exchanges.push(send(&embedded, method, "/product/P-10001", &[]).await);
+        exchanges.push(send(&embedded, method, "/product/P-10001", &[]).await);
+        let etag = exchanges
+            .last()
+            .unwrap()
+            .headers
+            .iter()
+            .find(|(k, _)| k == "etag")
+            .unwrap()
+            .1
+            .clone();
+        exchanges.push(
+            send(
+                &embedded,
+                method,
+                "/product/P-10001",
+                &[("if-none-match", &etag)],
+            )
+            .await,
+        );
+        exchanges.push(send(&embedded, method, "/product/no-such-product", &[]).await);
+        exchanges.push(send(&embedded, method, "/product/bad%01id", &[]).await);
+        exchanges.push(send(&embedded, method, "/product/a%2Fb", &[]).await);
+        exchanges.push(send(&redis_down, method, "/product/P-10002", &[]).await);
+        exchanges.push(send(&table_down, method, "/product/P-10003", &[]).await);
+    }
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        exchanges.push(send(&embedded, method, "/product/P-10001", &[]).await);
+    }
+
+    // THEN each response is described by the document
+    let problems: Vec<String> = exchanges
+        .iter()
+        .filter_map(|exchange| {
+            check(&doc, exchange)
+                .err()
+                .map(|err| format!("{} -> {}: {err}", exchange.what, exchange.status))
+        })
+        .collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+    // AND the X-Cache values the document promises all occurred
+    let x_cache: BTreeSet<&str> = exchanges
+        .iter()
+        .flat_map(|e| &e.headers)
+        .filter(|(k, _)| k == "x-cache")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(x_cache, BTreeSet::from(["BYPASS", "HIT", "MISS"]));
+    // AND every documented status was produced
+    let produced: BTreeSet<(String, String)> = exchanges
+        .iter()
+        .map(|e| (e.method.clone(), e.status.to_string()))
+        .collect();
+    let operations = doc["paths"][PATH].as_hash().unwrap();
+    for (method, operation) in operations {
+        let method = method.as_str().unwrap();
+        if method == "parameters" {
+            continue;
+        }
+        for status in operation["responses"].as_hash().unwrap().keys() {
+            let status = status.as_str().unwrap().to_owned();
+            assert!(
+                produced.contains(&(method.to_owned(), status.clone())),
+                "{method} {status} is documented but no request produced it"
+            );
+        }
+    }
+}
