@@ -56,7 +56,6 @@ lint: tools ## cargo fmt --check, clippy (warnings are errors), terraform fmt -c
 	scripts/terraform-checks.sh
 
 # --- AWS -------------------------------------------------------------------------
-TF := terraform -chdir=terraform
 
 # x86_64 only: this project's machines cannot download the aarch64 Rust target.
 .PHONY: package
@@ -66,48 +65,46 @@ package: ## Build both Lambda zips (x86_64) and check they load on provided.al20
 		--bin product-api --bin cache-invalidator
 	scripts/check-lambda-binaries.sh
 
-# ENV picks terraform/env/$(ENV).tfvars (the settings) and terraform/env/$(ENV).s3.tfbackend
-# (the remote state, written by make bootstrap); the pipeline uses the same two files.
-ENV ?= dev
-export ENV AUTO_APPROVE BOOTSTRAP
+# DEPLOY_ENV picks terraform/env/$(DEPLOY_ENV).tfvars (the settings) and
+# terraform/env/$(DEPLOY_ENV).s3.tfbackend (the remote state, written by make bootstrap);
+# the pipeline uses the same two files.
+DEPLOY_ENV ?= dev
+export DEPLOY_ENV AUTO_APPROVE BOOTSTRAP
+DEPLOY := bash scripts/deploy.sh
 
 .PHONY: bootstrap
-bootstrap: ## Once per account and ENV: state bucket, permissions boundary, API Gateway logging role (shows the plan, asks)
-	scripts/deploy.sh bootstrap
+bootstrap: ## Once per account and DEPLOY_ENV: state bucket, permissions boundary, API Gateway logging setting (shows the plan, asks)
+	$(DEPLOY) bootstrap
 
 .PHONY: validate
 validate: ## terraform init (remote state) and validate
-	scripts/deploy.sh validate
+	$(DEPLOY) validate
 
 .PHONY: plan
-plan: package ## Package, then plan against the remote state; the plan is saved to terraform/$(ENV).tfplan
-	scripts/deploy.sh plan
+plan: package ## Package, then plan against the remote state; the plan is saved to terraform/$(DEPLOY_ENV).tfplan
+	$(DEPLOY) plan
 
 .PHONY: deploy
 deploy: package ## Package, plan, ask, apply exactly that plan (AUTO_APPROVE=1 does not ask)
-	scripts/deploy.sh deploy
-
-.PHONY: apply-plan
-apply-plan: ## Apply the saved terraform/$(ENV).tfplan as it is (the pipeline's apply stage)
-	scripts/deploy.sh apply-plan
+	$(DEPLOY) deploy
 
 .PHONY: destroy
 destroy: package ## Plan a destroy, ask, apply it; BOOTSTRAP=1 then also removes the state bucket
-	scripts/deploy.sh destroy
+	$(DEPLOY) destroy
 
 .PHONY: smoke
 smoke: ## GET a seeded id twice, a missing and an invalid id (URL=..., default: the deployed API)
-	scripts/smoke.sh $(URL)
+	bash scripts/smoke.sh $(URL)
 
 .PHONY: seed
 seed: ## Load data/products.json into the deployed table
-	AWS_REGION="$$($(TF) output -raw aws_region)" TABLE_NAME="$$($(TF) output -raw table_name)" \
+	AWS_REGION="$$($(DEPLOY) output aws_region)" TABLE_NAME="$$($(DEPLOY) output table_name)" \
 		cargo run --release --bin catalog -- load data/products.json
 
 .PHONY: url
 url: ## Print the API's invoke URL
-	@$(TF) output -raw api_invoke_url; echo
+	@$(DEPLOY) output api_invoke_url; echo
 
 .PHONY: dashboard
 dashboard: ## Print the CloudWatch dashboard URL
-	@$(TF) output -raw dashboard_url; echo
+	@$(DEPLOY) output dashboard_url; echo

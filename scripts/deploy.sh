@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # The deploy path shared by make and the pipeline: one set of settings
-# (terraform/env/$ENV.tfvars), one remote state (terraform/env/$ENV.s3.tfbackend, written
-# by bootstrap), saved plans only: what is applied is exactly what was shown.
-#   scripts/deploy.sh bootstrap    create the state bucket, boundary and logging role (asks)
-#   scripts/deploy.sh validate     init + terraform validate
-#   scripts/deploy.sh plan         init + plan, saved to terraform/$ENV.tfplan
-#   scripts/deploy.sh deploy       plan, ask, apply that plan
-#   scripts/deploy.sh apply-plan   apply terraform/$ENV.tfplan as it is (the pipeline, after its approval)
-#   scripts/deploy.sh destroy      plan a destroy, ask, apply it; BOOTSTRAP=1 then removes the bootstrap too
-# ENV (default dev) picks the environment; AUTO_APPROVE=1 applies without asking.
+# (terraform/env/$DEPLOY_ENV.tfvars), one remote state (terraform/env/$DEPLOY_ENV.s3.tfbackend,
+# written by bootstrap), saved plans only: what is applied is exactly what was shown.
+#   deploy.sh bootstrap            create the state bucket, boundary and logging setting (asks)
+#   deploy.sh validate             init + terraform validate
+#   deploy.sh plan                 init + plan, saved to terraform/$DEPLOY_ENV.tfplan
+#   deploy.sh deploy               plan, ask, apply that plan
+#   deploy.sh destroy              plan a destroy, ask, apply it; BOOTSTRAP=1 then removes the bootstrap too
+#   deploy.sh output NAME          one output of the environment's stack (make url, seed, smoke)
+#   deploy.sh take-zips DIR        the pipeline: put the zips of BuildTest's artifact DIR in place
+#   deploy.sh apply-approved PLAN  the pipeline's Apply: plan again, apply only if equal to PLAN
+# DEPLOY_ENV (default dev) picks the environment; AUTO_APPROVE=1 applies without asking.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command=${1:?usage: scripts/deploy.sh bootstrap|validate|plan|deploy|apply-plan|destroy}
-env=${ENV:-dev}
+command=${1:?usage: scripts/deploy.sh bootstrap|validate|plan|deploy|destroy|output|take-zips|apply-approved}
+env=${DEPLOY_ENV:-dev}
 vars=env/$env.tfvars             # paths relative to terraform/, where terraform runs
 backend=env/$env.s3.tfbackend
 plan=$env.tfplan
@@ -34,7 +36,7 @@ confirm() {
   [ "$answer" = yes ] || die "nothing was applied (the answer was not yes)"
 }
 
-[ -f "terraform/$vars" ] || die "terraform/$vars not found: copy terraform/env/dev.tfvars to it and edit it (ENV=$env)"
+[ -f "terraform/$vars" ] || die "terraform/$vars not found: copy terraform/env/dev.tfvars to it and edit it (DEPLOY_ENV=$env)"
 
 # bucket, key and kms_key_id of the backend file, passed to the stack as variables so
 # the pipeline's roles can be scoped to exactly this state.
@@ -44,7 +46,7 @@ backend_setting() {
 
 init() {
   [ -f "terraform/$backend" ] ||
-    die "terraform/$backend not found: run 'make bootstrap ENV=$env' first (it creates the state bucket and writes that file)"
+    die "terraform/$backend not found: run 'make bootstrap DEPLOY_ENV=$env' first (it creates the state bucket and writes that file)"
   local args=(-input=false "-backend-config=$backend")
   if [ -s terraform/terraform.tfstate ]; then
     # Deployed before the project had remote state: copy that state over, once.
@@ -53,7 +55,7 @@ init() {
     "${tf[@]}" init "${args[@]}" -migrate-state -force-copy
     mv terraform/terraform.tfstate "terraform/terraform.tfstate.migrated-$(date +%Y%m%d%H%M%S)"
   else
-    # -reconfigure: another ENV may have initialised this directory with its backend.
+    # -reconfigure: another environment may have initialised this directory.
     "${tf[@]}" init "${args[@]}" -reconfigure
   fi
 }
@@ -71,6 +73,14 @@ plan() {
   local vars_args
   mapfile -t vars_args < <(stack_vars)
   "${tf[@]}" plan -input=false "${vars_args[@]}" -out="$plan" "$@"
+}
+
+# The JSON plan's changes (resources and outputs): what applying it would do.
+changes() {
+  "${tf[@]}" show -json "$1" | python3 -c '
+import json, sys
+plan = json.load(sys.stdin)
+print(json.dumps([plan.get("resource_changes", []), plan.get("output_changes", {})], sort_keys=True))'
 }
 
 bootstrap_init() {
@@ -100,10 +110,27 @@ case $command in
     confirm "Apply the plan above to $env?"
     "${tf[@]}" apply -input=false "$plan"
     ;;
-  apply-plan)
-    [ -f "terraform/$plan" ] || die "terraform/$plan not found: make plan ENV=$env writes it"
-    init
-    "${tf[@]}" show -no-color "$plan"
+  output)
+    init >/dev/null
+    "${tf[@]}" output -raw "${2:?usage: deploy.sh output NAME}"
+    ;;
+  take-zips)
+    from=${2:?usage: deploy.sh take-zips DIR}
+    for function in product-api cache-invalidator; do
+      mkdir -p "target/lambda/$function"
+      cp "$from/target/lambda/$function/bootstrap.zip" "target/lambda/$function/bootstrap.zip"
+    done
+    ;;
+  apply-approved)
+    approved=${2:?usage: deploy.sh apply-approved PLAN (a plan file in terraform/)}
+    [ -f "terraform/$approved" ] || die "terraform/$approved not found: the approved plan"
+    plan
+    # Anything an earlier stage could have written (the approved plan, the zips) can only
+    # make the two differ, and then nothing is applied.
+    if [ "$(changes "$approved")" != "$(changes "$plan")" ]; then
+      die "the plan of this commit now differs from the approved plan (the state or the zips changed since, or the approved plan is not this commit's): nothing was applied; run the pipeline again"
+    fi
+    echo "The plan equals the approved plan: applying it." >&2
     "${tf[@]}" apply -input=false "$plan"
     ;;
   destroy)

@@ -12,9 +12,11 @@ locals {
 }
 
 # Made by `make bootstrap` (terraform/bootstrap): every role of the stack carries it.
-# Read here so that a plan without a bootstrap stops at once, naming it.
+# Read here so that a plan without a bootstrap stops at once, naming it. By ARN, not by
+# name: a lookup by name lists every policy (iam:ListPolicies on "*"), which the
+# boundary itself denies to the pipeline's roles.
 data "aws_iam_policy" "boundary" {
-  name = "${var.name}-boundary"
+  arn = "arn:${local.partition}:iam::${local.account_id}:policy/${var.name}-boundary"
 }
 
 ################################################################################
@@ -70,7 +72,9 @@ data "aws_iam_policy_document" "kms" {
       type        = "Service"
       identifiers = ["cloudwatch.amazonaws.com"]
     }
-    # Only for this account's alarms (confused-deputy protection).
+    # Only for this account's alarms (confused-deputy protection); CloudWatch sends both
+    # keys when it publishes to an encrypted topic (AWS's Modern Data Architecture
+    # Accelerator grants it the same way). README: check with set-alarm-state.
     condition {
       test     = "StringEquals"
       variable = "aws:SourceAccount"
@@ -174,7 +178,7 @@ module "api" {
   log_retention_days  = var.log_retention_days
 
   manage_account_logging_role = var.manage_api_gateway_logging
-  account_logging_role_name   = "${var.name}-apigateway-logs"
+  account_logging_role_name   = "${var.name}-apigw-logging"
 }
 
 module "monitoring" {
@@ -208,5 +212,6 @@ module "pipeline" {
   state_kms_key_arn        = var.state_kms_key_arn
   kms_key_arn              = aws_kms_key.this.arn
   permissions_boundary_arn = data.aws_iam_policy.boundary.arn
+  plan_buildspec           = file("${path.root}/../buildspec-plan.yml")
   apply_buildspec          = file("${path.root}/../buildspec-apply.yml")
 }

@@ -312,7 +312,7 @@ variable "source_provider" {
 # --- bootstrap (make passes these from terraform/env/<env>.s3.tfbackend) -------------
 
 variable "manage_api_gateway_logging" {
-  description = "Point the account's API Gateway logging setting (one per account and region) at the role make bootstrap created; set false in both bootstrap and stack if the account already has one."
+  description = "make bootstrap points the account's API Gateway logging setting (one per account and region) at its own role, and the stage waits for that role; false (for bootstrap and stack alike) if the account already has one."
   type        = bool
   default     = true
 }

@@ -1,4 +1,5 @@
-//! The deploy path (`make bootstrap`, `plan`, `deploy`, `apply-plan`, `destroy`) run
+//! The deploy path (`make bootstrap`, `validate`, `plan`, `deploy`, `destroy`, `url`, and
+//! the pipeline's `deploy.sh take-zips` and `apply-approved`) run
 //! against a stand-in `terraform` (tests/fixtures/deploy/terraform) that records its
 //! arguments and behaves as Terraform does where it matters: it refuses
 //! `apply -input=false` without a saved plan or `-auto-approve`, reads the approval on
@@ -102,7 +103,7 @@ impl Project {
             .current_dir(self.dir.path())
             .env("PATH", path)
             .env("FAKE_TF_LOG", &log)
-            .env_remove("ENV")
+            .env_remove("DEPLOY_ENV")
             .env_remove("AUTO_APPROVE")
             .env_remove("BOOTSTRAP")
             .stdin(Stdio::piped())
@@ -165,7 +166,7 @@ fn deploy_before_bootstrap_stops_and_names_make_bootstrap() {
     // THEN it stops before terraform does anything, and says what to run
     assert!(!run.success);
     assert!(
-        run.stderr.contains("make bootstrap ENV=dev"),
+        run.stderr.contains("make bootstrap DEPLOY_ENV=dev"),
         "{}",
         run.stderr
     );
@@ -263,24 +264,115 @@ fn validate_initialises_the_remote_state_then_validates() {
     assert_eq!(run.calls, [STACK_INIT, "terraform|validate"]);
 }
 
+impl Project {
+    /// `bash scripts/deploy.sh <args>` as the pipeline runs it (no make, no terminal).
+    fn script(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let log = self.dir.path().join("terraform-calls.log");
+        let _ = fs::remove_file(&log);
+        let output = Command::new("bash")
+            .arg("scripts/deploy.sh")
+            .args(args)
+            .current_dir(self.dir.path())
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    self.bin.path().display(),
+                    std::env::var("PATH").unwrap()
+                ),
+            )
+            .env("FAKE_TF_LOG", &log)
+            .env("DEPLOY_ENV", "dev")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        Run {
+            success: output.status.success(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            calls: fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
+
 #[test]
-fn apply_plan_applies_the_saved_plan_as_it_is_and_refuses_without_one() {
-    // GIVEN no saved plan THEN nothing runs
+fn the_pipeline_applies_only_a_plan_equal_to_the_approved_one() {
+    // GIVEN the plan the Plan stage saved, and the same commit, zips and state in Apply
     let project = Project::bootstrapped();
-    let run = project.make(&["apply-plan"], None, &[]);
-    assert!(!run.success);
-    assert!(run.calls.is_empty());
-    // GIVEN the plan the build stage saved THEN it is shown and applied, without a question
-    fs::write(project.path("terraform/dev.tfplan"), "saved plan").unwrap();
-    let run = project.make(&["apply-plan"], None, &[]);
+    let run = project.script(&["plan"], &[]);
+    assert!(run.success, "{}", run.stderr);
+    fs::rename(
+        project.path("terraform/dev.tfplan"),
+        project.path("terraform/approved.tfplan"),
+    )
+    .unwrap();
+    // WHEN Apply plans again THEN it applies its own plan, without a question
+    let run = project.script(&["apply-approved", "approved.tfplan"], &[]);
     assert!(run.success, "{}", run.stderr);
     assert_eq!(
         run.calls,
         [
-            STACK_INIT,
-            "terraform|show -no-color dev.tfplan",
-            "terraform|apply -input=false dev.tfplan"
+            STACK_INIT.to_owned(),
+            stack_plan(""),
+            "terraform|show -json approved.tfplan".to_owned(),
+            "terraform|show -json dev.tfplan".to_owned(),
+            "terraform|apply -input=false dev.tfplan".to_owned(),
         ]
+    );
+    // GIVEN an approved plan that is not what this commit plans (tampered with, or the
+    // state changed since) THEN nothing is applied
+    let run = project.script(
+        &["apply-approved", "approved.tfplan"],
+        &[(
+            "FAKE_TF_PLAN_JSON",
+            r#"{"resource_changes": [{"address": "aws_iam_role.attacker", "change": {"actions": ["create"]}}]}"#,
+        )],
+    );
+    assert!(!run.success);
+    assert!(
+        run.stderr.contains("differs from the approved plan"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.applies().is_empty(), "{:?}", run.calls);
+    // GIVEN no approved plan THEN nothing runs
+    let run = project.script(&["apply-approved", "missing.tfplan"], &[]);
+    assert!(!run.success);
+    assert!(run.calls.is_empty());
+}
+
+#[test]
+fn the_pipeline_takes_the_zips_from_the_build_stage_artifact() {
+    let project = Project::bootstrapped();
+    let artifact = tempfile::tempdir().unwrap();
+    for function in ["product-api", "cache-invalidator"] {
+        let dir = artifact.path().join("target/lambda").join(function);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("bootstrap.zip"), function).unwrap();
+    }
+    let run = project.script(&["take-zips", artifact.path().to_str().unwrap()], &[]);
+    assert!(run.success, "{}", run.stderr);
+    for function in ["product-api", "cache-invalidator"] {
+        let zip = project.path(&format!("target/lambda/{function}/bootstrap.zip"));
+        assert_eq!(fs::read_to_string(zip).unwrap(), function);
+    }
+}
+
+#[test]
+fn outputs_come_from_the_environments_own_state() {
+    let run = Project::bootstrapped().make(
+        &["url", "DEPLOY_ENV=dev"],
+        None,
+        &[("FAKE_TF_OUTPUT_api_invoke_url", "https://api.example/prod")],
+    );
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        run.calls,
+        [STACK_INIT, "terraform|output -raw api_invoke_url"]
     );
 }
 
@@ -288,7 +380,7 @@ fn apply_plan_applies_the_saved_plan_as_it_is_and_refuses_without_one() {
 fn another_environment_reads_its_own_settings_and_state() {
     // GIVEN ENV=prod without terraform/env/prod.tfvars THEN it stops, naming the file
     let project = Project::bootstrapped();
-    let run = project.make(&["plan", "ENV=prod"], None, &[]);
+    let run = project.make(&["plan", "DEPLOY_ENV=prod"], None, &[]);
     assert!(!run.success);
     assert!(
         run.stderr.contains("terraform/env/prod.tfvars"),
@@ -306,7 +398,7 @@ fn another_environment_reads_its_own_settings_and_state() {
         project.path("terraform/env/prod.s3.tfbackend"),
     )
     .unwrap();
-    let run = project.make(&["plan", "ENV=prod"], None, &[]);
+    let run = project.make(&["plan", "DEPLOY_ENV=prod"], None, &[]);
     assert!(run.success, "{}", run.stderr);
     assert!(run.calls[0].contains("-backend-config=env/prod.s3.tfbackend"));
     assert!(run.calls[1].contains("-var-file=env/prod.tfvars -var=environment=prod"));
@@ -405,8 +497,20 @@ fn commands(spec: &Yaml, phase: &str) -> Vec<String> {
         .collect()
 }
 
+fn artifact_files(spec: &Yaml) -> Vec<String> {
+    spec["artifacts"]["files"]
+        .as_vec()
+        .map(|files| {
+            files
+                .iter()
+                .map(|f| f.as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
-fn the_build_stage_tests_with_redis_7_validates_and_plans_the_same_environment() {
+fn the_build_stage_tests_with_redis_7_and_hands_on_only_the_zips() {
     let spec = buildspec("buildspec.yml");
     assert_eq!(spec["version"].as_f64(), Some(0.2));
     let install = commands(&spec, "install").join("\n");
@@ -416,72 +520,50 @@ fn the_build_stage_tests_with_redis_7_validates_and_plans_the_same_environment()
     );
     assert!(install.contains("dnf install -y -q valkey"), "{install}");
     assert!(install.contains("redis-server --version"));
-    let build = commands(&spec, "build");
-    let position = |wanted: &str| {
-        build
-            .iter()
-            .position(|c| c == wanted)
-            .unwrap_or_else(|| panic!("the build stage does not run `{wanted}`: {build:?}"))
-    };
-    // The developer's targets, then validate and the saved plan of DEPLOY_ENV.
-    let test = position("make lint test");
-    let validate = position("make validate ENV=\"$DEPLOY_ENV\"");
-    let plan = position("make plan ENV=\"$DEPLOY_ENV\"");
-    assert!(test < validate && validate < plan);
-    assert!(
-        !build
-            .iter()
-            .any(|c| c.contains("terraform ") && c.contains("apply")),
-        "the build stage must not apply: {build:?}"
+    // Branch code and its dependencies run here: tests and the zips, nothing of Terraform.
+    assert_eq!(
+        commands(&spec, "build"),
+        [
+            "export PATH=\"$HOME/.cargo/bin:$PATH\"",
+            "make lint test package"
+        ]
+    );
+    assert_eq!(
+        artifact_files(&spec),
+        [
+            "target/lambda/product-api/bootstrap.zip",
+            "target/lambda/cache-invalidator/bootstrap.zip"
+        ]
     );
 }
 
 #[test]
-fn the_build_stage_hands_on_only_what_the_apply_stage_needs() {
-    let spec = buildspec("buildspec.yml");
-    let files: Vec<&str> = spec["artifacts"]["files"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .map(|f| f.as_str().unwrap())
-        .collect();
-    for needed in [
-        "terraform/*.tfplan",
-        "terraform/.terraform.lock.hcl",
-        "terraform/env/*",
-        "target/lambda/product-api/bootstrap.zip",
-        "target/lambda/cache-invalidator/bootstrap.zip",
-        "scripts/deploy.sh",
-        "scripts/smoke.sh",
-        "Makefile",
-    ] {
-        assert!(
-            files.contains(&needed),
-            "artifacts lack {needed}: {files:?}"
-        );
-    }
-    for file in &files {
-        assert!(
-            !file.starts_with("**") && !file.starts_with("target/**") && *file != "target/*",
-            "artifact pattern {file} takes the build tree"
-        );
-        assert!(
-            !file.contains(".terraform/"),
-            "{file}: providers move with the plan"
-        );
-    }
+fn the_plan_stage_validates_and_plans_the_source_commit_with_the_zips() {
+    let spec = buildspec("buildspec-plan.yml");
+    assert_eq!(
+        commands(&spec, "build"),
+        [
+            "bash scripts/deploy.sh take-zips \"$CODEBUILD_SRC_DIR_package\"",
+            "bash scripts/deploy.sh validate",
+            "bash scripts/deploy.sh plan",
+        ]
+    );
+    assert_eq!(artifact_files(&spec), ["terraform/*.tfplan"]);
 }
 
 #[test]
-fn the_apply_stage_applies_the_approved_plan_then_smoke_tests() {
+fn the_apply_stage_applies_only_the_approved_plan_then_smoke_tests() {
     let spec = buildspec("buildspec-apply.yml");
     assert_eq!(
         commands(&spec, "build"),
         [
-            "make apply-plan ENV=\"$DEPLOY_ENV\"",
-            "make smoke ENV=\"$DEPLOY_ENV\""
+            "bash scripts/deploy.sh take-zips \"$CODEBUILD_SRC_DIR_package\"",
+            "cp \"$CODEBUILD_SRC_DIR_plan/terraform/$DEPLOY_ENV.tfplan\" terraform/approved.tfplan",
+            "bash scripts/deploy.sh apply-approved approved.tfplan",
+            "SMOKE_ALLOW_WARM=1 bash scripts/smoke.sh",
         ]
     );
+    assert!(artifact_files(&spec).is_empty());
 }
 
 // --- Redis version ---------------------------------------------------------------------

@@ -157,7 +157,9 @@ fn attr<'a>(body: &'a Body, key: &str) -> Option<&'a Expression> {
 /// Problems with the references in one module, given every module (for outputs).
 fn unresolved_references(module: &Module) -> Vec<String> {
     let mut problems = Vec::new();
-    let text = &module.text;
+    // `removed { from = ... }` names resources that are, on purpose, no longer declared.
+    let removed_from = Regex::new(r"(?m)^\s*from\s*=.*$").unwrap();
+    let text = &removed_from.replace_all(&module.text, "").into_owned();
     for cap in Regex::new(r"\bvar\.([A-Za-z_][A-Za-z0-9_]*)")
         .unwrap()
         .captures_iter(text)
@@ -534,7 +536,25 @@ fn the_bootstrap_parses_resolves_and_describes_itself() {
 
 #[test]
 fn the_stage_and_its_method_settings_wait_for_the_account_logging_setting() {
+    // The setting and its role belong to the bootstrap, applied before any stack (make
+    // deploy refuses to run without it), and never destroyed with the stack: provider 6
+    // resets the setting when aws_api_gateway_account is destroyed.
+    let bootstrap = bootstrap();
+    let account = &bootstrap.resources[&("aws_api_gateway_account".to_owned(), "this".to_owned())];
+    assert_eq!(
+        attr(account, "cloudwatch_role_arn")
+            .map(expr_text)
+            .as_deref(),
+        Some("aws_iam_role.api_gateway_logging[0].arn")
+    );
     let api = module("api");
+    assert!(
+        !api.resources
+            .keys()
+            .any(|(kind, _)| kind == "aws_iam_role" || kind == "aws_api_gateway_account"),
+        "the stack must not own the account-wide logging setting or its role"
+    );
+    // The stage and its method settings wait for the bootstrap's role.
     for (kind, name) in [
         ("aws_api_gateway_stage", "this"),
         ("aws_api_gateway_method_settings", "all"),
@@ -543,24 +563,38 @@ fn the_stage_and_its_method_settings_wait_for_the_account_logging_setting() {
         let depends_on = attr(body, "depends_on").map(expr_text).unwrap_or_default();
         assert_eq!(
             depends_on.split_whitespace().collect::<String>(),
-            "[aws_api_gateway_account.this]",
+            "[data.aws_iam_role.account_logging]",
             "{kind}.{name}"
         );
     }
-    // The role it names belongs to the bootstrap, which the stack's destroy never touches.
     assert!(
-        bootstrap()
-            .resources
-            .contains_key(&("aws_iam_role".to_owned(), "api_gateway_logging".to_owned()))
+        api.data
+            .contains(&("aws_iam_role".to_owned(), "account_logging".to_owned()))
+    );
+    assert_eq!(
+        expr_text(&root().calls["api"].1["account_logging_role_name"]),
+        "\"${var.name}-apigw-logging\""
     );
     assert!(
-        !api.resources.keys().any(|(kind, _)| kind == "aws_iam_role"),
-        "the stack must not own the account-wide logging role"
+        bootstrap
+            .text
+            .contains("name                 = \"${var.name}-apigw-logging\"")
+    );
+    // Stacks that made the old role and setting themselves forget them, not destroy them.
+    let removed =
+        Regex::new(r"(?s)removed \{\s*from = (\S+)\s*lifecycle \{\s*destroy = false").unwrap();
+    let forgotten: BTreeSet<&str> = removed
+        .captures_iter(&api.text)
+        .map(|c| c.get(1).unwrap().as_str())
+        .collect();
+    assert_eq!(
+        forgotten,
+        BTreeSet::from(["aws_api_gateway_account.this", "aws_iam_role.logging"])
     );
     // Exposed at the root, in the same tfvars as the bootstrap's setting.
     assert!(root().variables.contains_key("manage_api_gateway_logging"));
     assert!(
-        bootstrap()
+        bootstrap
             .variables
             .contains_key("manage_api_gateway_logging")
     );
@@ -781,11 +815,10 @@ fn policy_statements(module: &Module, name: &str) -> Vec<(String, Vec<String>, V
         .collect()
 }
 
-#[test]
-fn the_build_stage_can_read_the_account_but_write_only_its_artifact_and_the_state_lock() {
-    let pipeline = module("pipeline");
-    // Its role: AWS's ReadOnlyAccess and one inline policy, nothing else.
-    let attachments: Vec<String> = pipeline
+/// The managed policies and inline policies attached to one role of the pipeline module.
+fn pipeline_role_policies(pipeline: &Module, role: &str) -> Vec<String> {
+    let prefix = format!("aws_iam_role.{role}.");
+    pipeline
         .resources
         .iter()
         .filter(|((kind, _), body)| {
@@ -794,7 +827,7 @@ fn the_build_stage_can_read_the_account_but_write_only_its_artifact_and_the_stat
                 "aws_iam_role_policy_attachment" | "aws_iam_role_policy"
             ) && attr(body, "role")
                 .map(expr_text)
-                .is_some_and(|r| r.starts_with("aws_iam_role.build."))
+                .is_some_and(|r| r.starts_with(&prefix))
         })
         .map(|((kind, name), body)| {
             format!(
@@ -802,32 +835,79 @@ fn the_build_stage_can_read_the_account_but_write_only_its_artifact_and_the_stat
                 attr(body, "policy_arn").map(expr_text).unwrap_or_default()
             )
         })
-        .collect();
-    assert_eq!(attachments.len(), 2, "{attachments:?}");
-    assert!(
-        attachments
-            .iter()
-            .any(|a| a.ends_with(":policy/ReadOnlyAccess\"")),
-        "{attachments:?}"
-    );
+        .collect()
+}
+
+/// Every Allow statement of `document` that writes stays inside `allowed` resources.
+fn assert_writes_only(pipeline: &Module, document: &str, allowed: &[&str]) {
     let read_only = Regex::new(r#"^"[a-z0-9-]+:(Get|List|Describe|BatchGet)[A-Za-z]*"$"#).unwrap();
-    for (effect, actions, resources) in policy_statements(&pipeline, "build") {
-        assert_eq!(effect, "\"Allow\"");
+    for (effect, actions, resources) in policy_statements(pipeline, document) {
+        if effect != "\"Allow\"" {
+            continue;
+        }
         for action in &actions {
             if read_only.is_match(action) || action == "\"kms:Decrypt\"" {
                 continue;
             }
-            // Anything that writes is scoped to the artifact bucket, the lock file, the
-            // build's own logs, or (to encrypt them) the keys of those two buckets.
             for resource in &resources {
-                let allowed = resource.contains("aws_s3_bucket.artifacts.arn")
-                    || resource.contains(".tflock")
-                    || resource.contains("aws_cloudwatch_log_group.builds.arn")
+                let scoped = allowed.iter().any(|a| resource.contains(a))
                     || (action == "\"kms:GenerateDataKey\""
                         && (resource == "var.kms_key_arn" || resource == "var.state_kms_key_arn"));
-                assert!(allowed, "the build role may {action} on {resource}");
+                assert!(scoped, "the {document} role may {action} on {resource}");
             }
         }
+    }
+}
+
+#[test]
+fn the_build_stage_has_no_aws_access_and_the_plan_stage_reads_without_writing() {
+    let pipeline = module("pipeline");
+    // BuildTest runs unapproved branch code and its dependencies: one inline policy, no
+    // managed policy, and it writes only its own logs and artifacts.
+    let build = pipeline_role_policies(&pipeline, "build");
+    assert_eq!(build.len(), 1, "{build:?}");
+    assert!(build[0].starts_with("aws_iam_role_policy."), "{build:?}");
+    assert_writes_only(
+        &pipeline,
+        "build",
+        &[
+            "aws_s3_bucket.artifacts.arn",
+            "aws_cloudwatch_log_group.builds.arn",
+        ],
+    );
+    assert!(
+        !policy_statements(&pipeline, "build")
+            .iter()
+            .any(|(_, _, resources)| resources.iter().any(|r| r.contains("state"))),
+        "the build stage must not reach the state"
+    );
+    // Plan: AWS's ReadOnlyAccess, no data reads, and writes only its plan, the lock file
+    // and its logs.
+    let plan = pipeline_role_policies(&pipeline, "plan");
+    assert_eq!(plan.len(), 2, "{plan:?}");
+    assert!(
+        plan.iter().any(|a| a.ends_with(":policy/ReadOnlyAccess\"")),
+        "{plan:?}"
+    );
+    assert_writes_only(
+        &pipeline,
+        "plan",
+        &[
+            "aws_s3_bucket.artifacts.arn",
+            ".tflock",
+            "aws_cloudwatch_log_group.builds.arn",
+        ],
+    );
+    let denied: Vec<String> = policy_statements(&pipeline, "plan")
+        .into_iter()
+        .filter(|(effect, _, _)| effect == "\"Deny\"")
+        .flat_map(|(_, actions, _)| actions)
+        .collect();
+    for action in ["s3:GetObject", "dynamodb:Scan", "dynamodb:GetItem"] {
+        assert!(
+            denied.contains(&format!("\"{action}\"")),
+            "plan may {action}"
+        );
     }
 }
 
@@ -895,9 +975,9 @@ fn every_role_carries_the_permissions_boundary_and_the_apply_role_cannot_shed_it
 }
 
 #[test]
-fn both_pipeline_stages_and_make_read_the_same_settings_and_state() {
+fn every_pipeline_stage_and_make_read_the_same_settings_and_state() {
     let pipeline = module("pipeline");
-    for project in ["build", "apply"] {
+    for project in ["build", "plan", "apply"] {
         let body = &pipeline.resources[&("aws_codebuild_project".to_owned(), project.to_owned())];
         let environment = body
             .blocks()
@@ -920,21 +1000,41 @@ fn both_pipeline_stages_and_make_read_the_same_settings_and_state() {
             "{project}"
         );
     }
-    let apply = &pipeline.resources[&("aws_codebuild_project".to_owned(), "apply".to_owned())];
-    let source = apply.blocks().find(|b| b.identifier() == "source").unwrap();
-    assert_eq!(
-        attr(source.body(), "buildspec").map(expr_text).as_deref(),
-        Some("var.apply_buildspec"),
-        "the apply stage's commands must not come from the build stage's artifact"
-    );
+    // What Plan and Apply run comes from the applied configuration, not from an artifact.
     let root = root();
+    for (project, file) in [
+        ("plan", "buildspec-plan.yml"),
+        ("apply", "buildspec-apply.yml"),
+    ] {
+        let body = &pipeline.resources[&("aws_codebuild_project".to_owned(), project.to_owned())];
+        let source = body.blocks().find(|b| b.identifier() == "source").unwrap();
+        assert_eq!(
+            attr(source.body(), "buildspec").map(expr_text),
+            Some(format!("var.{project}_buildspec")),
+            "{project}"
+        );
+        assert_eq!(
+            expr_text(&root.calls["pipeline"].1[format!("{project}_buildspec").as_str()]),
+            format!("file(\"${{path.root}}/../{file}\")")
+        );
+    }
     assert_eq!(
         expr_text(&root.calls["pipeline"].1["environment"]),
         "var.environment"
     );
+    // Plan and Apply read the source commit first, then the zips (and the plan).
+    let stages = Regex::new(r#"input_artifacts\s*=\s*(\[[^\]]*\])"#).unwrap();
+    let inputs: Vec<String> = stages
+        .captures_iter(&pipeline.text)
+        .map(|c| c[1].split_whitespace().collect())
+        .collect();
     assert_eq!(
-        expr_text(&root.calls["pipeline"].1["apply_buildspec"]),
-        "file(\"${path.root}/../buildspec-apply.yml\")"
+        inputs,
+        [
+            "[\"source\"]",
+            "[\"source\",\"package\"]",
+            "[\"source\",\"package\",\"plan\"]"
+        ]
     );
     // One backend, configured from the environment's file, for every way of deploying.
     let backend = std::fs::read_to_string(terraform_dir().join("backend.tf")).unwrap();
@@ -942,9 +1042,19 @@ fn both_pipeline_stages_and_make_read_the_same_settings_and_state() {
         strip_comments(&backend).contains("backend \"s3\" {}"),
         "{backend}"
     );
-    // The pipeline keeps itself: enable_pipeline lives in the tfvars both read.
+    // The pipeline keeps itself: enable_pipeline lives in the tfvars every stage reads.
     let tfvars = std::fs::read_to_string(terraform_dir().join("env/dev.tfvars")).unwrap();
     assert!(tfvars.contains("enable_pipeline"), "{tfvars}");
+}
+
+#[test]
+fn the_boundary_is_looked_up_by_arn_not_by_listing_every_policy() {
+    // A lookup by name calls iam:ListPolicies on "*", which the boundary denies to the
+    // pipeline's own roles.
+    let boundary = Regex::new(r#"(?s)data "aws_iam_policy" "boundary" \{(.*?)\n\}"#).unwrap();
+    let body = boundary.captures(&root().text).unwrap()[1].to_owned();
+    assert!(body.contains("arn = "), "{body}");
+    assert!(!body.contains("name "), "{body}");
 }
 
 #[test]

@@ -1,9 +1,10 @@
 # One-time foundation of a stack, applied by `make bootstrap` with the deployer's own
-# credentials and kept in local state (terraform/bootstrap/terraform.tfstate, git-ignored):
+# credentials and kept in local state (terraform/bootstrap/<env>.tfstate, git-ignored):
 # the S3 bucket and KMS key of the stack's remote state (locked with an S3 lock file),
-# the permissions boundary every role of the stack carries, and the role API Gateway
-# writes logs with. Nothing here changes when the stack changes, so neither `make deploy`
-# nor the pipeline ever needs to touch it; `make destroy BOOTSTRAP=1` removes it last.
+# the permissions boundary every role of the stack carries, and the account's API
+# Gateway logging setting with its role. Nothing here changes when the stack changes, so
+# neither `make deploy` nor the pipeline ever touches it; `make destroy BOOTSTRAP=1`
+# removes it last.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -109,6 +110,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "state" {
       noncurrent_days = 90
     }
 
+    # Every plan and apply writes and deletes the lock file: drop its delete markers.
+    expiration {
+      expired_object_delete_marker = true
+    }
+
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
     }
@@ -156,9 +162,16 @@ data "aws_iam_policy_document" "boundary" {
   #checkov:skip=CKV_AWS_49:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below and by each role's own policy.
   #checkov:skip=CKV_AWS_110:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below (which forbid the escalation paths) and by each role's own policy.
   #checkov:skip=CKV_AWS_1:A boundary caps, it grants nothing: "*" here is the ceiling, narrowed by the denials below and by each role's own policy.
+  # The ceiling: the services the stack is made of, and nothing else (no CloudTrail,
+  # SSO, Organizations, SSM, EC2 instances' own services...).
   statement {
-    sid       = "CeilingNarrowedBelow"
-    actions   = ["*"]
+    sid = "OnlyTheServicesOfTheStack"
+    actions = [
+      "apigateway:*", "cloudwatch:*", "codebuild:*", "codeconnections:*", "codepipeline:*",
+      "codestar-connections:*", "dynamodb:*", "ec2:*", "elasticache:*", "iam:*", "kms:*",
+      "lambda:*", "logs:*", "s3:*", "secretsmanager:*", "sns:*", "sqs:*",
+      "sts:GetCallerIdentity", "xray:*",
+    ]
     resources = ["*"]
   }
 
@@ -218,8 +231,31 @@ data "aws_iam_policy_document" "boundary" {
   statement {
     sid       = "StateProtectionsStay"
     effect    = "Deny"
-    actions   = ["s3:DeleteBucket", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketVersioning", "s3:PutEncryptionConfiguration", "s3:PutLifecycleConfiguration", "s3:PutBucketPublicAccessBlock", "s3:PutBucketOwnershipControls"]
+    actions   = ["s3:DeleteBucket", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketVersioning", "s3:PutEncryptionConfiguration", "s3:PutLifecycleConfiguration", "s3:PutBucketPublicAccessBlock", "s3:PutBucketOwnershipControls", "s3:PutReplicationConfiguration", "s3:PutBucketAcl"]
     resources = [aws_s3_bucket.state.arn]
+  }
+
+  statement {
+    sid       = "StateHistoryStays"
+    effect    = "Deny"
+    actions   = ["s3:DeleteObjectVersion", "s3:PutObjectAcl", "s3:PutObjectVersionAcl"]
+    resources = ["${aws_s3_bucket.state.arn}/*"]
+  }
+
+  statement {
+    # Code and configuration of functions that are not this stack's: their roles may be
+    # stronger than this boundary.
+    sid           = "OtherFunctionsStay"
+    effect        = "Deny"
+    actions       = ["lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:AddPermission", "lambda:PublishLayerVersion"]
+    not_resources = ["arn:${local.partition}:lambda:*:${local.account_id}:function:${var.name}-*"]
+  }
+
+  statement {
+    sid       = "TheAccountLoggingSettingStays"
+    effect    = "Deny"
+    actions   = ["apigateway:PATCH"]
+    resources = ["arn:${local.partition}:apigateway:*::/account"]
   }
 
   statement {
@@ -237,9 +273,10 @@ resource "aws_iam_policy" "boundary" {
 }
 
 ################################################################################
-# The role API Gateway writes logs with (account-wide per region). The stack points
-# the account setting at it; it lives here so that destroying the stack never leaves
-# the setting pointing at a deleted role.
+# The account's API Gateway logging setting (per region) and the role it names. It
+# lives here, not in the stack: the stack's stage cannot be created before it, and
+# provider 6 resets the setting whenever aws_api_gateway_account is destroyed, which a
+# stack's `make destroy` would do to every REST API in the region.
 # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
 ################################################################################
 
@@ -250,18 +287,15 @@ data "aws_iam_policy_document" "apigateway_assume" {
       type        = "Service"
       identifiers = ["apigateway.amazonaws.com"]
     }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
   }
 }
 
 resource "aws_iam_role" "api_gateway_logging" {
   count = var.manage_api_gateway_logging ? 1 : 0
 
-  name                 = "${var.name}-apigateway-logs"
+  # Not <name>-apigateway-logs: stacks deployed before the bootstrap existed made a role
+  # of that name themselves.
+  name                 = "${var.name}-apigw-logging"
   assume_role_policy   = data.aws_iam_policy_document.apigateway_assume.json
   permissions_boundary = aws_iam_policy.boundary.arn
 }
@@ -271,4 +305,13 @@ resource "aws_iam_role_policy_attachment" "api_gateway_logging" {
 
   role       = aws_iam_role.api_gateway_logging[0].name
   policy_arn = "arn:${local.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+}
+
+resource "aws_api_gateway_account" "this" {
+  count = var.manage_api_gateway_logging ? 1 : 0
+
+  cloudwatch_role_arn = aws_iam_role.api_gateway_logging[0].arn
+
+  # The role must be able to write logs before API Gateway accepts it.
+  depends_on = [aws_iam_role_policy_attachment.api_gateway_logging]
 }

@@ -120,7 +120,7 @@ resource "aws_api_gateway_stage" "this" {
     })
   }
 
-  depends_on = [aws_api_gateway_account.this]
+  depends_on = [data.aws_iam_role.account_logging]
 }
 
 resource "aws_api_gateway_method_settings" "all" {
@@ -136,15 +136,15 @@ resource "aws_api_gateway_method_settings" "all" {
     throttling_burst_limit = var.throttle_burst
   }
 
-  depends_on = [aws_api_gateway_account.this]
+  depends_on = [data.aws_iam_role.account_logging]
 }
 
 ################################################################################
 # Account-wide logging setting. API Gateway refuses a stage with access logs or
 # method logging until the account (per region) names a CloudWatch role ("CloudWatch
-# Logs role ARN must be set in account settings"), so the stage waits for it. The role
-# itself belongs to make bootstrap: destroying this stack leaves the setting pointing at
-# a role that still exists (destroying aws_api_gateway_account keeps the setting).
+# Logs role ARN must be set in account settings"). make bootstrap sets it, with its own
+# role: provider 6 resets the setting when aws_api_gateway_account is destroyed, so it
+# must not live in a stack that `make destroy` removes. The stage waits for that role.
 # https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html
 ################################################################################
 
@@ -154,8 +154,22 @@ data "aws_iam_role" "account_logging" {
   name = var.account_logging_role_name
 }
 
-resource "aws_api_gateway_account" "this" {
-  count = var.manage_account_logging_role ? 1 : 0
+# Stacks deployed before make bootstrap existed created the role and the setting here:
+# forget them without destroying them (destroying the setting would reset it for every
+# REST API in the region). The bootstrap's own role and setting take over; the old role
+# (<name>-apigateway-logs) can then be deleted by hand.
+removed {
+  from = aws_api_gateway_account.this
 
-  cloudwatch_role_arn = data.aws_iam_role.account_logging[0].arn
+  lifecycle {
+    destroy = false
+  }
+}
+
+removed {
+  from = aws_iam_role.logging
+
+  lifecycle {
+    destroy = false
+  }
 }

@@ -43,7 +43,7 @@ variable "log_retention_days" {
 }
 
 variable "manage_account_logging_role" {
-  description = "Point the account-wide API Gateway logging setting (one per account and region) at account_logging_role_name; false if the account already has one."
+  description = "make bootstrap set the account-wide API Gateway logging setting (one per account and region) to account_logging_role_name, and the stage waits for that role; false if the account had its own."
   type        = bool
 }
 

@@ -1,5 +1,6 @@
-# CodePipeline: source (CodeStar connection) -> build (lint, test, package, plan) ->
-# manual approval -> apply. Artifacts in a private, versioned, KMS-encrypted bucket.
+# CodePipeline: Source (CodeStar connection) -> BuildTest (lint, test, package) -> Plan
+# -> manual approval -> Apply (plan again, apply if equal, smoke test). Artifacts in a
+# private, versioned, KMS-encrypted bucket.
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -89,13 +90,18 @@ resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
 }
 
 ################################################################################
-# CodeBuild roles. The build stage runs branch code (tests, build scripts, crates,
-# npm and PyPI packages) before anyone approves it, so it can read but not change the
-# account: read-only access plus what a plan needs (its artifact, the state and the
-# state's lock file, the keys of both). Only the apply stage, after the approval, can
-# change the account, and every role of the stack, that one included, carries the
-# permissions boundary of make bootstrap: whatever a role is granted, it cannot act on
-# IAM outside this stack's names, create a role without the boundary, drop or edit it.
+# CodeBuild roles, one per stage, by how much each stage's code is trusted.
+# - build (BuildTest) runs branch code and its dependencies (crates, npm and PyPI
+#   packages, build scripts, rustup's installer) before anyone approved anything: it
+#   gets no AWS access at all beyond its logs, its input and its output (the two zips).
+# - plan (Plan) runs Terraform only, from the source commit, with the zips: read-only
+#   access, no data reads, plus what a plan needs (the state's lock file, the keys).
+# - apply (Apply), after the approval, plans again from the same commit and zips and
+#   applies only if that plan equals the approved one; only it can change the account,
+#   and, like every role of the stack, it carries the permissions boundary of make
+#   bootstrap.
+# The plan and apply commands are inlined by Terraform (var.plan_buildspec,
+# var.apply_buildspec): nothing an earlier stage writes can change what they run.
 ################################################################################
 
 data "aws_iam_policy_document" "codebuild_assume" {
@@ -119,13 +125,45 @@ resource "aws_iam_role" "build" {
   permissions_boundary = var.permissions_boundary_arn
 }
 
+data "aws_iam_policy_document" "build" {
+  statement {
+    sid       = "WriteBuildLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.builds.arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadTheSourceWriteTheZips"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
+    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+  }
+
+  statement {
+    sid       = "UseTheArtifactKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "build" {
+  name   = "artifacts-only"
+  role   = aws_iam_role.build.id
+  policy = data.aws_iam_policy_document.build.json
+}
+
+resource "aws_iam_role" "plan" {
+  name                 = "${var.name}-codebuild-plan"
+  assume_role_policy   = data.aws_iam_policy_document.codebuild_assume.json
+  permissions_boundary = var.permissions_boundary_arn
+}
+
 # terraform plan refreshes every resource of the stack: it reads, it never writes.
-resource "aws_iam_role_policy_attachment" "build_read_only" {
-  role       = aws_iam_role.build.name
+resource "aws_iam_role_policy_attachment" "plan_read_only" {
+  role       = aws_iam_role.plan.name
   policy_arn = "arn:${local.partition}:iam::aws:policy/ReadOnlyAccess"
 }
 
-data "aws_iam_policy_document" "build" {
+data "aws_iam_policy_document" "plan" {
   statement {
     sid       = "WriteBuildLogs"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -156,12 +194,27 @@ data "aws_iam_policy_document" "build" {
     actions   = ["secretsmanager:GetSecretValue"]
     resources = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:${var.name}-cache-auth-*"]
   }
+
+  statement {
+    # ReadOnlyAccess reads data too; a plan needs configuration only.
+    sid           = "NoDataReadsOutsideStateAndArtifacts"
+    effect        = "Deny"
+    actions       = ["s3:GetObject", "s3:GetObjectVersion"]
+    not_resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*", "${aws_s3_bucket.artifacts.arn}/*"]
+  }
+
+  statement {
+    sid       = "NoTableReads"
+    effect    = "Deny"
+    actions   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:GetRecords", "dynamodb:ExecuteStatement", "dynamodb:BatchExecuteStatement", "dynamodb:ExportTableToPointInTime"]
+    resources = ["*"]
+  }
 }
 
-resource "aws_iam_role_policy" "build" {
+resource "aws_iam_role_policy" "plan" {
   name   = "plan-only"
-  role   = aws_iam_role.build.id
-  policy = data.aws_iam_policy_document.build.json
+  role   = aws_iam_role.plan.id
+  policy = data.aws_iam_policy_document.plan.json
 }
 
 resource "aws_iam_role" "apply" {
@@ -216,7 +269,7 @@ resource "aws_cloudwatch_log_group" "builds" {
 
 resource "aws_codebuild_project" "build" {
   name           = "${var.name}-build"
-  description    = "make lint test package, then terraform validate and a saved plan (read-only role)"
+  description    = "make lint test package (branch code: no AWS access)"
   service_role   = aws_iam_role.build.arn
   encryption_key = var.kms_key_arn
   build_timeout  = 90
@@ -249,9 +302,44 @@ resource "aws_codebuild_project" "build" {
   }
 }
 
+resource "aws_codebuild_project" "plan" {
+  name           = "${var.name}-plan"
+  description    = "terraform validate and a saved plan of the source commit and the zips (read-only)"
+  service_role   = aws_iam_role.plan.arn
+  encryption_key = var.kms_key_arn
+  build_timeout  = 30
+
+  artifacts {
+    type = "CODEPIPELINE"
+  }
+
+  environment {
+    compute_type = "BUILD_GENERAL1_SMALL"
+    image        = var.build_image
+    type         = "LINUX_CONTAINER"
+
+    environment_variable {
+      name  = "DEPLOY_ENV"
+      value = var.environment
+    }
+  }
+
+  source {
+    type      = "CODEPIPELINE"
+    buildspec = var.plan_buildspec
+  }
+
+  logs_config {
+    cloudwatch_logs {
+      group_name = aws_cloudwatch_log_group.builds.name
+      status     = "ENABLED"
+    }
+  }
+}
+
 resource "aws_codebuild_project" "apply" {
   name           = "${var.name}-apply"
-  description    = "terraform apply of the approved plan, then make smoke"
+  description    = "plan again, apply only if it equals the approved plan, then make smoke"
   service_role   = aws_iam_role.apply.arn
   encryption_key = var.kms_key_arn
   build_timeout  = 60
@@ -272,9 +360,7 @@ resource "aws_codebuild_project" "apply" {
   }
 
   source {
-    type = "CODEPIPELINE"
-    # Inline, from the applied configuration: the build stage (unapproved branch code)
-    # writes the artifact, so it must not be able to choose what the apply stage runs.
+    type      = "CODEPIPELINE"
     buildspec = var.apply_buildspec
   }
 
@@ -328,7 +414,7 @@ data "aws_iam_policy_document" "codepipeline" {
   statement {
     sid       = "Builds"
     actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds"]
-    resources = [aws_codebuild_project.build.arn, aws_codebuild_project.apply.arn]
+    resources = [aws_codebuild_project.build.arn, aws_codebuild_project.plan.arn, aws_codebuild_project.apply.arn]
   }
 }
 
@@ -373,19 +459,38 @@ resource "aws_codepipeline" "this" {
   }
 
   stage {
-    name = "BuildTestPlan"
+    name = "BuildTest"
 
     action {
-      name             = "BuildTestPlan"
+      name             = "BuildTest"
       category         = "Build"
       owner            = "AWS"
       provider         = "CodeBuild"
       version          = "1"
       input_artifacts  = ["source"]
-      output_artifacts = ["plan"]
+      output_artifacts = ["package"]
 
       configuration = {
         ProjectName = aws_codebuild_project.build.name
+      }
+    }
+  }
+
+  stage {
+    name = "Plan"
+
+    action {
+      name             = "Plan"
+      category         = "Build"
+      owner            = "AWS"
+      provider         = "CodeBuild"
+      version          = "1"
+      input_artifacts  = ["source", "package"]
+      output_artifacts = ["plan"]
+
+      configuration = {
+        ProjectName   = aws_codebuild_project.plan.name
+        PrimarySource = "source"
       }
     }
   }
@@ -401,7 +506,7 @@ resource "aws_codepipeline" "this" {
       version  = "1"
 
       configuration = {
-        CustomData = "Approve the commit and the plan that BuildTestPlan printed; Apply prints and applies exactly that saved plan."
+        CustomData = "Approve the commit and the plan that the Plan stage printed. Apply plans the same commit again and applies only if that plan equals this one."
       }
     }
   }
@@ -415,10 +520,11 @@ resource "aws_codepipeline" "this" {
       owner           = "AWS"
       provider        = "CodeBuild"
       version         = "1"
-      input_artifacts = ["plan"]
+      input_artifacts = ["source", "package", "plan"]
 
       configuration = {
-        ProjectName = aws_codebuild_project.apply.name
+        ProjectName   = aws_codebuild_project.apply.name
+        PrimarySource = "source"
       }
     }
   }

@@ -45,8 +45,13 @@ variable "permissions_boundary_arn" {
   type        = string
 }
 
+variable "plan_buildspec" {
+  description = "Contents of buildspec-plan.yml, inlined so no earlier stage can replace it."
+  type        = string
+}
+
 variable "apply_buildspec" {
-  description = "Contents of buildspec-apply.yml, inlined so the build stage cannot replace it."
+  description = "Contents of buildspec-apply.yml, inlined so no earlier stage can replace it."
   type        = string
 }
 
