@@ -217,7 +217,7 @@ fn unresolved_references(module: &Module) -> Vec<String> {
 #[test]
 fn every_module_parses_and_describes_its_variables_and_outputs() {
     let modules = all_modules();
-    assert_eq!(modules.len(), 9, "root + 8 modules");
+    assert_eq!(modules.len(), 10, "root + 9 modules");
     let undescribed: Vec<_> = modules
         .iter()
         .flat_map(|m| {
@@ -231,24 +231,31 @@ fn every_module_parses_and_describes_its_variables_and_outputs() {
 
 #[test]
 fn every_module_argument_is_a_declared_variable_and_required_ones_are_passed() {
-    let root = root();
-    assert_eq!(root.calls.len(), 8);
-    for (name, (source, args)) in &root.calls {
-        let callee = load(source);
-        for arg in args.keys() {
-            assert!(
-                callee.variables.contains_key(arg),
-                "module {name} passes {arg}, which {} does not declare",
-                source.display()
-            );
-        }
-        for (variable, has_default) in &callee.variables {
-            assert!(
-                *has_default || args.contains_key(variable),
-                "module {name} does not pass the required {variable}"
-            );
+    assert_eq!(root().calls.len(), 8);
+    let mut calls = 0;
+    for caller in all_roots_and_modules() {
+        for (name, (source, args)) in &caller.calls {
+            calls += 1;
+            let callee = load(source);
+            for arg in args.keys() {
+                assert!(
+                    callee.variables.contains_key(arg),
+                    "module {name} passes {arg}, which {} does not declare",
+                    source.display()
+                );
+            }
+            for (variable, has_default) in &callee.variables {
+                assert!(
+                    *has_default || args.contains_key(variable),
+                    "module {name} does not pass the required {variable}"
+                );
+            }
         }
     }
+    assert_eq!(
+        calls, 10,
+        "8 from the root, the artifact and the state bucket"
+    );
 }
 
 #[test]
@@ -517,21 +524,26 @@ fn the_bootstrap_parses_resolves_and_describes_itself() {
     let problems = unresolved_references(&bootstrap);
     assert!(problems.is_empty(), "{problems:#?}");
     // The state bucket: versioned, encrypted with a key, private, TLS only.
+    let (source, args) = &bootstrap.calls["state"];
+    assert!(source.ends_with("modules/private_bucket"));
+    assert_eq!(expr_text(&args["kms_key_arn"]), "aws_kms_key.state.arn");
+    let bucket = module("private_bucket");
     for resource in [
         "aws_s3_bucket_versioning",
         "aws_s3_bucket_server_side_encryption_configuration",
         "aws_s3_bucket_public_access_block",
+        "aws_s3_bucket_ownership_controls",
         "aws_s3_bucket_policy",
     ] {
         assert!(
-            bootstrap
+            bucket
                 .resources
-                .contains_key(&(resource.to_owned(), "state".to_owned())),
+                .contains_key(&(resource.to_owned(), "this".to_owned())),
             "{resource}"
         );
     }
+    assert!(bucket.text.contains("aws:SecureTransport"));
     assert!(bootstrap.text.contains("use_lockfile = true"));
-    assert!(bootstrap.text.contains("aws:SecureTransport"));
 }
 
 #[test]
@@ -754,16 +766,29 @@ fn the_name_validation_rejects_what_elasticache_rejects() {
 
 #[test]
 fn generated_bucket_names_fit_the_37_character_prefix_limit() {
+    // The one bucket resource takes its prefix from callers that cut the stack's name.
+    let bucket = module("private_bucket");
+    assert!(bucket.text.contains("bucket_prefix = var.name_prefix"));
+    assert!(bucket.text.contains("length(var.name_prefix) <= 37"));
     let prefix = Regex::new(
-        r#"bucket_prefix\s*=\s*"\$\{trimsuffix\(substr\(var\.name, 0, (\d+)\), "-"\)\}([^"]*)""#,
+        r#"name_prefix\s*=\s*"\$\{trimsuffix\(substr\(var\.name, 0, (\d+)\), "-"\)\}([^"]*)""#,
     )
     .unwrap();
     let mut seen = 0;
     for module in all_roots_and_modules() {
-        for line in module.text.lines().filter(|l| l.contains("bucket_prefix")) {
+        assert!(
+            module.dir.ends_with("private_bucket") || !module.text.contains("bucket_prefix"),
+            "{}: buckets come from modules/private_bucket",
+            module.dir.display()
+        );
+        for line in module
+            .text
+            .lines()
+            .filter(|l| l.contains("name_prefix     =") || l.contains("name_prefix ="))
+        {
             let cap = prefix.captures(line).unwrap_or_else(|| {
                 panic!(
-                    "{}: bucket_prefix must cut the name: {line}",
+                    "{}: name_prefix must cut the name: {line}",
                     module.dir.display()
                 )
             });
@@ -871,7 +896,7 @@ fn the_build_stage_has_no_aws_access_and_the_plan_stage_reads_without_writing() 
         &pipeline,
         "build",
         &[
-            "aws_s3_bucket.artifacts.arn",
+            "module.artifacts.arn",
             "aws_cloudwatch_log_group.builds.arn",
         ],
     );
@@ -893,7 +918,7 @@ fn the_build_stage_has_no_aws_access_and_the_plan_stage_reads_without_writing() 
         &pipeline,
         "plan",
         &[
-            "aws_s3_bucket.artifacts.arn",
+            "module.artifacts.arn",
             ".tflock",
             "aws_cloudwatch_log_group.builds.arn",
         ],
@@ -977,47 +1002,61 @@ fn every_role_carries_the_permissions_boundary_and_the_apply_role_cannot_shed_it
 #[test]
 fn every_pipeline_stage_and_make_read_the_same_settings_and_state() {
     let pipeline = module("pipeline");
-    for project in ["build", "plan", "apply"] {
-        let body = &pipeline.resources[&("aws_codebuild_project".to_owned(), project.to_owned())];
-        let environment = body
-            .blocks()
-            .find(|b| b.identifier() == "environment")
-            .unwrap();
-        let variables: Vec<(String, String)> = environment
-            .body()
-            .blocks()
-            .filter(|b| b.identifier() == "environment_variable")
-            .map(|b| {
-                (
-                    attr(b.body(), "name").map(expr_text).unwrap(),
-                    attr(b.body(), "value").map(expr_text).unwrap(),
-                )
-            })
-            .collect();
-        assert_eq!(
-            variables,
-            [("\"DEPLOY_ENV\"".to_owned(), "var.environment".to_owned())],
-            "{project}"
-        );
-    }
+    let project = &pipeline.resources[&("aws_codebuild_project".to_owned(), "this".to_owned())];
+    assert_eq!(
+        attr(project, "for_each").map(expr_text).as_deref(),
+        Some("local.projects")
+    );
+    let environment = project
+        .blocks()
+        .find(|b| b.identifier() == "environment")
+        .unwrap();
+    let variables: Vec<(String, String)> = environment
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "environment_variable")
+        .map(|b| {
+            (
+                attr(b.body(), "name").map(expr_text).unwrap(),
+                attr(b.body(), "value").map(expr_text).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        variables,
+        [("\"DEPLOY_ENV\"".to_owned(), "var.environment".to_owned())],
+        "every stage's project"
+    );
     // What Plan and Apply run comes from the applied configuration, not from an artifact.
+    let Expression::Object(projects) = &pipeline.locals["projects"] else {
+        panic!("local.projects must be an object")
+    };
     let root = root();
-    for (project, file) in [
-        ("plan", "buildspec-plan.yml"),
-        ("apply", "buildspec-apply.yml"),
-    ] {
-        let body = &pipeline.resources[&("aws_codebuild_project".to_owned(), project.to_owned())];
-        let source = body.blocks().find(|b| b.identifier() == "source").unwrap();
-        assert_eq!(
-            attr(source.body(), "buildspec").map(expr_text),
-            Some(format!("var.{project}_buildspec")),
-            "{project}"
-        );
-        assert_eq!(
-            expr_text(&root.calls["pipeline"].1[format!("{project}_buildspec").as_str()]),
-            format!("file(\"${{path.root}}/../{file}\")")
-        );
+    let mut stages = Vec::new();
+    for (stage, settings) in projects {
+        let stage = hcl::format::to_string(stage).unwrap().trim().to_owned();
+        let Expression::Object(settings) = settings else {
+            panic!("{stage}")
+        };
+        let buildspec = settings
+            .iter()
+            .find(|(k, _)| hcl::format::to_string(*k).unwrap().trim() == "buildspec")
+            .map(|(_, v)| expr_text(v))
+            .unwrap();
+        match stage.as_str() {
+            "build" => assert_eq!(buildspec, "\"buildspec.yml\""),
+            "plan" | "apply" => {
+                assert_eq!(buildspec, format!("var.{stage}_buildspec"));
+                assert_eq!(
+                    expr_text(&root.calls["pipeline"].1[format!("{stage}_buildspec").as_str()]),
+                    format!("file(\"${{path.root}}/../buildspec-{stage}.yml\")")
+                );
+            }
+            other => panic!("unexpected stage {other}"),
+        }
+        stages.push(stage);
     }
+    assert_eq!(stages, ["build", "plan", "apply"]);
     assert_eq!(
         expr_text(&root.calls["pipeline"].1["environment"]),
         "var.environment"

@@ -20,7 +20,7 @@ locals {
 }
 
 ################################################################################
-# State bucket: private, versioned, encrypted with its own key, TLS only
+# State bucket (modules/private_bucket), encrypted with a key of its own
 ################################################################################
 
 resource "aws_kms_key" "state" {
@@ -50,100 +50,15 @@ data "aws_iam_policy_document" "state_key" {
   }
 }
 
-resource "aws_s3_bucket" "state" {
-  #checkov:skip=CKV_AWS_18:Access logs would need a second bucket; CloudTrail records every API call on the state.
-  #checkov:skip=CKV_AWS_144:State is small and versioned; cross-region replication would double the bootstrap for little gain.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes events from this bucket.
-  # A generated name (S3 names are global); `make bootstrap` writes it into the backend file.
-  bucket_prefix = "${trimsuffix(substr(var.name, 0, 27), "-")}-tfstate-"
-  # `make destroy BOOTSTRAP=1` empties it only after the stack's state lists no resource.
+module "state" {
+  source = "../modules/private_bucket"
+
+  # A generated name (S3 names are global); make bootstrap writes it into the backend file.
+  name_prefix     = "${trimsuffix(substr(var.name, 0, 27), "-")}-tfstate-"
+  kms_key_arn     = aws_kms_key.state.arn
+  noncurrent_days = 90
+  # make destroy BOOTSTRAP=1 empties it only after the stack's state lists no resource.
   force_destroy = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "state" {
-  bucket = aws_s3_bucket.state.id
-
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_versioning" "state" {
-  bucket = aws_s3_bucket.state.id
-
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
-  bucket = aws_s3_bucket.state.id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = aws_kms_key.state.arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "state" {
-  bucket = aws_s3_bucket.state.id
-
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "state" {
-  bucket = aws_s3_bucket.state.id
-
-  rule {
-    id     = "keep-old-states-90-days"
-    status = "Enabled"
-
-    filter {}
-
-    noncurrent_version_expiration {
-      noncurrent_days = 90
-    }
-
-    # Every plan and apply writes and deletes the lock file: drop its delete markers.
-    expiration {
-      expired_object_delete_marker = true
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-}
-
-data "aws_iam_policy_document" "state_bucket" {
-  statement {
-    sid       = "TlsOnly"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.state.arn, "${aws_s3_bucket.state.arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "state" {
-  bucket = aws_s3_bucket.state.id
-  policy = data.aws_iam_policy_document.state_bucket.json
-
-  depends_on = [aws_s3_bucket_public_access_block.state]
 }
 
 ################################################################################
@@ -232,14 +147,14 @@ data "aws_iam_policy_document" "boundary" {
     sid       = "StateProtectionsStay"
     effect    = "Deny"
     actions   = ["s3:DeleteBucket", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketVersioning", "s3:PutEncryptionConfiguration", "s3:PutLifecycleConfiguration", "s3:PutBucketPublicAccessBlock", "s3:PutBucketOwnershipControls", "s3:PutReplicationConfiguration", "s3:PutBucketAcl"]
-    resources = [aws_s3_bucket.state.arn]
+    resources = [module.state.arn]
   }
 
   statement {
     sid       = "StateHistoryStays"
     effect    = "Deny"
     actions   = ["s3:DeleteObjectVersion", "s3:PutObjectAcl", "s3:PutObjectVersionAcl"]
-    resources = ["${aws_s3_bucket.state.arn}/*"]
+    resources = ["${module.state.arn}/*"]
   }
 
   statement {

