@@ -5,6 +5,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::adapters::{AnyCache, AnyStore, DynamoStore, MemoryCache, MemoryStore, RedisCache};
+use crate::cache_entry::NegativeTtl;
 use crate::config::{Config, Mode, RedisUrl};
 use crate::error::{StartError, report};
 use crate::http::Api;
@@ -24,7 +25,7 @@ const REDIS_START_WAIT: Duration = Duration::from_secs(1);
 pub async fn build(config: &Config) -> Result<ProductApi, StartError> {
     let (cache, store) = tokio::join!(build_cache(config), build_store(config));
     let service = ProductService::new(cache?, store?, config.cache_ttl)
-        .with_negative_ttl(config.negative_ttl)
+        .with_negative_ttl(NegativeTtl::new(config.negative_ttl))
         .with_l1(config.l1_entries, config.l1_ttl);
     Ok(Api::new(service, config.http_max_age))
 }

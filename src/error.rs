@@ -98,8 +98,8 @@ pub enum StoreError {
 /// outcome is shared by every request that joined it.
 #[derive(Debug, Error, Clone)]
 pub enum ServiceError {
-    #[error("product {0:?} not found")]
-    NotFound(String),
+    #[error("product {:?} not found", .0.as_str())]
+    NotFound(crate::domain::ProductId),
     #[error("product store failed")]
     Store(#[source] std::sync::Arc<StoreError>),
 }

@@ -6,6 +6,8 @@
 //! - [`error`]: error enums per layer.
 //! - [`domain`]: [`domain::ProductId`] (validated once, at the edge), [`domain::Product`]
 //!   (the JSON bytes served) and the one function that builds a cache key.
+//! - [`cache_entry`]: what a `product:<id>` key can hold (product, missing marker,
+//!   lease) and its one encoding.
 //! - [`item`]: DynamoDB item <-> JSON with numbers kept to their exact digits.
 //! - [`ports`]: the [`ports::Cache`] and [`ports::ProductStore`] traits.
 //! - [`adapters`]: Redis (fred) and in-process caches; DynamoDB and in-memory stores.
@@ -16,10 +18,12 @@
 //! - [`metrics`]: metric names and the EMF exporter set-up.
 //! - [`runtime`]: how requests arrive: the Lambda runtime or a local HTTP server.
 //! - [`app`]: wiring a [`config::Config`] into a running service.
+//! - [`testing`]: test doubles shared by unit tests, `tests/` and benchmarks.
 
 pub mod adapters;
 pub mod app;
 pub mod breaker;
+pub mod cache_entry;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -30,3 +34,4 @@ pub mod metrics;
 pub mod ports;
 pub mod runtime;
 pub mod service;
+pub mod testing;

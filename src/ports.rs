@@ -9,15 +9,38 @@ use bytes::Bytes;
 use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, StoreError};
 
-/// A byte cache with per-entry expiry (Redis, or an in-process map).
+/// A byte cache with per-entry expiry (Redis, or an in-process map), shaped by what the
+/// read path and the invalidator need. What the bytes mean is [`crate::cache_entry`]'s
+/// business; a cache only stores them.
 pub trait Cache: Send + Sync + 'static {
-    /// The value under `key`, if present and not expired.
+    /// The value under `key` (a hit, or a marker); when there is none, stores `lease`
+    /// under `key` for `ttl` and answers `None`: the caller now owns the fill. One round
+    /// trip serves both, so a hit costs no more than a plain read.
     ///
     /// # Errors
     /// [`CacheError`] when the cache cannot answer in time.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, CacheError>> + Send;
+    fn read_or_lease(
+        &self,
+        key: &str,
+        lease: Bytes,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<Bytes>, CacheError>> + Send;
 
-    /// Stores `value` under `key` for `ttl`.
+    /// Replaces `lease` under `key` with `value` for `ttl`, only if the key still holds
+    /// exactly `lease` (atomic compare-and-set); says whether it did. `false` means
+    /// someone else wrote the key meanwhile (an invalidation), whose value must win.
+    ///
+    /// # Errors
+    /// [`CacheError`] when the write cannot be made in time.
+    fn fill(
+        &self,
+        key: &str,
+        lease: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, CacheError>> + Send;
+
+    /// Stores `value` under `key` for `ttl`, whatever the key holds.
     ///
     /// # Errors
     /// [`CacheError`] when the write cannot be made in time.
@@ -27,43 +50,6 @@ pub trait Cache: Send + Sync + 'static {
         value: Bytes,
         ttl: Duration,
     ) -> impl Future<Output = Result<(), CacheError>> + Send;
-
-    /// The value under `key` if there is one (left as it is); otherwise stores `value`
-    /// for `ttl` and answers `None` (`SET NX GET`, one round trip).
-    ///
-    /// # Errors
-    /// [`CacheError`] when the cache cannot answer in time.
-    fn get_or_set(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<Option<Bytes>, CacheError>> + Send;
-
-    /// Stores `value` under `key` for `ttl` only if the key is absent (`SET NX`); says
-    /// whether it did.
-    ///
-    /// # Errors
-    /// [`CacheError`] when the write cannot be made in time.
-    fn set_if_absent(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<bool, CacheError>> + Send;
-
-    /// Replaces the value under `key` with `value` for `ttl` only if it still equals
-    /// `expected` (compare-and-set, atomic); says whether it did.
-    ///
-    /// # Errors
-    /// [`CacheError`] when the write cannot be made in time.
-    fn replace_if_equals(
-        &self,
-        key: &str,
-        expected: Bytes,
-        value: Bytes,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<bool, CacheError>> + Send;
 
     /// Removes `key`; removing a missing key is not an error.
     ///

@@ -2,88 +2,26 @@
 //! through plain HTTP requests: never a panic, never a 5xx, never a key outside
 //! `product:`. Includes a bounded, seeded fuzz loop and property tests.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Context, LambdaEvent};
-use product_catalog::adapters::{MemoryCache, MemoryStore};
+use product_catalog::adapters::MemoryStore;
 use product_catalog::domain::ProductId;
 use product_catalog::http::Api;
-use product_catalog::ports::Cache;
 use product_catalog::runtime::{LambdaReply, handle_event};
 use product_catalog::service::ProductService;
+use product_catalog::testing::TestCache;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-/// A cache that records every key it is asked about, in front of a real one.
-#[derive(Default, Clone)]
-struct KeyRecorder {
-    inner: MemoryCache,
-    keys: Arc<std::sync::Mutex<Vec<String>>>,
-}
+/// The API over a cache that records every key it is asked about.
+type TestApi = Api<TestCache, MemoryStore>;
 
-impl KeyRecorder {
-    fn note(&self, key: &str) {
-        self.keys.lock().unwrap().push(key.to_owned());
-    }
-}
-
-impl Cache for KeyRecorder {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, product_catalog::error::CacheError> {
-        self.note(key);
-        self.inner.get(key).await
-    }
-    async fn set(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<(), product_catalog::error::CacheError> {
-        self.note(key);
-        self.inner.set(key, value, ttl).await
-    }
-    async fn get_or_set(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<Option<Bytes>, product_catalog::error::CacheError> {
-        self.note(key);
-        self.inner.get_or_set(key, value, ttl).await
-    }
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<bool, product_catalog::error::CacheError> {
-        self.note(key);
-        self.inner.set_if_absent(key, value, ttl).await
-    }
-    async fn replace_if_equals(
-        &self,
-        key: &str,
-        expected: Bytes,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<bool, product_catalog::error::CacheError> {
-        self.note(key);
-        self.inner
-            .replace_if_equals(key, expected, value, ttl)
-            .await
-    }
-    async fn delete(&self, key: &str) -> Result<(), product_catalog::error::CacheError> {
-        self.note(key);
-        self.inner.delete(key).await
-    }
-}
-
-fn api() -> Api<KeyRecorder, MemoryStore> {
+fn api() -> TestApi {
     Api::new(
         ProductService::new(
-            KeyRecorder::default(),
+            TestCache::default(),
             MemoryStore::sample().unwrap(),
             Duration::from_secs(300),
         ),
@@ -96,7 +34,7 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-async fn invoke(api: &Api<KeyRecorder, MemoryStore>, event: &Value) -> Value {
+async fn invoke(api: &TestApi, event: &Value) -> Value {
     let payload: LambdaRequest =
         serde_json::from_value(event.clone()).expect("an API Gateway event");
     let reply: LambdaReply = handle_event(api, LambdaEvent::new(payload, Context::default())).await;
@@ -107,8 +45,8 @@ fn status(reply: &Value) -> u64 {
     reply["statusCode"].as_u64().unwrap()
 }
 
-fn assert_keys_stay_in_namespace(api: &Api<KeyRecorder, MemoryStore>) {
-    for key in api.service().cache().keys.lock().unwrap().iter() {
+fn assert_keys_stay_in_namespace(api: &TestApi) {
+    for key in api.service().cache().keys() {
         assert!(key.starts_with("product:"), "key outside product: {key:?}");
         assert!(
             key.len() <= "product:".len() + 256,
@@ -257,7 +195,7 @@ proptest! {
 
     #[test]
     fn any_event_path_gets_a_4xx_or_200(path in "(/product/)?[ -~\u{80}-\u{10ffff}]{0,64}", method in "[A-Z]{1,8}") {
-        static SHARED: std::sync::LazyLock<(tokio::runtime::Runtime, Api<KeyRecorder, MemoryStore>, Value)> =
+        static SHARED: std::sync::LazyLock<(tokio::runtime::Runtime, TestApi, Value)> =
             std::sync::LazyLock::new(|| {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 (runtime, api(), fixture("function_url"))

@@ -25,63 +25,42 @@ pub enum AnyCache {
     Memory(MemoryCache),
 }
 
-impl Cache for AnyCache {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        match self {
-            Self::Redis(cache) => cache.get(key).await,
-            Self::Memory(cache) => cache.get(key).await,
+/// Runs the same call on whichever cache `self` holds.
+macro_rules! on_either {
+    ($self:ident, $cache:ident => $call:expr) => {
+        match $self {
+            AnyCache::Redis($cache) => $call,
+            AnyCache::Memory($cache) => $call,
         }
+    };
+}
+
+impl Cache for AnyCache {
+    async fn read_or_lease(
+        &self,
+        key: &str,
+        lease: Bytes,
+        ttl: Duration,
+    ) -> Result<Option<Bytes>, CacheError> {
+        on_either!(self, c => c.read_or_lease(key, lease, ttl).await)
+    }
+
+    async fn fill(
+        &self,
+        key: &str,
+        lease: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        on_either!(self, c => c.fill(key, lease, value, ttl).await)
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
-        match self {
-            Self::Redis(cache) => cache.set(key, value, ttl).await,
-            Self::Memory(cache) => cache.set(key, value, ttl).await,
-        }
-    }
-
-    async fn get_or_set(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<Option<Bytes>, CacheError> {
-        match self {
-            Self::Redis(cache) => cache.get_or_set(key, value, ttl).await,
-            Self::Memory(cache) => cache.get_or_set(key, value, ttl).await,
-        }
-    }
-
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        match self {
-            Self::Redis(cache) => cache.set_if_absent(key, value, ttl).await,
-            Self::Memory(cache) => cache.set_if_absent(key, value, ttl).await,
-        }
-    }
-
-    async fn replace_if_equals(
-        &self,
-        key: &str,
-        expected: Bytes,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        match self {
-            Self::Redis(cache) => cache.replace_if_equals(key, expected, value, ttl).await,
-            Self::Memory(cache) => cache.replace_if_equals(key, expected, value, ttl).await,
-        }
+        on_either!(self, c => c.set(key, value, ttl).await)
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        match self {
-            Self::Redis(cache) => cache.delete(key).await,
-            Self::Memory(cache) => cache.delete(key).await,
-        }
+        on_either!(self, c => c.delete(key).await)
     }
 }
 

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
 use product_catalog::adapters::RedisCache;
+use product_catalog::cache_entry::NegativeTtl;
 use product_catalog::config::{self, Config, Mode};
 use product_catalog::invalidate::Invalidator;
 use product_catalog::{app, error::report};
@@ -40,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
     if let Err(err) = cache.wait_connected(WRITE_TIMEOUT).await {
         warn!(error = %report(&err), "Redis not reachable yet; records will fail and be retried");
     }
-    let invalidator = Invalidator::new(cache, config.cache_ttl, config.negative_ttl);
+    let negative_ttl = NegativeTtl::new(config.negative_ttl);
+    let invalidator = Invalidator::new(cache, config.cache_ttl, negative_ttl);
 
     match config.mode {
         Mode::Lambda => {

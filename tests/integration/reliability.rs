@@ -105,47 +105,46 @@ async fn a_hundred_gets_of_a_missing_id_make_at_most_two_get_items() {
 }
 
 #[tokio::test]
-async fn conditional_writes_on_real_redis() {
+async fn read_or_lease_and_fill_on_real_redis() {
+    // GIVEN an empty key on a real Redis
     let redis = RedisServer::start();
     let cache = redis_cache(&redis);
     let ttl = Duration::from_secs(5);
-    let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
+    let (lease, other, value) = (
+        Bytes::from_static(b"lease"),
+        Bytes::from_static(b"other"),
+        Bytes::from_static(b"value"),
+    );
+    // WHEN a reader misses THEN its lease is stored; the next reader sees the lease
+    let key = "product:k";
+    assert_eq!(
+        cache.read_or_lease(key, lease.clone(), ttl).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        cache.read_or_lease(key, other.clone(), ttl).await.unwrap(),
+        Some(lease.clone())
+    );
+    // WHEN a fill names a lease that is not there THEN nothing changes
+    assert!(!cache.fill(key, other, value.clone(), ttl).await.unwrap());
+    // WHEN the lease holder fills THEN the value replaces it, with the value's TTL
+    let long = Duration::from_secs(300);
     assert!(
         cache
-            .set_if_absent("product:k", a.clone(), ttl)
+            .fill(key, lease.clone(), value.clone(), long)
             .await
             .unwrap()
     );
-    assert!(
-        !cache
-            .set_if_absent("product:k", b.clone(), ttl)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !cache
-            .replace_if_equals("product:k", b.clone(), b.clone(), ttl)
-            .await
-            .unwrap()
-    );
-    assert!(
-        cache
-            .replace_if_equals("product:k", a.clone(), b.clone(), Duration::from_secs(300))
-            .await
-            .unwrap()
-    );
-    assert_eq!(cache.get("product:k").await.unwrap(), Some(b.clone()));
+    assert_eq!(cache.get(key).await.unwrap(), Some(value.clone()));
     let client = redis.client().await;
-    let ttl: i64 = fred::prelude::KeysInterface::ttl(&client, "product:k")
+    let ttl: i64 = fred::prelude::KeysInterface::ttl(&client, key)
         .await
         .unwrap();
     assert!((295..=300).contains(&ttl), "{ttl}");
-    assert!(
-        !cache
-            .replace_if_equals("product:absent", a, b, Duration::from_secs(1))
-            .await
-            .unwrap()
-    );
+    // AND an absent key is never filled
+    let absent = "product:absent";
+    assert!(!cache.fill(absent, lease, value, long).await.unwrap());
+    assert_eq!(cache.get(absent).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
