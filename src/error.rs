@@ -117,8 +117,14 @@ pub enum StartError {
     Catalog(#[from] ItemError),
     #[error("the Redis client could not be built")]
     Cache(#[from] CacheError),
-    #[error("the Redis AUTH token could not be read from Secrets Manager")]
-    Secret(#[source] BoxError),
+    #[error(
+        "REDIS_AUTH_SECRET_ARN={arn}: the Redis AUTH token could not be read from Secrets Manager"
+    )]
+    Secret {
+        arn: String,
+        #[source]
+        source: BoxError,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
 }

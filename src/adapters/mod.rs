@@ -1,6 +1,7 @@
 //! Implementations of the ports, and the enums that let configuration pick one at
 //! start-up while the service stays generic (no boxing on the request path).
 
+pub mod aws;
 pub mod dynamo;
 pub mod memory_cache;
 pub mod memory_store;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::{Builder, ClientLike, Config as FredConfig};
 use product_catalog::adapters::DynamoStore;
+use product_catalog::config::{ApiConfig, FromEnvironment, TableName};
 use product_catalog::item::items_from_json_array;
 
 /// A port nobody listens on right now.
@@ -138,7 +139,7 @@ pub fn dynamodb_endpoint() -> String {
 pub async fn fresh_table() -> DynamoStore {
     dynamodb_endpoint();
     let name = format!("products-{}", uuid::Uuid::new_v4().simple());
-    let store = DynamoStore::from_env(name).await;
+    let store = DynamoStore::from_env(TableName::try_from(name).unwrap()).await;
     store
         .create_table()
         .await
@@ -164,13 +165,24 @@ pub async fn load_sample(store: &DynamoStore) {
         .expect("load the sample catalog");
 }
 
+/// product-api's configuration for these services, read as the binary would.
+pub fn api_config(redis_url: &str, table: &DynamoStore) -> ApiConfig {
+    let env = service_env(redis_url, table);
+    ApiConfig::from_lookup(|name| {
+        env.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    })
+    .unwrap()
+}
+
 /// Environment for a `product-api` process using these services.
 pub fn service_env(redis_url: &str, table: &DynamoStore) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("AWS_"))
         .collect();
     env.push(("REDIS_URL".into(), redis_url.to_owned()));
-    env.push(("TABLE_NAME".into(), table.table().to_owned()));
+    env.push(("TABLE_NAME".into(), table.table().to_string()));
     env.push(("RUST_LOG".into(), "warn".into()));
     env
 }
@@ -224,11 +236,12 @@ impl Emulator {
     /// A store on a fresh table in this emulator, loaded with the sample catalog.
     pub async fn sample_table(&self) -> DynamoStore {
         let config = aws_sdk_dynamodb::config::Builder::from(
-            &product_catalog::adapters::dynamo::sdk_config().await,
+            &product_catalog::adapters::aws::sdk_config().await,
         )
         .endpoint_url(&self.endpoint)
         .build();
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "Products");
+        let table = TableName::try_from("Products".to_owned()).unwrap();
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
         store
             .create_table()
             .await

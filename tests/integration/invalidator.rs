@@ -6,11 +6,10 @@ use std::process::{Command, Stdio};
 
 use fred::prelude::KeysInterface;
 use product_catalog::app;
-use product_catalog::config::Config;
 use product_catalog::item::item_from_json;
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisServer, sample_table};
+use crate::helpers::{RedisServer, api_config, sample_table};
 
 /// Runs the invalidator on one event, as the local (stdin) mode does.
 fn invalidate(redis: &RedisServer, event: &Value) -> Value {
@@ -55,17 +54,7 @@ fn record(event_name: &str, id: &str, new_image: Option<&Value>, sequence: u32) 
 async fn modify_and_remove_records_are_visible_on_the_next_get() {
     let redis = RedisServer::start();
     let table = sample_table().await;
-    let vars = [
-        ("REDIS_URL", redis.url()),
-        ("TABLE_NAME", table.table().to_owned()),
-    ];
-    let config = Config::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap();
-    let api = app::build(&config).await.unwrap();
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
     let get = |id: &str| {
         http::Request::get(format!("/product/{id}"))
             .body(())

@@ -6,28 +6,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fred::prelude::KeysInterface;
 use http::{Response, StatusCode};
-use product_catalog::adapters::{AnyCache, DynamoStore, RedisCache, dynamo::sdk_config};
+use product_catalog::adapters::{AnyCache, DynamoStore, RedisCache, aws::sdk_config};
 use product_catalog::app::{self, ProductApi};
 use product_catalog::cache_entry::CacheEntry;
-use product_catalog::config::{Config, RedisUrl};
+use product_catalog::config::RedisUrl;
 use product_catalog::http::Api;
 use product_catalog::item::item_from_json;
 use product_catalog::service::ProductService;
 
-use crate::helpers::{RedisServer, free_port, fresh_table, sample_table};
-
-fn config(redis_url: &str, table: &str) -> Config {
-    let vars = [
-        ("REDIS_URL", redis_url.to_owned()),
-        ("TABLE_NAME", table.to_owned()),
-    ];
-    Config::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap()
-}
+use crate::helpers::{RedisServer, api_config, free_port, fresh_table, sample_table};
 
 async fn get(api: &ProductApi, id: &str) -> Response<Bytes> {
     let path = format!(
@@ -49,9 +36,7 @@ fn x_cache(response: &Response<Bytes>) -> &str {
 async fn a_miss_fills_redis_with_the_served_bytes_for_the_ttl_then_hits() {
     let redis = RedisServer::start();
     let table = sample_table().await;
-    let api = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
     let client = redis.client().await;
 
     let first = get(&api, "P-10001").await;
@@ -95,9 +80,7 @@ async fn every_dynamodb_type_is_served_as_plain_json_with_exact_numbers() {
         serde_dynamo::AttributeValue::B(vec![0, 1, 2, 255]),
     );
     table.put(item).await.unwrap();
-    let api = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
 
     let response = get(&api, "exotic ☕ 1").await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -118,9 +101,7 @@ async fn every_dynamodb_type_is_served_as_plain_json_with_exact_numbers() {
 async fn unknown_ids_are_404_and_remembered_for_the_negative_ttl() {
     let redis = RedisServer::start();
     let table = sample_table().await;
-    let api = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
     assert_eq!(get(&api, "missing-1").await.status(), StatusCode::NOT_FOUND);
     let client = redis.client().await;
     let marker: Bytes = client.get("product:missing-1").await.unwrap();
@@ -134,9 +115,7 @@ async fn unknown_ids_are_404_and_remembered_for_the_negative_ttl() {
 async fn redis_going_down_degrades_to_bypass_and_hits_return_after_restart() {
     let mut redis = RedisServer::start();
     let table = sample_table().await;
-    let api = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
     assert_eq!(x_cache(&get(&api, "P-10010").await), "MISS");
 
     redis.stop();
@@ -173,7 +152,7 @@ async fn an_unreachable_redis_at_start_up_does_not_stop_the_service() {
     let table = sample_table().await;
     let nowhere = format!("redis://127.0.0.1:{}", free_port());
     let started = Instant::now();
-    let api = app::build(&config(&nowhere, table.table())).await.unwrap();
+    let api = app::build(&api_config(&nowhere, &table)).await.unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "start-up took {:?}",
@@ -189,9 +168,7 @@ async fn a_failing_table_still_serves_cached_products_and_503s_the_rest() {
     let redis = RedisServer::start();
     let table = sample_table().await;
     // Warm one product through a healthy service.
-    let healthy = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let healthy = app::build(&api_config(&redis.url(), &table)).await.unwrap();
     assert_eq!(get(&healthy, "P-10020").await.status(), StatusCode::OK);
 
     // The same cache in front of a table nobody answers for.
@@ -205,7 +182,7 @@ async fn a_failing_table_still_serves_cached_products_and_503s_the_rest() {
     let cache = AnyCache::Redis(RedisCache::connect(&url, Duration::from_millis(50), 1).unwrap());
     let service = ProductService::new(
         cache,
-        DynamoStore::new(client, table.table()),
+        DynamoStore::new(client, table.table().clone()),
         Duration::from_secs(300),
     );
     let broken = Api::new(service, 60);

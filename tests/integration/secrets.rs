@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use product_catalog::adapters::dynamo::sdk_config;
+use product_catalog::adapters::aws::sdk_config;
 
 use crate::helpers::{RedisServer, free_port, sample_table, service_env, wait_for_port};
 

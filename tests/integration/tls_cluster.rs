@@ -5,10 +5,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use product_catalog::app;
-use product_catalog::config::Config;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
-use crate::helpers::{RedisServer, free_port, sample_table, service_env, wait_for_port};
+use crate::helpers::{
+    RedisServer, api_config, free_port, sample_table, service_env, wait_for_port,
+};
 
 /// Writes `ca.pem`, `server.pem`, `server.key` into `dir`; the server cert names localhost.
 fn make_certificates(dir: &std::path::Path) {
@@ -210,14 +211,7 @@ async fn cluster_mode_serves_keys_on_every_shard() {
     let cluster = Cluster::start();
     let table = sample_table().await;
     let url = format!("redis-cluster://127.0.0.1:{}", cluster.nodes[0].port);
-    let vars = [("REDIS_URL", url), ("TABLE_NAME", table.table().to_owned())];
-    let config = Config::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap();
-    let api = app::build(&config).await.unwrap();
+    let api = app::build(&api_config(&url, &table)).await.unwrap();
 
     let ids: Vec<String> = (10001..10031).map(|n| format!("P-{n}")).collect();
     for pass in ["MISS", "HIT"] {
