@@ -52,6 +52,7 @@ fn record(event_name: &str, id: &str, new_image: Option<&Value>, sequence: u32) 
 
 #[tokio::test]
 async fn modify_and_remove_records_are_visible_on_the_next_get() {
+    // GIVEN a product cached by the API
     let redis = RedisServer::start();
     let table = sample_table().await;
     let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
@@ -67,6 +68,7 @@ async fn modify_and_remove_records_are_visible_on_the_next_get() {
         "MISS"
     );
 
+    // WHEN the item changes and cache-invalidator gets its MODIFY record
     // The item changes in the table; its stream record reaches the invalidator.
     let updated =
         item_from_json(r#"{"productId":"P-10060","name":"Renamed","price":99.95,"stock":3}"#)
@@ -79,6 +81,7 @@ async fn modify_and_remove_records_are_visible_on_the_next_get() {
     );
     assert_eq!(reply["batchItemFailures"], json!([]));
 
+    // THEN the next read is a HIT with the new version, the bytes a miss would store
     let after = api.handle(&get("P-10060")).await;
     assert_eq!(after.headers()["x-cache"], "HIT");
     assert_eq!(
@@ -91,6 +94,7 @@ async fn modify_and_remove_records_are_visible_on_the_next_get() {
     assert_eq!(refilled.headers()["x-cache"], "MISS");
     assert_eq!(refilled.body(), after.body());
 
+    // WHEN the item is deleted and its REMOVE record applied THEN the next read is a 404
     // Removed: 404 at once, from the cache.
     table
         .delete(&product_catalog::domain::ProductId::parse("P-10060").unwrap())
@@ -105,10 +109,12 @@ async fn modify_and_remove_records_are_visible_on_the_next_get() {
 
 #[tokio::test]
 async fn with_redis_down_the_first_record_is_reported_for_retry() {
+    // GIVEN a Redis that is down
     let mut redis = RedisServer::start();
     redis.stop();
     let image = json!({"productId": {"S": "x"}});
     let event = json!({"Records": [record("MODIFY", "x", Some(&image), 41), record("MODIFY", "x", Some(&image), 42)]});
+    // WHEN a batch of two records arrives THEN the first is reported, so Lambda retries from it
     let reply = invalidate(&redis, &event);
     assert_eq!(
         reply["batchItemFailures"],

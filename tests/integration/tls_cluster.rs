@@ -1,15 +1,13 @@
 //! ElastiCache-like settings on real local servers: TLS with AUTH (password, and user
 //! plus password) against a test CA made here, and a three-shard Redis cluster.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use product_catalog::app;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
-use crate::helpers::{
-    RedisServer, api_config, free_port, sample_table, service_env, wait_for_port,
-};
+use crate::helpers::{RedisServer, api_config, product_api, sample_table, service_env};
 
 /// Writes `ca.pem`, `server.pem`, `server.key` into `dir`; the server cert names localhost.
 fn make_certificates(dir: &std::path::Path) {
@@ -66,17 +64,10 @@ async fn two_gets(
     ca: &std::path::Path,
     table: &product_catalog::adapters::DynamoStore,
 ) -> (String, String) {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_product-api"))
-        .env_clear()
-        .envs(service_env(redis_url, table))
-        // rustls-native-certs honours SSL_CERT_FILE, as OpenSSL does.
-        .env("SSL_CERT_FILE", ca)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, "product-api");
+    let mut env = service_env(redis_url, table);
+    // rustls-native-certs honours SSL_CERT_FILE, as OpenSSL does.
+    env.push(("SSL_CERT_FILE".into(), ca.display().to_string()));
+    let (_server, port) = product_api(&env);
     let url = format!("http://127.0.0.1:{port}/product/P-10070");
     let mut seen = Vec::new();
     for _ in 0..2 {
@@ -84,18 +75,18 @@ async fn two_gets(
         assert_eq!(response.status(), 200);
         seen.push(response.headers()["x-cache"].to_str().unwrap().to_owned());
     }
-    let _ = child.kill();
-    let _ = child.wait();
     (seen[0].clone(), seen[1].clone())
 }
 
 #[tokio::test]
 async fn tls_with_a_password_and_with_a_user_works_and_a_wrong_password_degrades() {
+    // GIVEN Redis over TLS with a default-user token and an ACL user
     let redis = tls_redis();
     let table = sample_table().await;
     let ca = redis.dir().join("ca.pem");
     let port = redis.port;
 
+    // WHEN product-api uses the token THEN MISS then HIT, with the TTL set
     let with_password = two_gets(
         &format!("rediss://:s3cret-token@localhost:{port}"),
         &ca,
@@ -139,6 +130,7 @@ async fn tls_with_a_password_and_with_a_user_works_and_a_wrong_password_degrades
         .output()
         .unwrap();
 
+    // WHEN it uses the ACL user THEN MISS then HIT
     let with_user = two_gets(
         &format!("rediss://app:app-pass@localhost:{port}"),
         &ca,
@@ -147,6 +139,7 @@ async fn tls_with_a_password_and_with_a_user_works_and_a_wrong_password_degrades
     .await;
     assert_eq!(with_user, ("MISS".into(), "HIT".into()));
 
+    // WHEN the password is wrong THEN it degrades to BYPASS
     let wrong = two_gets(&format!("rediss://:wrong@localhost:{port}"), &ca, &table).await;
     assert_eq!(wrong, ("BYPASS".into(), "BYPASS".into()));
 }
@@ -208,11 +201,13 @@ impl Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_mode_serves_keys_on_every_shard() {
+    // GIVEN a three-shard Redis cluster
     let cluster = Cluster::start();
     let table = sample_table().await;
     let url = format!("redis-cluster://127.0.0.1:{}", cluster.nodes[0].port);
     let api = app::build(&api_config(&url, &table)).await.unwrap();
 
+    // WHEN 30 products are read twice THEN MISS, then HIT, for each
     let ids: Vec<String> = (10001..10031).map(|n| format!("P-{n}")).collect();
     for pass in ["MISS", "HIT"] {
         for id in &ids {
@@ -227,6 +222,7 @@ async fn cluster_mode_serves_keys_on_every_shard() {
             assert_eq!(response.headers()["x-cache"], pass, "{id}");
         }
     }
+    // AND the keys really are spread over the three shards
     // The keys really are spread over the three shards.
     let per_node: Vec<usize> = cluster
         .nodes
