@@ -40,7 +40,7 @@ impl ConfigError {
 pub enum IdError {
     #[error("product id is empty")]
     Empty,
-    #[error("product id is {0} bytes long; the limit is 256")]
+    #[error("product id is {0} bytes long; the limit is {max}", max = crate::domain::MAX_ID_BYTES)]
     TooLong(usize),
     #[error("product id contains a control character")]
     ControlCharacter,

@@ -198,6 +198,23 @@ mod tests {
         }
     }
 
+    /// a holds v2 and b the missing marker: the result of [`FOUR_CHANGES`] in order.
+    fn assert_last_changes_won(cache: &MemoryCache) {
+        assert_eq!(name_in(cached(cache, "product:a")).as_deref(), Some("v2"));
+        assert!(matches!(
+            cached(cache, "product:b"),
+            Some(CacheEntry::Missing(_))
+        ));
+    }
+
+    /// Two changes to a, an insert then a removal of b.
+    const FOUR_CHANGES: [(&str, &str, &str); 4] = [
+        ("INSERT", "a", "v1"),
+        ("MODIFY", "a", "v2"),
+        ("MODIFY", "b", "b1"),
+        ("REMOVE", "b", ""),
+    ];
+
     #[tokio::test]
     async fn a_modify_refreshes_with_the_bytes_a_miss_would_store() {
         // GIVEN the fixture's MODIFY record
@@ -220,22 +237,12 @@ mod tests {
     async fn records_apply_in_order_and_the_last_one_wins() {
         // GIVEN a batch with two changes to a and an insert then removal of b
         let invalidator = invalidator(MemoryCache::default());
-        let batch = records(&[
-            ("INSERT", "a", "v1"),
-            ("MODIFY", "a", "v2"),
-            ("MODIFY", "b", "b1"),
-            ("REMOVE", "b", ""),
-        ]);
+        let batch = records(&FOUR_CHANGES);
         // WHEN it is handled
         let response = invalidator.handle(&event(&batch)).await;
         // THEN nothing failed, a holds its last version and b the missing marker
         assert_eq!(failed(&response), Vec::<String>::new());
-        let cache = invalidator.cache();
-        assert_eq!(name_in(cached(cache, "product:a")).as_deref(), Some("v2"));
-        assert!(matches!(
-            cached(cache, "product:b"),
-            Some(CacheEntry::Missing(_))
-        ));
+        assert_last_changes_won(invalidator.cache());
     }
 
     #[tokio::test]
@@ -244,12 +251,7 @@ mod tests {
         let cache = TestCache::new(MemoryCache::default());
         cache.fail_nth(CacheOp::Set, 2);
         let invalidator = invalidator(cache);
-        let batch = records(&[
-            ("INSERT", "a", "v1"),
-            ("MODIFY", "a", "v2"),
-            ("MODIFY", "b", "b1"),
-            ("REMOVE", "b", ""),
-        ]);
+        let batch = records(&FOUR_CHANGES);
         // WHEN it is handled, and Lambda redelivers from the record it was told failed
         let response = invalidator.handle(&event(&batch)).await;
         assert_eq!(failed(&response), ["1001"]);
@@ -260,12 +262,7 @@ mod tests {
         let retry = invalidator.handle(&event(&batch[from..])).await;
         // THEN the retry succeeds and the cache is as if the batch had been applied once
         assert_eq!(failed(&retry), Vec::<String>::new());
-        let cache = invalidator.cache().inner();
-        assert_eq!(name_in(cached(cache, "product:a")).as_deref(), Some("v2"));
-        assert!(matches!(
-            cached(cache, "product:b"),
-            Some(CacheEntry::Missing(_))
-        ));
+        assert_last_changes_won(invalidator.cache().inner());
     }
 
     #[tokio::test]

@@ -58,6 +58,49 @@ pub trait Cache: Send + Sync + 'static {
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), CacheError>> + Send;
 }
 
+/// Implements [`Cache`] for a type that forwards every call to another cache, writing
+/// the four signatures once. `$route!(self, Op, key, cache => call)` binds `cache` to
+/// the cache this call goes to and evaluates `call`; it may also return early with an
+/// error. `Op` names the operation (`ReadOrLease`, `Fill`, `Set`, `Delete`).
+macro_rules! forward_cache {
+    (impl[$($generics:tt)*] for $ty:ty, $route:ident) => {
+        impl<$($generics)*> $crate::ports::Cache for $ty {
+            async fn read_or_lease(
+                &self,
+                key: &str,
+                lease: ::bytes::Bytes,
+                ttl: ::std::time::Duration,
+            ) -> Result<Option<::bytes::Bytes>, $crate::error::CacheError> {
+                $route!(self, ReadOrLease, key, cache => cache.read_or_lease(key, lease, ttl).await)
+            }
+
+            async fn fill(
+                &self,
+                key: &str,
+                lease: ::bytes::Bytes,
+                value: ::bytes::Bytes,
+                ttl: ::std::time::Duration,
+            ) -> Result<bool, $crate::error::CacheError> {
+                $route!(self, Fill, key, cache => cache.fill(key, lease, value, ttl).await)
+            }
+
+            async fn set(
+                &self,
+                key: &str,
+                value: ::bytes::Bytes,
+                ttl: ::std::time::Duration,
+            ) -> Result<(), $crate::error::CacheError> {
+                $route!(self, Set, key, cache => cache.set(key, value, ttl).await)
+            }
+
+            async fn delete(&self, key: &str) -> Result<(), $crate::error::CacheError> {
+                $route!(self, Delete, key, cache => cache.delete(key).await)
+            }
+        }
+    };
+}
+pub(crate) use forward_cache;
+
 /// The source of truth for products (DynamoDB, or the sample catalog).
 pub trait ProductStore: Send + Sync + 'static {
     /// The product with this id, or `None` when there is none.

@@ -3,9 +3,6 @@
 //! test chooses, in front of any real cache. Not used by the binaries.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
-
-use bytes::Bytes;
 
 use crate::adapters::MemoryCache;
 use crate::error::CacheError;
@@ -108,35 +105,12 @@ impl<C: Cache> TestCache<C> {
     }
 }
 
-impl<C: Cache> Cache for TestCache<C> {
-    async fn read_or_lease(
-        &self,
-        key: &str,
-        lease: Bytes,
-        ttl: Duration,
-    ) -> Result<Option<Bytes>, CacheError> {
-        self.enter(CacheOp::ReadOrLease, key)?;
-        self.inner.read_or_lease(key, lease, ttl).await
-    }
-
-    async fn fill(
-        &self,
-        key: &str,
-        lease: Bytes,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        self.enter(CacheOp::Fill, key)?;
-        self.inner.fill(key, lease, value, ttl).await
-    }
-
-    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
-        self.enter(CacheOp::Set, key)?;
-        self.inner.set(key, value, ttl).await
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        self.enter(CacheOp::Delete, key)?;
-        self.inner.delete(key).await
-    }
+/// Records each call (failing it when asked), then sends it to the inner cache.
+macro_rules! through_journal {
+    ($this:ident, $op:ident, $key:ident, $cache:ident => $call:expr) => {{
+        $this.enter(CacheOp::$op, $key)?;
+        let $cache = &$this.inner;
+        $call
+    }};
 }
+crate::ports::forward_cache!(impl[C: Cache] for TestCache<C>, through_journal);

@@ -7,18 +7,14 @@ pub mod memory_cache;
 pub mod memory_store;
 pub mod redis;
 
-use std::time::Duration;
-
-use bytes::Bytes;
-
 pub use dynamo::DynamoStore;
 pub use memory_cache::MemoryCache;
 pub use memory_store::MemoryStore;
 pub use redis::RedisCache;
 
 use crate::domain::{Product, ProductId};
-use crate::error::{CacheError, StoreError};
-use crate::ports::{Cache, ProductStore};
+use crate::error::StoreError;
+use crate::ports::ProductStore;
 
 /// The cache chosen by `REDIS_URL`.
 pub enum AnyCache {
@@ -26,44 +22,16 @@ pub enum AnyCache {
     Memory(MemoryCache),
 }
 
-/// Runs the same call on whichever cache `self` holds.
-macro_rules! on_either {
-    ($self:ident, $cache:ident => $call:expr) => {
-        match $self {
+/// Sends each call to whichever cache `self` holds.
+macro_rules! either_cache {
+    ($this:ident, $op:ident, $key:ident, $cache:ident => $call:expr) => {
+        match $this {
             AnyCache::Redis($cache) => $call,
             AnyCache::Memory($cache) => $call,
         }
     };
 }
-
-impl Cache for AnyCache {
-    async fn read_or_lease(
-        &self,
-        key: &str,
-        lease: Bytes,
-        ttl: Duration,
-    ) -> Result<Option<Bytes>, CacheError> {
-        on_either!(self, c => c.read_or_lease(key, lease, ttl).await)
-    }
-
-    async fn fill(
-        &self,
-        key: &str,
-        lease: Bytes,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        on_either!(self, c => c.fill(key, lease, value, ttl).await)
-    }
-
-    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
-        on_either!(self, c => c.set(key, value, ttl).await)
-    }
-
-    async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        on_either!(self, c => c.delete(key).await)
-    }
-}
+crate::ports::forward_cache!(impl[] for AnyCache, either_cache);
 
 /// The store chosen by `TABLE_NAME`.
 pub enum AnyStore {
