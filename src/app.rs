@@ -17,10 +17,6 @@ pub type ProductApi = Api<AnyCache, AnyStore>;
 /// How long start-up waits for Redis before going on without it (it keeps reconnecting).
 const REDIS_START_WAIT: Duration = Duration::from_secs(1);
 
-/// A fill lease must outlast the slowest table read it covers: the store's whole
-/// operation timeout (retries included), and a second for the fill itself.
-pub const LEASE_TTL: Duration = Duration::from_secs(aws::OPERATION_TIMEOUT.as_secs() + 1);
-
 /// The binary's configuration from the environment; on a bad value, says which variable
 /// on stderr and exits with status 2.
 pub fn config_or_exit<T: FromEnvironment>(binary: &str) -> T {
@@ -42,7 +38,6 @@ pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
     let (cache, store) = tokio::join!(build_cache(config), build_store(config.table.as_ref()));
     let service = ProductService::new(cache?, store?, config.ttls.product)
         .with_negative_ttl(config.ttls.negative)
-        .with_lease_ttl(LEASE_TTL)
         .with_l1(config.l1_entries, config.l1_ttl);
     Ok(Api::new(service, config.http_max_age))
 }

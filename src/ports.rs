@@ -101,6 +101,11 @@ macro_rules! forward_cache {
 }
 pub(crate) use forward_cache;
 
+/// How long a store read may take, retries included, before it gives up: adapters
+/// enforce it, and the service's fill leases are derived from it so that a slow read
+/// never outlives its lease.
+pub const STORE_READ_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The source of truth for products (DynamoDB, or the sample catalog).
 pub trait ProductStore: Send + Sync + 'static {
     /// The product with this id, or `None` when there is none.

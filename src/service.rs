@@ -29,11 +29,11 @@ use crate::cache_entry::{CacheEntry, Lease, NegativeTtl};
 use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, ServiceError, report};
 use crate::metrics::Meters;
-use crate::ports::{Cache, ProductStore};
+use crate::ports::{Cache, ProductStore, STORE_READ_TIMEOUT};
 
-/// How long a fill lease lives unless set otherwise: it only has to outlast one table
-/// read, so the wiring derives it from the store's timeout.
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(3);
+/// How long a fill lease lives: it must outlast the slowest table read it covers (the
+/// store's whole timeout, retries included), with a second for the fill itself.
+pub const LEASE_TTL: Duration = Duration::from_secs(STORE_READ_TIMEOUT.as_secs() + 1);
 /// How often, and how many times, a reader looks again for someone else's fill.
 const LEASE_POLL_INTERVAL: Duration = Duration::from_millis(10);
 const LEASE_POLLS: u32 = 10;
@@ -132,7 +132,6 @@ pub struct ProductService<C, S> {
     store: S,
     ttl: Duration,
     negative_ttl: NegativeTtl,
-    lease_ttl: Duration,
     breaker: Breaker,
     flights: Flights,
     meters: Meters,
@@ -147,7 +146,6 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             store,
             ttl,
             negative_ttl: NegativeTtl::default(),
-            lease_ttl: DEFAULT_LEASE_TTL,
             breaker: Breaker::default(),
             flights: Flights::default(),
             meters: Meters::register(),
@@ -173,13 +171,6 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     #[must_use]
     pub fn with_negative_ttl(mut self, negative_ttl: NegativeTtl) -> Self {
         self.negative_ttl = negative_ttl;
-        self
-    }
-
-    /// How long a fill lease lives: longer than the slowest table read it covers.
-    #[must_use]
-    pub fn with_lease_ttl(mut self, lease_ttl: Duration) -> Self {
-        self.lease_ttl = lease_ttl;
         self
     }
 
@@ -243,12 +234,9 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     async fn lookup(&self, id: &ProductId, key: &str) -> Outcome {
         // One round trip serves a hit and, on a miss, leases the key to this reader:
         // SET product:<id> <lease> NX PX <lease TTL> GET.
-        let lease = Lease::new(self.lease_ttl);
+        let lease = Lease::new(LEASE_TTL);
         match self
-            .guarded(
-                self.cache
-                    .read_or_lease(key, lease.to_bytes(), self.lease_ttl),
-            )
+            .guarded(self.cache.read_or_lease(key, lease.to_bytes(), LEASE_TTL))
             .await
         {
             // The lease is ours: nobody else reads the table for this key meanwhile.
@@ -304,7 +292,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     /// Swaps a stale entry for our lease and fills; if someone wrote the key meanwhile,
     /// goes on as if their lease had been found.
     async fn take_over(&self, id: &ProductId, key: &str, stale: Bytes) -> Outcome {
-        let lease = Lease::new(self.lease_ttl);
+        let lease = Lease::new(LEASE_TTL);
         if self.swap_for_lease(key, stale, &lease).await {
             return self.read_and_fill(id, key, &lease).await;
         }
@@ -312,9 +300,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     }
 
     async fn swap_for_lease(&self, key: &str, stale: Bytes, lease: &Lease) -> bool {
-        let swap = self
-            .cache
-            .fill(key, stale, lease.to_bytes(), self.lease_ttl);
+        let swap = self.cache.fill(key, stale, lease.to_bytes(), LEASE_TTL);
         self.guarded(swap).await == Some(true)
     }
 
@@ -323,12 +309,9 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     /// reader) is left alone and the table answers without filling.
     async fn wait_or_fill(&self, id: &ProductId, key: &str) -> Outcome {
         for _ in 0..LEASE_POLLS {
-            let lease = Lease::new(self.lease_ttl);
+            let lease = Lease::new(LEASE_TTL);
             let found = self
-                .guarded(
-                    self.cache
-                        .read_or_lease(key, lease.to_bytes(), self.lease_ttl),
-                )
+                .guarded(self.cache.read_or_lease(key, lease.to_bytes(), LEASE_TTL))
                 .await;
             match found {
                 None => return self.read_store(id, CacheStatus::Bypass).await,
@@ -758,11 +741,7 @@ mod tests {
         let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
         service
             .cache()
-            .set(
-                "product:p1",
-                Lease::new(DEFAULT_LEASE_TTL).to_bytes(),
-                DEFAULT_LEASE_TTL,
-            )
+            .set("product:p1", Lease::new(LEASE_TTL).to_bytes(), LEASE_TTL)
             .await
             .unwrap();
         // WHEN read THEN the product is served from the table after a short wait
@@ -823,10 +802,10 @@ mod tests {
             store.clone(),
             TTL,
         ));
-        let lease = Lease::new(DEFAULT_LEASE_TTL);
+        let lease = Lease::new(LEASE_TTL);
         service
             .cache()
-            .set("product:p1", lease.to_bytes(), DEFAULT_LEASE_TTL)
+            .set("product:p1", lease.to_bytes(), LEASE_TTL)
             .await
             .unwrap();
         let waiting = tokio::spawn({
@@ -843,5 +822,13 @@ mod tests {
         // THEN it reports BYPASS (it did not join the fill), and the waiter its own MISS
         assert_eq!(failed.cache, CacheStatus::Bypass);
         assert_eq!(waiting.await.unwrap().cache, CacheStatus::Miss);
+    }
+
+    #[test]
+    fn the_lease_outlives_the_slowest_store_read() {
+        // GIVEN the store's read timeout (retries included), which the DynamoDB adapter uses
+        assert_eq!(crate::adapters::aws::OPERATION_TIMEOUT, STORE_READ_TIMEOUT);
+        // THEN a lease lives longer, so a slow read never fills after its lease is gone
+        assert!(LEASE_TTL > STORE_READ_TIMEOUT);
     }
 }

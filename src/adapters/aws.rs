@@ -13,8 +13,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long one attempt of a call may take.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a call may take, retries included: a slow table answers with a 503 well
-/// inside the Lambda timeout instead of hanging the invocation.
-pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
+/// inside the Lambda timeout instead of hanging the invocation. The store port's bound.
+pub const OPERATION_TIMEOUT: Duration = crate::ports::STORE_READ_TIMEOUT;
 /// Attempts per call, the first included.
 pub const MAX_ATTEMPTS: u32 = 3;
 
