@@ -35,11 +35,15 @@ terraform-checks: tools ## terraform fmt -check and checkov over terraform/ (str
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no services
-	$(TEST_RUNNER) --lib --test http --test hostile --test terraform
+	$(TEST_RUNNER) --lib --test http --test hostile --test emf --test terraform
 
 .PHONY: test-integration
 test-integration: tools ## Run the integration tests (starts their services)
 	scripts/with-emulator.sh $(TEST_RUNNER) --test integration
+
+.PHONY: figures
+figures: tools ## Run the reliability tests one at a time; writes their figures to docs/RELIABILITY.md
+	scripts/figures.sh
 
 .PHONY: bench
 bench: ## Benchmarks against floors measured in the same run; writes docs/BENCHMARKS.md

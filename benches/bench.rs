@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use fred::prelude::KeysInterface;
-use product_catalog::adapters::{DynamoStore, RedisCache, dynamo::sdk_config};
+use product_catalog::adapters::{DynamoStore, RedisCache, aws::sdk_config};
 use product_catalog::config::RedisUrl;
 use product_catalog::domain::ProductId;
 use product_catalog::service::ProductService;
@@ -161,7 +161,7 @@ async fn in_process(report: &mut Report, redis: &RedisServer, table: &DynamoStor
             let started = Instant::now();
             let item = client
                 .get_item()
-                .table_name(table.table())
+                .table_name(table.table().as_str())
                 .key("productId", AttributeValue::S(key.clone()))
                 .consistent_read(true)
                 .send()

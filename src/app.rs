@@ -1,11 +1,12 @@
-//! Wiring: turns a [`Config`] into a ready [`Api`], choosing adapters from what is set.
+//! Wiring: turns a binary's configuration into its running parts, choosing adapters from
+//! what is set. The one place that connects to Redis.
 
 use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::adapters::{AnyCache, AnyStore, DynamoStore, MemoryCache, MemoryStore, RedisCache};
-use crate::config::{Config, Mode, RedisUrl};
+use crate::adapters::{AnyCache, AnyStore, DynamoStore, MemoryCache, MemoryStore, RedisCache, aws};
+use crate::config::{ApiConfig, FromEnvironment, Mode, RedisConfig, TableName};
 use crate::error::{StartError, report};
 use crate::http::Api;
 use crate::service::ProductService;
@@ -13,18 +14,30 @@ use crate::service::ProductService;
 /// The API as the binaries run it.
 pub type ProductApi = Api<AnyCache, AnyStore>;
 
-/// How long start-up waits for Redis before serving without it (it keeps reconnecting).
+/// How long start-up waits for Redis before going on without it (it keeps reconnecting).
 const REDIS_START_WAIT: Duration = Duration::from_secs(1);
+
+/// The binary's configuration from the environment; on a bad value, says which variable
+/// on stderr and exits with status 2.
+pub fn config_or_exit<T: FromEnvironment>(binary: &str) -> T {
+    match T::from_env() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{binary}: configuration error: {err}");
+            std::process::exit(2);
+        }
+    }
+}
 
 /// Builds the cache and the store (concurrently, to shorten cold starts) and the API.
 ///
 /// # Errors
 /// [`StartError`] when an adapter cannot be built. An unreachable Redis is not an
 /// error: the service starts, serves from the table, and reconnects in the background.
-pub async fn build(config: &Config) -> Result<ProductApi, StartError> {
-    let (cache, store) = tokio::join!(build_cache(config), build_store(config));
-    let service = ProductService::new(cache?, store?, config.cache_ttl)
-        .with_negative_ttl(config.negative_ttl)
+pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
+    let (cache, store) = tokio::join!(build_cache(config), build_store(config.table.as_ref()));
+    let service = ProductService::new(cache?, store?, config.ttls.product)
+        .with_negative_ttl(config.ttls.negative)
         .with_l1(config.l1_entries, config.l1_ttl);
     Ok(Api::new(service, config.http_max_age))
 }
@@ -32,62 +45,51 @@ pub async fn build(config: &Config) -> Result<ProductApi, StartError> {
 /// The cache chosen by `REDIS_URL`.
 ///
 /// # Errors
-/// [`StartError::Cache`] when the Redis client cannot be configured.
-pub async fn build_cache(config: &Config) -> Result<AnyCache, StartError> {
-    let Some(url) = redis_url(config).await? else {
+/// [`StartError`] when the Redis client cannot be configured.
+pub async fn build_cache(config: &ApiConfig) -> Result<AnyCache, StartError> {
+    let Some(redis) = &config.redis else {
         info!("REDIS_URL not set: using the in-process cache");
         return Ok(AnyCache::Memory(MemoryCache::default()));
     };
     // Lambda runs one request at a time per process; locally a few connections share load.
     let pool_size = match config.mode {
         Mode::Lambda => 1,
-        Mode::Local { .. } => std::thread::available_parallelism().map_or(2, usize::from),
+        Mode::Local => std::thread::available_parallelism().map_or(2, usize::from),
     };
-    let redis = RedisCache::connect(&url, config.redis_timeout, pool_size)?;
-    match redis.wait_connected(REDIS_START_WAIT).await {
-        Ok(()) => info!(redis = ?url, "connected to Redis"),
-        Err(err) => {
-            warn!(redis = ?url, error = %report(&err), "Redis not reachable yet; serving from the table meanwhile")
-        }
-    }
-    Ok(AnyCache::Redis(redis))
+    Ok(AnyCache::Redis(connect_redis(redis, pool_size).await?))
 }
 
-/// `REDIS_URL`, with the AUTH token from `REDIS_AUTH_SECRET_ARN` as its password when
-/// that is set; `None` when no Redis is configured.
+/// Connects to Redis as every binary does: the AUTH token from Secrets Manager when
+/// `REDIS_AUTH_SECRET_ARN` is set, the configured timeout on every command, and a short
+/// wait for the connection. An unreachable Redis is logged, not an error: the pool keeps
+/// reconnecting in the background.
 ///
 /// # Errors
-/// [`StartError::Secret`] when the secret cannot be read.
-pub async fn redis_url(config: &Config) -> Result<Option<RedisUrl>, StartError> {
-    let Some(url) = &config.redis_url else {
-        return Ok(None);
+/// [`StartError`] when the secret cannot be read or the client cannot be configured.
+pub async fn connect_redis(
+    redis: &RedisConfig,
+    pool_size: usize,
+) -> Result<RedisCache, StartError> {
+    let url = match &redis.auth_secret {
+        Some(arn) => redis.url.with_password(&aws::read_secret(arn).await?)?,
+        None => redis.url.clone(),
     };
-    match &config.redis_auth_secret_arn {
-        Some(arn) => Ok(Some(url.with_password(&auth_token(arn).await?)?)),
-        None => Ok(Some(url.clone())),
+    let cache = RedisCache::connect(&url, redis.timeout, pool_size)?;
+    match cache.wait_connected(REDIS_START_WAIT).await {
+        Ok(()) => info!(redis = ?url, "connected to Redis"),
+        Err(err) => {
+            warn!(redis = ?url, error = %report(&err), "Redis not reachable yet; going on without it meanwhile");
+        }
     }
-}
-
-/// Reads the ElastiCache AUTH token kept in Secrets Manager (once, at start-up).
-async fn auth_token(secret_arn: &str) -> Result<String, StartError> {
-    let client = aws_sdk_secretsmanager::Client::new(&crate::adapters::dynamo::sdk_config().await);
-    let secret = client
-        .get_secret_value()
-        .secret_id(secret_arn)
-        .send()
-        .await
-        .map_err(|err| StartError::Secret(err.into()))?;
-    secret
-        .secret_string
-        .ok_or_else(|| StartError::Secret("the secret has no string value".into()))
+    Ok(cache)
 }
 
 /// The store chosen by `TABLE_NAME`.
 ///
 /// # Errors
 /// [`StartError::Catalog`] when the embedded sample catalog is invalid.
-pub async fn build_store(config: &Config) -> Result<AnyStore, StartError> {
-    match &config.table_name {
+pub async fn build_store(table: Option<&TableName>) -> Result<AnyStore, StartError> {
+    match table {
         Some(table) => Ok(AnyStore::Dynamo(DynamoStore::from_env(table.clone()).await)),
         None => {
             let catalog = MemoryStore::sample()?;
@@ -97,30 +99,5 @@ pub async fn build_store(config: &Config) -> Result<AnyStore, StartError> {
             );
             Ok(AnyStore::Memory(catalog))
         }
-    }
-}
-
-/// Sets up logging on stderr (stdout carries the EMF metric lines): JSON in Lambda,
-/// human-readable locally. `RUST_LOG` overrides the level.
-pub fn init_logging(mode: Mode) {
-    let default = match mode {
-        Mode::Lambda => "info",
-        // The EMF exporter keeps 100 latency samples per flush, the format's limit; under
-        // local load it drops the rest and would log each drop.
-        Mode::Local { .. } => "info,metrics_cloudwatch_embedded=off",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match mode {
-        Mode::Lambda => builder
-            .json()
-            .with_ansi(false)
-            .without_time()
-            .with_current_span(false)
-            .init(),
-        Mode::Local { .. } => builder.init(),
     }
 }

@@ -1,9 +1,14 @@
-//! The one reader of the environment. Every variable is read once, at start-up, into
-//! [`Config`]; a bad value stops the process with an error naming the variable.
+//! The one reader of the environment. Each binary reads the configuration it uses, once,
+//! at start-up: [`ApiConfig`] (product-api), [`InvalidatorConfig`] (cache-invalidator),
+//! [`CatalogConfig`] (catalog). What they share is read by the same code, with the same
+//! rules: how the process runs ([`Mode`]), how Redis is reached ([`RedisConfig`]) and how
+//! long entries live ([`EntryTtls`]). A bad value stops the process with an error naming
+//! the variable.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, NegativeTtl};
 use crate::error::ConfigError;
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
@@ -21,10 +26,14 @@ pub const LISTEN_ADDR: &str = "LISTEN_ADDR";
 pub const AWS_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
-const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
-const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+/// product-api: a Redis call on the request path must be quick, or skipped.
+pub const API_REDIS_TIMEOUT: Duration = Duration::from_millis(50);
+/// cache-invalidator: a slow write is better than a failed one, which blocks the shard.
+pub const INVALIDATOR_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+/// catalog: an operator command may wait longer than a request would.
+pub const CATALOG_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_HTTP_MAX_AGE: u32 = 60;
-const DEFAULT_METRICS_NAMESPACE: &str = "ProductCatalog";
+const DEFAULT_L1_TTL: Duration = Duration::from_secs(1);
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
 
 /// How requests reach the process.
@@ -32,8 +41,83 @@ const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
 pub enum Mode {
     /// Inside AWS Lambda: events come from the Runtime API.
     Lambda,
-    /// A plain HTTP server on `listen_addr`.
-    Local { listen_addr: SocketAddr },
+    /// Outside Lambda: a local HTTP server (product-api) or one event on stdin
+    /// (cache-invalidator).
+    Local,
+}
+
+/// A DynamoDB table name, by DynamoDB's own rule: 3 to 255 characters of
+/// `a-z A-Z 0-9 _ - .`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableName(String);
+
+impl TableName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TableName {
+    type Error = ConfigError;
+
+    fn try_from(name: String) -> Result<Self, ConfigError> {
+        let valid_chars = name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if (3..=255).contains(&name.len()) && valid_chars {
+            Ok(Self(name))
+        } else {
+            Err(ConfigError::invalid(
+                TABLE_NAME,
+                &name,
+                "expected 3 to 255 characters of a-z, A-Z, 0-9, '_', '-', '.'",
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The ARN of a Secrets Manager secret:
+/// `arn:<partition>:secretsmanager:<region>:<account>:secret:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretArn(String);
+
+impl SecretArn {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SecretArn {
+    type Error = ConfigError;
+
+    fn try_from(arn: String) -> Result<Self, ConfigError> {
+        let parts: Vec<&str> = arn.splitn(7, ':').collect();
+        let valid = matches!(
+            parts.as_slice(),
+            ["arn", partition, "secretsmanager", region, account, "secret", name]
+                if !partition.is_empty()
+                    && !region.is_empty()
+                    && account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && !name.is_empty()
+        );
+        if valid {
+            Ok(Self(arn))
+        } else {
+            Err(ConfigError::invalid(
+                REDIS_AUTH_SECRET_ARN,
+                &arn,
+                "expected a Secrets Manager secret ARN, \
+                 arn:<partition>:secretsmanager:<region>:<account>:secret:<name>",
+            ))
+        }
+    }
 }
 
 /// A Redis URL; kept out of `Debug` output because it may carry a password.
@@ -75,22 +159,36 @@ impl std::fmt::Debug for RedisUrl {
     }
 }
 
-/// Everything the process needs from its environment.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub mode: Mode,
-    /// DynamoDB table; `None` selects the embedded sample catalog (local mode only).
-    pub table_name: Option<String>,
-    /// Redis or ElastiCache; `None` selects the in-process cache.
-    pub redis_url: Option<RedisUrl>,
-    /// Secrets Manager secret holding the AUTH token, added to `redis_url` at start-up.
-    pub redis_auth_secret_arn: Option<String>,
-    /// Time to live of `product:<id>` entries.
-    pub cache_ttl: Duration,
+/// How a binary reaches Redis; the same variables and rules for all three.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub url: RedisUrl,
+    /// Secrets Manager secret holding the AUTH token, added to `url` at start-up.
+    pub auth_secret: Option<SecretArn>,
+    /// Bound on every Redis command (`REDIS_TIMEOUT_MS`; the default is the binary's).
+    pub timeout: Duration,
+}
+
+/// How long `product:<id>` entries live; product-api and cache-invalidator must agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryTtls {
+    /// Time to live of a product.
+    pub product: Duration,
     /// How long an id the table lacks is remembered.
-    pub negative_ttl: Duration,
-    /// Bound on every Redis call; past it the request is served from the table.
-    pub redis_timeout: Duration,
+    pub negative: NegativeTtl,
+}
+
+/// product-api's configuration.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub mode: Mode,
+    /// Where the local server listens (unused in Lambda mode).
+    pub listen_addr: SocketAddr,
+    /// DynamoDB table; `None` selects the embedded sample catalog (local mode only).
+    pub table: Option<TableName>,
+    /// Redis or ElastiCache; `None` selects the in-process cache.
+    pub redis: Option<RedisConfig>,
+    pub ttls: EntryTtls,
     /// `Cache-Control: public, max-age=<this>` on 200 responses.
     pub http_max_age: u32,
     /// Size of the optional in-process tier in front of Redis (0: off).
@@ -100,108 +198,181 @@ pub struct Config {
     pub metrics_namespace: String,
 }
 
-impl Config {
+/// cache-invalidator's configuration: it needs a Redis, and never reads the table.
+#[derive(Debug, Clone)]
+pub struct InvalidatorConfig {
+    pub mode: Mode,
+    pub redis: RedisConfig,
+    pub ttls: EntryTtls,
+}
+
+/// catalog's configuration: each command checks for what it needs.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    pub table: Option<TableName>,
+    pub redis: Option<RedisConfig>,
+}
+
+/// A configuration read from the environment.
+pub trait FromEnvironment: Sized {
+    /// Reads configuration through `lookup` (a variable's value, `None` when unset), so
+    /// tests need not touch the real environment. An empty value counts as unset.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable whose value is unusable.
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::read(&Env(&lookup))
+    }
+
     /// Reads the process environment.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first variable whose value is unusable.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads configuration through `lookup`, so tests need not touch the real environment.
-    /// An empty value counts as unset.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming the first variable whose value is unusable.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|value| !value.is_empty());
+    #[doc(hidden)]
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError>;
+}
 
-        let mode = if get(AWS_LAMBDA_RUNTIME_API).is_some() {
-            Mode::Lambda
-        } else {
-            let raw = get(LISTEN_ADDR).unwrap_or_else(|| DEFAULT_LISTEN_ADDR.to_owned());
-            let listen_addr = raw.parse().map_err(|_| {
-                ConfigError::invalid(LISTEN_ADDR, &raw, "expected host:port, e.g. 127.0.0.1:3000")
-            })?;
-            Mode::Local { listen_addr }
+impl FromEnvironment for ApiConfig {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let mode = env.mode();
+        let listen_addr = match mode {
+            Mode::Lambda => DEFAULT_LISTEN_ADDR,
+            Mode::Local => &env
+                .get(LISTEN_ADDR)
+                .unwrap_or_else(|| DEFAULT_LISTEN_ADDR.to_owned()),
         };
-
-        let table_name = get(TABLE_NAME)
-            .map(|name| validate_table_name(&name).map(|()| name))
-            .transpose()?;
-        if mode == Mode::Lambda && table_name.is_none() {
+        let listen_addr = listen_addr.parse().map_err(|_| {
+            ConfigError::invalid(
+                LISTEN_ADDR,
+                listen_addr,
+                "expected host:port, e.g. 127.0.0.1:3000",
+            )
+        })?;
+        let table = env.table()?;
+        if mode == Mode::Lambda && table.is_none() {
             return Err(ConfigError::missing(
                 TABLE_NAME,
                 "required in Lambda mode (the sample catalog is for local runs only)",
             ));
         }
+        let metrics_namespace = env
+            .get(METRICS_NAMESPACE)
+            .unwrap_or_else(|| crate::metrics::NAMESPACE.to_owned());
+        validate_namespace(&metrics_namespace)?;
+        Ok(Self {
+            mode,
+            listen_addr,
+            table,
+            redis: env.redis(API_REDIS_TIMEOUT)?,
+            ttls: env.ttls()?,
+            http_max_age: match env.get(HTTP_MAX_AGE_SECONDS) {
+                None => DEFAULT_HTTP_MAX_AGE,
+                // Bounded by a year, so the value always fits in u32.
+                Some(raw) => parse_in_range(HTTP_MAX_AGE_SECONDS, &raw, 0, 365 * 24 * 3600)? as u32,
+            },
+            l1_entries: match env.get(L1_CACHE_ENTRIES) {
+                None => 0,
+                Some(raw) => parse_in_range(L1_CACHE_ENTRIES, &raw, 0, 1_000_000)?,
+            },
+            l1_ttl: match env.get(L1_TTL_MS) {
+                None => DEFAULT_L1_TTL,
+                Some(raw) => Duration::from_millis(parse_in_range(L1_TTL_MS, &raw, 1, 60_000)?),
+            },
+            metrics_namespace,
+        })
+    }
+}
 
-        let redis_url = get(REDIS_URL).map(RedisUrl::try_from).transpose()?;
-        let redis_auth_secret_arn = get(REDIS_AUTH_SECRET_ARN);
-        if let Some(arn) = &redis_auth_secret_arn {
-            if !arn.starts_with("arn:") {
-                return Err(ConfigError::invalid(
-                    REDIS_AUTH_SECRET_ARN,
-                    arn,
-                    "expected a Secrets Manager secret ARN",
-                ));
-            }
-            if redis_url.is_none() {
-                return Err(ConfigError::missing(
-                    REDIS_URL,
-                    "REDIS_AUTH_SECRET_ARN is set, so a Redis URL is needed",
-                ));
-            }
+impl FromEnvironment for InvalidatorConfig {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        let redis = env.redis(INVALIDATOR_REDIS_TIMEOUT)?.ok_or_else(|| {
+            ConfigError::missing(
+                REDIS_URL,
+                "the cache-invalidator needs the cache to invalidate",
+            )
+        })?;
+        Ok(Self {
+            mode: env.mode(),
+            redis,
+            ttls: env.ttls()?,
+        })
+    }
+}
+
+impl FromEnvironment for CatalogConfig {
+    fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: env.table()?,
+            redis: env.redis(CATALOG_REDIS_TIMEOUT)?,
+        })
+    }
+}
+
+/// The environment as the readers above see it: empty values count as unset.
+#[doc(hidden)]
+pub struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).filter(|value| !value.is_empty())
+    }
+
+    fn mode(&self) -> Mode {
+        if self.get(AWS_LAMBDA_RUNTIME_API).is_some() {
+            Mode::Lambda
+        } else {
+            Mode::Local
         }
+    }
 
-        let cache_ttl = match get(CACHE_TTL_SECONDS) {
+    fn table(&self) -> Result<Option<TableName>, ConfigError> {
+        self.get(TABLE_NAME).map(TableName::try_from).transpose()
+    }
+
+    fn redis(&self, default_timeout: Duration) -> Result<Option<RedisConfig>, ConfigError> {
+        let url = self.get(REDIS_URL).map(RedisUrl::try_from).transpose()?;
+        let auth_secret = self
+            .get(REDIS_AUTH_SECRET_ARN)
+            .map(SecretArn::try_from)
+            .transpose()?;
+        let timeout = match self.get(REDIS_TIMEOUT_MS) {
+            None => default_timeout,
+            Some(raw) => Duration::from_millis(parse_in_range(REDIS_TIMEOUT_MS, &raw, 1, 10_000)?),
+        };
+        match (url, auth_secret) {
+            (Some(url), auth_secret) => Ok(Some(RedisConfig {
+                url,
+                auth_secret,
+                timeout,
+            })),
+            (None, Some(_)) => Err(ConfigError::missing(
+                REDIS_URL,
+                "REDIS_AUTH_SECRET_ARN is set, so a Redis URL is needed",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    fn ttls(&self) -> Result<EntryTtls, ConfigError> {
+        let product = match self.get(CACHE_TTL_SECONDS) {
             None => DEFAULT_CACHE_TTL,
             Some(raw) => {
                 Duration::from_secs(parse_in_range(CACHE_TTL_SECONDS, &raw, 1, 30 * 24 * 3600)?)
             }
         };
-        let negative_ttl = match get(NEGATIVE_CACHE_TTL_SECONDS) {
+        let negative = match self.get(NEGATIVE_CACHE_TTL_SECONDS) {
             None => DEFAULT_NEGATIVE_TTL,
             Some(raw) => {
                 Duration::from_secs(parse_in_range(NEGATIVE_CACHE_TTL_SECONDS, &raw, 1, 3600)?)
             }
         };
-        let redis_timeout = match get(REDIS_TIMEOUT_MS) {
-            None => DEFAULT_REDIS_TIMEOUT,
-            Some(raw) => Duration::from_millis(parse_in_range(REDIS_TIMEOUT_MS, &raw, 1, 10_000)?),
-        };
-        let http_max_age = match get(HTTP_MAX_AGE_SECONDS) {
-            None => DEFAULT_HTTP_MAX_AGE,
-            // Bounded by a year, so the value always fits in u32.
-            Some(raw) => parse_in_range(HTTP_MAX_AGE_SECONDS, &raw, 0, 365 * 24 * 3600)? as u32,
-        };
-
-        let l1_entries = match get(L1_CACHE_ENTRIES) {
-            None => 0,
-            Some(raw) => parse_in_range(L1_CACHE_ENTRIES, &raw, 0, 1_000_000)?,
-        };
-        let l1_ttl = match get(L1_TTL_MS) {
-            None => Duration::from_secs(1),
-            Some(raw) => Duration::from_millis(parse_in_range(L1_TTL_MS, &raw, 1, 60_000)?),
-        };
-
-        let metrics_namespace =
-            get(METRICS_NAMESPACE).unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
-        validate_namespace(&metrics_namespace)?;
-
-        Ok(Self {
-            mode,
-            table_name,
-            redis_url,
-            redis_auth_secret_arn,
-            cache_ttl,
-            negative_ttl,
-            redis_timeout,
-            http_max_age,
-            l1_entries,
-            l1_ttl,
-            metrics_namespace,
+        Ok(EntryTtls {
+            product,
+            negative: NegativeTtl::new(negative),
         })
     }
 }
@@ -214,22 +385,6 @@ fn parse_in_range(var: &'static str, raw: &str, min: u64, max: u64) -> Result<u6
             raw,
             &format!("expected a whole number from {min} to {max}"),
         )),
-    }
-}
-
-/// DynamoDB's own rule: 3 to 255 characters of `a-z A-Z 0-9 _ - .`.
-fn validate_table_name(name: &str) -> Result<(), ConfigError> {
-    let valid_chars = name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if (3..=255).contains(&name.len()) && valid_chars {
-        Ok(())
-    } else {
-        Err(ConfigError::invalid(
-            TABLE_NAME,
-            name,
-            "expected 3 to 255 characters of a-z, A-Z, 0-9, '_', '-', '.'",
-        ))
     }
 }
 
@@ -289,42 +444,91 @@ fn redact_url(url: &str) -> String {
 mod tests {
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: Vec<(String, String)> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    fn read<T: FromEnvironment>(vars: &[(&str, &str)]) -> Result<T, ConfigError> {
+        T::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
     }
+
+    fn api(vars: &[(&str, &str)]) -> Result<ApiConfig, ConfigError> {
+        read(vars)
+    }
+
+    const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cache-auth-AbCdEf";
 
     #[test]
     fn defaults_give_the_embedded_local_setup() {
-        let config = config(&[]).unwrap();
-        assert_eq!(
-            config.mode,
-            Mode::Local {
-                listen_addr: "127.0.0.1:3000".parse().unwrap()
-            }
-        );
-        assert_eq!(config.table_name, None);
-        assert_eq!(config.redis_url, None);
-        assert_eq!(config.cache_ttl, Duration::from_secs(300));
-        assert_eq!(config.negative_ttl, Duration::from_secs(30));
-        assert_eq!(config.redis_timeout, Duration::from_millis(50));
+        // GIVEN an empty environment WHEN product-api reads it
+        let config = api(&[]).unwrap();
+        // THEN it runs locally on the sample catalog and the in-process cache
+        assert_eq!(config.mode, Mode::Local);
+        assert_eq!(config.listen_addr, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(config.table, None);
+        assert_eq!(config.redis, None);
+        assert_eq!(config.ttls.product, Duration::from_secs(300));
+        assert_eq!(config.ttls.negative.get(), Duration::from_secs(30));
         assert_eq!(config.http_max_age, 60);
         assert_eq!(config.metrics_namespace, "ProductCatalog");
     }
 
     #[test]
-    fn lambda_mode_requires_a_table() {
-        let err = config(&[(AWS_LAMBDA_RUNTIME_API, "127.0.0.1:9001")]).unwrap_err();
+    fn lambda_mode_requires_a_table_for_the_api_only() {
+        // GIVEN Lambda mode without a table
+        let lambda = [(AWS_LAMBDA_RUNTIME_API, "127.0.0.1:9001")];
+        // WHEN product-api reads it THEN TABLE_NAME is named
+        let err = api(&lambda).unwrap_err();
         assert!(err.to_string().contains("TABLE_NAME"), "{err}");
-        let ok = config(&[
-            (AWS_LAMBDA_RUNTIME_API, "127.0.0.1:9001"),
-            (TABLE_NAME, "Products"),
-        ])
-        .unwrap();
+        // AND with a table it is Lambda mode
+        let ok = api(&[lambda[0], (TABLE_NAME, "Products")]).unwrap();
         assert_eq!(ok.mode, Mode::Lambda);
+        // AND the invalidator, which never reads the table, needs only Redis
+        let invalidator: InvalidatorConfig =
+            read(&[lambda[0], (REDIS_URL, "redis://cache:6379")]).unwrap();
+        assert_eq!(invalidator.mode, Mode::Lambda);
+    }
+
+    #[test]
+    fn each_binary_reads_only_what_it_uses() {
+        // GIVEN a LISTEN_ADDR nobody but the local API server uses
+        let vars = [
+            (LISTEN_ADDR, "everywhere"),
+            (REDIS_URL, "redis://cache:6379"),
+        ];
+        // THEN only product-api refuses it
+        assert!(api(&vars).is_err());
+        assert!(read::<CatalogConfig>(&vars).is_ok());
+        assert!(read::<InvalidatorConfig>(&vars).is_ok());
+        // AND the invalidator needs a REDIS_URL, which the others do not
+        let err = read::<InvalidatorConfig>(&[]).unwrap_err();
+        assert!(err.to_string().contains(REDIS_URL), "{err}");
+    }
+
+    #[test]
+    fn every_binary_follows_redis_timeout_ms_with_its_own_default() {
+        // GIVEN a Redis URL, without and with REDIS_TIMEOUT_MS
+        let url = (REDIS_URL, "redis://cache:6379");
+        let timeouts = |vars: &[(&str, &str)]| {
+            [
+                api(vars).unwrap().redis.unwrap().timeout,
+                read::<InvalidatorConfig>(vars).unwrap().redis.timeout,
+                read::<CatalogConfig>(vars).unwrap().redis.unwrap().timeout,
+            ]
+        };
+        // THEN each binary has its default, and all follow the variable when set
+        assert_eq!(
+            timeouts(&[url]),
+            [
+                API_REDIS_TIMEOUT,
+                INVALIDATOR_REDIS_TIMEOUT,
+                CATALOG_REDIS_TIMEOUT
+            ]
+        );
+        assert_eq!(
+            timeouts(&[url, (REDIS_TIMEOUT_MS, "250")]),
+            [Duration::from_millis(250); 3]
+        );
     }
 
     #[test]
@@ -344,41 +548,48 @@ mod tests {
             (REDIS_URL, "http://localhost:6379"),
             (REDIS_URL, "redis://"),
             (METRICS_NAMESPACE, "AWS/Lambda"),
+            (REDIS_AUTH_SECRET_ARN, "secret"),
+            (REDIS_AUTH_SECRET_ARN, "arn:aws:s3:::bucket"),
         ];
         for (var, value) in cases {
-            let err = config(&[(var, value)]).expect_err(value);
+            // GIVEN one bad value WHEN product-api reads it THEN the error names it
+            let err = api(&[(var, value), (REDIS_URL, "redis://cache:6379")])
+                .err()
+                .or_else(|| api(&[(var, value)]).err())
+                .expect(value);
             assert!(err.to_string().contains(var), "{var}={value}: {err}");
         }
     }
 
     #[test]
     fn redis_passwords_never_reach_messages() {
-        let err = config(&[(REDIS_URL, "http://user:hunter2@cache:6379")]).unwrap_err();
+        let err = api(&[(REDIS_URL, "http://user:hunter2@cache:6379")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
-        let ok = config(&[(REDIS_URL, "rediss://default:hunter2@cache.example:6379")]).unwrap();
+        let ok = api(&[(REDIS_URL, "rediss://default:hunter2@cache.example:6379")]).unwrap();
         assert!(!format!("{ok:?}").contains("hunter2"));
     }
 
     #[test]
     fn the_auth_token_goes_into_the_url() {
+        // GIVEN a URL without a password THEN the token becomes its password
         let url = RedisUrl::try_from("rediss://cache.example:6379".to_owned()).unwrap();
         assert_eq!(
             url.with_password("t0k/en").unwrap().as_str(),
             "rediss://:t0k%2Fen@cache.example:6379"
         );
-        let err = config(&[(
-            REDIS_AUTH_SECRET_ARN,
-            "arn:aws:secretsmanager:eu-west-1:1:secret:x",
-        )])
-        .unwrap_err();
+        // AND a secret without a URL names REDIS_URL
+        let err = api(&[(REDIS_AUTH_SECRET_ARN, ARN)]).unwrap_err();
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
+        // AND a secret with a URL is kept, typed
+        let ok = api(&[(REDIS_AUTH_SECRET_ARN, ARN), (REDIS_URL, "rediss://c:6379")]).unwrap();
+        assert_eq!(ok.redis.unwrap().auth_secret.unwrap().as_str(), ARN);
     }
 
     #[test]
     fn empty_values_count_as_unset() {
-        let config = config(&[(REDIS_URL, ""), (TABLE_NAME, ""), (CACHE_TTL_SECONDS, "")]).unwrap();
-        assert_eq!(config.redis_url, None);
-        assert_eq!(config.table_name, None);
-        assert_eq!(config.cache_ttl, Duration::from_secs(300));
+        let config = api(&[(REDIS_URL, ""), (TABLE_NAME, ""), (CACHE_TTL_SECONDS, "")]).unwrap();
+        assert_eq!(config.redis, None);
+        assert_eq!(config.table, None);
+        assert_eq!(config.ttls.product, Duration::from_secs(300));
     }
 }

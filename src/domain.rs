@@ -85,50 +85,6 @@ impl Product {
     }
 }
 
-/// Value of a `product:<id>` key that says "the table has no such product" (negative
-/// caching). Not JSON, so it can never be mistaken for a product.
-pub const MISSING_MARKER: &[u8] = b"!missing";
-/// Prefix of a fill lease: a reader that missed owns the key until it stores the product.
-pub const LEASE_PREFIX: &[u8] = b"!lease:";
-
-/// What a `product:<id>` key holds. Markers share the product's key, so there is one
-/// key per product (which also keeps cluster mode trivial).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CacheEntry {
-    Product(Product),
-    /// The table had no such product a moment ago.
-    Missing,
-    /// Another reader is filling this key; its token.
-    Lease(Bytes),
-    /// Anything else: treated as a miss and overwritten.
-    Corrupt,
-}
-
-impl CacheEntry {
-    /// Classifies cached bytes without parsing JSON.
-    pub fn decode(bytes: Bytes) -> Self {
-        if Product::looks_valid(&bytes) {
-            Self::Product(Product::from_json_bytes(bytes))
-        } else if bytes == MISSING_MARKER {
-            Self::Missing
-        } else if bytes.starts_with(LEASE_PREFIX) {
-            Self::Lease(bytes)
-        } else {
-            Self::Corrupt
-        }
-    }
-
-    /// A fresh lease token, unique across processes: a random per-process prefix and a
-    /// counter (cheap enough for every request, as each one offers a lease).
-    pub fn new_lease() -> Bytes {
-        static PROCESS: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let process = PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u128());
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Bytes::from(format!("!lease:{process:032x}-{n:x}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,26 +136,6 @@ mod tests {
     fn refuses_slashes_in_any_form() {
         assert_eq!(ProductId::parse("a/b"), Err(IdError::Slash));
         assert_eq!(ProductId::parse("/"), Err(IdError::Slash));
-    }
-
-    #[test]
-    fn cache_entries_are_told_apart_by_their_first_bytes() {
-        let product = Bytes::from_static(br#"{"productId":"1"}"#);
-        assert_eq!(
-            CacheEntry::decode(product.clone()),
-            CacheEntry::Product(Product::from_json_bytes(product))
-        );
-        assert_eq!(
-            CacheEntry::decode(Bytes::from_static(MISSING_MARKER)),
-            CacheEntry::Missing
-        );
-        let lease = CacheEntry::new_lease();
-        assert_ne!(lease, CacheEntry::new_lease());
-        assert_eq!(CacheEntry::decode(lease.clone()), CacheEntry::Lease(lease));
-        assert_eq!(
-            CacheEntry::decode(Bytes::from_static(b"{broken")),
-            CacheEntry::Corrupt
-        );
     }
 
     #[test]

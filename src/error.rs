@@ -40,7 +40,7 @@ impl ConfigError {
 pub enum IdError {
     #[error("product id is empty")]
     Empty,
-    #[error("product id is {0} bytes long; the limit is 256")]
+    #[error("product id is {0} bytes long; the limit is {max}", max = crate::domain::MAX_ID_BYTES)]
     TooLong(usize),
     #[error("product id contains a control character")]
     ControlCharacter,
@@ -98,8 +98,8 @@ pub enum StoreError {
 /// outcome is shared by every request that joined it.
 #[derive(Debug, Error, Clone)]
 pub enum ServiceError {
-    #[error("product {0:?} not found")]
-    NotFound(String),
+    #[error("product {:?} not found", .0.as_str())]
+    NotFound(crate::domain::ProductId),
     #[error("product store failed")]
     Store(#[source] std::sync::Arc<StoreError>),
 }
@@ -117,8 +117,14 @@ pub enum StartError {
     Catalog(#[from] ItemError),
     #[error("the Redis client could not be built")]
     Cache(#[from] CacheError),
-    #[error("the Redis AUTH token could not be read from Secrets Manager")]
-    Secret(#[source] BoxError),
+    #[error(
+        "REDIS_AUTH_SECRET_ARN={arn}: the Redis AUTH token could not be read from Secrets Manager"
+    )]
+    Secret {
+        arn: String,
+        #[source]
+        source: BoxError,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
 }

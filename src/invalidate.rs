@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use bytes::Bytes;
 use serde_dynamo::AttributeValue;
 use tracing::warn;
 
-use crate::domain::{MISSING_MARKER, Product, ProductId};
+use crate::cache_entry::{CacheEntry, NegativeTtl};
+use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, report};
 use crate::item::{ID_ATTRIBUTE, product_from_item};
 use crate::ports::Cache;
@@ -66,15 +66,15 @@ pub fn change_from_record(record: &EventRecord) -> Option<Change> {
 pub struct Invalidator<C> {
     cache: C,
     ttl: Duration,
-    negative_ttl: Duration,
+    negative_ttl: NegativeTtl,
 }
 
 impl<C: Cache> Invalidator<C> {
-    pub fn new(cache: C, ttl: Duration, negative_ttl: Duration) -> Self {
+    pub fn new(cache: C, ttl: Duration, negative_ttl: NegativeTtl) -> Self {
         Self {
             cache,
             ttl,
-            negative_ttl: negative_ttl.max(Duration::from_secs(1)),
+            negative_ttl,
         }
     }
 
@@ -94,12 +94,9 @@ impl<C: Cache> Invalidator<C> {
                     .await
             }
             Change::Remove(id) => {
+                let marker = CacheEntry::missing(self.negative_ttl).encode();
                 self.cache
-                    .set(
-                        &id.cache_key(),
-                        Bytes::from_static(MISSING_MARKER),
-                        self.negative_ttl,
-                    )
+                    .set(&id.cache_key(), marker, self.negative_ttl.get())
                     .await
             }
             Change::Drop(id) => self.cache.delete(&id.cache_key()).await,
@@ -135,10 +132,9 @@ impl<C: Cache> Invalidator<C> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
     use super::*;
     use crate::adapters::MemoryCache;
+    use crate::testing::{CacheOp, TestCache};
 
     const TTL: Duration = Duration::from_secs(300);
 
@@ -150,10 +146,11 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
-    /// A batch of records built from the fixture: (event name, id, name attribute).
-    fn event(records: &[(&str, &str, &str)]) -> Event {
+    /// Records built from the fixture: (event name, id, name attribute); sequence
+    /// numbers 1000, 1001, … in order.
+    fn records(records: &[(&str, &str, &str)]) -> Vec<serde_json::Value> {
         let template = template()["Records"][0].clone();
-        let records: Vec<_> = records
+        records
             .iter()
             .enumerate()
             .map(|(n, (event_name, id, name))| {
@@ -168,161 +165,138 @@ mod tests {
                 }
                 record
             })
-            .collect();
+            .collect()
+    }
+
+    fn event(records: &[serde_json::Value]) -> Event {
         serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
     }
 
-    async fn cached(cache: &MemoryCache, key: &str) -> Option<String> {
-        cache
-            .get(key)
-            .await
-            .unwrap()
-            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+    fn invalidator<C: Cache>(cache: C) -> Invalidator<C> {
+        Invalidator::new(cache, TTL, NegativeTtl::default())
     }
+
+    fn failed(response: &DynamoDbEventResponse) -> Vec<String> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone().unwrap_or_default())
+            .collect()
+    }
+
+    fn cached(cache: &MemoryCache, key: &str) -> Option<CacheEntry> {
+        cache.get(key).map(CacheEntry::decode)
+    }
+
+    fn name_in(entry: Option<CacheEntry>) -> Option<String> {
+        match entry? {
+            CacheEntry::Product(product) => {
+                let json: serde_json::Value = serde_json::from_slice(product.body()).ok()?;
+                json["name"].as_str().map(str::to_owned)
+            }
+            _ => None,
+        }
+    }
+
+    /// a holds v2 and b the missing marker: the result of [`FOUR_CHANGES`] in order.
+    fn assert_last_changes_won(cache: &MemoryCache) {
+        assert_eq!(name_in(cached(cache, "product:a")).as_deref(), Some("v2"));
+        assert!(matches!(
+            cached(cache, "product:b"),
+            Some(CacheEntry::Missing(_))
+        ));
+    }
+
+    /// Two changes to a, an insert then a removal of b.
+    const FOUR_CHANGES: [(&str, &str, &str); 4] = [
+        ("INSERT", "a", "v1"),
+        ("MODIFY", "a", "v2"),
+        ("MODIFY", "b", "b1"),
+        ("REMOVE", "b", ""),
+    ];
 
     #[tokio::test]
     async fn a_modify_refreshes_with_the_bytes_a_miss_would_store() {
-        let invalidator = Invalidator::new(MemoryCache::default(), TTL, Duration::from_secs(30));
+        // GIVEN the fixture's MODIFY record
+        let invalidator = invalidator(MemoryCache::default());
+        // WHEN it is handled
         let response = invalidator
             .handle(&serde_json::from_value(template()).unwrap())
             .await;
-        assert!(response.batch_item_failures.is_empty());
+        // THEN nothing failed, and the key holds the new image's exact bytes
+        assert_eq!(failed(&response), Vec::<String>::new());
         assert_eq!(
-            cached(invalidator.cache(), "product:P-10001")
-                .await
-                .as_deref(),
+            invalidator.cache().get("product:P-10001").as_deref(),
             Some(
-                r#"{"name":"Lamp","price":12345678901234567890.123456789,"productId":"P-10001","tags":["eco"]}"#
+                &br#"{"name":"Lamp","price":12345678901234567890.123456789,"productId":"P-10001","tags":["eco"]}"#[..]
             )
         );
     }
 
     #[tokio::test]
     async fn records_apply_in_order_and_the_last_one_wins() {
-        let invalidator = Invalidator::new(MemoryCache::default(), TTL, Duration::from_secs(30));
-        invalidator
-            .handle(&event(&[
-                ("INSERT", "a", "v1"),
-                ("MODIFY", "a", "v2"),
-                ("MODIFY", "b", "b1"),
-                ("REMOVE", "b", ""),
-            ]))
-            .await;
-        assert!(
-            cached(invalidator.cache(), "product:a")
-                .await
-                .unwrap()
-                .contains(r#""name":"v2""#)
-        );
-        assert_eq!(
-            cached(invalidator.cache(), "product:b").await.as_deref(),
-            Some("!missing")
-        );
-        // Redelivery of the same batch changes nothing.
-        invalidator
-            .handle(&event(&[
-                ("INSERT", "a", "v1"),
-                ("MODIFY", "a", "v2"),
-                ("MODIFY", "b", "b1"),
-                ("REMOVE", "b", ""),
-            ]))
-            .await;
-        assert!(
-            cached(invalidator.cache(), "product:a")
-                .await
-                .unwrap()
-                .contains(r#""name":"v2""#)
-        );
+        // GIVEN a batch with two changes to a and an insert then removal of b
+        let invalidator = invalidator(MemoryCache::default());
+        let batch = records(&FOUR_CHANGES);
+        // WHEN it is handled
+        let response = invalidator.handle(&event(&batch)).await;
+        // THEN nothing failed, a holds its last version and b the missing marker
+        assert_eq!(failed(&response), Vec::<String>::new());
+        assert_last_changes_won(invalidator.cache());
+    }
+
+    #[tokio::test]
+    async fn redelivery_from_the_reported_record_gives_the_in_order_result() {
+        // GIVEN a batch whose second write fails the first time
+        let cache = TestCache::new(MemoryCache::default());
+        cache.fail_nth(CacheOp::Set, 2);
+        let invalidator = invalidator(cache);
+        let batch = records(&FOUR_CHANGES);
+        // WHEN it is handled, and Lambda redelivers from the record it was told failed
+        let response = invalidator.handle(&event(&batch)).await;
+        assert_eq!(failed(&response), ["1001"]);
+        let from = batch
+            .iter()
+            .position(|r| r["dynamodb"]["SequenceNumber"] == "1001")
+            .unwrap();
+        let retry = invalidator.handle(&event(&batch[from..])).await;
+        // THEN the retry succeeds and the cache is as if the batch had been applied once
+        assert_eq!(failed(&retry), Vec::<String>::new());
+        assert_last_changes_won(invalidator.cache().inner());
     }
 
     #[tokio::test]
     async fn records_without_a_servable_id_are_skipped() {
-        let invalidator = Invalidator::new(MemoryCache::default(), TTL, Duration::from_secs(30));
-        let response = invalidator
-            .handle(&event(&[("MODIFY", "a/b", "x"), ("MODIFY", "ok", "y")]))
-            .await;
-        assert!(response.batch_item_failures.is_empty());
-        assert!(cached(invalidator.cache(), "product:ok").await.is_some());
-        assert!(cached(invalidator.cache(), "product:a/b").await.is_none());
-    }
-
-    /// Fails the `fail_at`-th write (1-based), counting writes.
-    struct FlakyCache {
-        writes: AtomicUsize,
-        fail_at: usize,
-        inner: MemoryCache,
-    }
-
-    impl Cache for FlakyCache {
-        async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-            self.inner.get(key).await
-        }
-        async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
-            if self.writes.fetch_add(1, Ordering::SeqCst) + 1 == self.fail_at {
-                return Err(CacheError::new("SET", "timed out"));
-            }
-            self.inner.set(key, value, ttl).await
-        }
-        async fn get_or_set(
-            &self,
-            key: &str,
-            value: Bytes,
-            ttl: Duration,
-        ) -> Result<Option<Bytes>, CacheError> {
-            self.inner.get_or_set(key, value, ttl).await
-        }
-        async fn set_if_absent(
-            &self,
-            key: &str,
-            value: Bytes,
-            ttl: Duration,
-        ) -> Result<bool, CacheError> {
-            self.inner.set_if_absent(key, value, ttl).await
-        }
-        async fn replace_if_equals(
-            &self,
-            k: &str,
-            e: Bytes,
-            v: Bytes,
-            ttl: Duration,
-        ) -> Result<bool, CacheError> {
-            self.inner.replace_if_equals(k, e, v, ttl).await
-        }
-        async fn delete(&self, key: &str) -> Result<(), CacheError> {
-            self.inner.delete(key).await
-        }
+        // GIVEN a record for an id the API could never be asked for, then a good one
+        let invalidator = invalidator(MemoryCache::default());
+        let batch = records(&[("MODIFY", "a/b", "x"), ("MODIFY", "ok", "y")]);
+        // WHEN they are handled
+        let response = invalidator.handle(&event(&batch)).await;
+        // THEN nothing failed, the good one is applied and the other wrote nothing
+        assert_eq!(failed(&response), Vec::<String>::new());
+        assert!(invalidator.cache().get("product:ok").is_some());
+        assert!(invalidator.cache().get("product:a/b").is_none());
     }
 
     #[tokio::test]
     async fn the_first_failed_record_is_reported_and_nothing_after_it_is_applied() {
-        let cache = FlakyCache {
-            writes: AtomicUsize::new(0),
-            fail_at: 2,
-            inner: MemoryCache::default(),
-        };
-        let invalidator = Invalidator::new(cache, TTL, Duration::from_secs(30));
+        // GIVEN a cache whose second write fails
+        let cache = TestCache::new(MemoryCache::default());
+        cache.fail_nth(CacheOp::Set, 2);
+        let invalidator = invalidator(cache);
+        // WHEN a batch of three is handled
         let response = invalidator
-            .handle(&event(&[
+            .handle(&event(&records(&[
                 ("MODIFY", "a", "1"),
                 ("MODIFY", "b", "2"),
                 ("MODIFY", "c", "3"),
-            ]))
+            ])))
             .await;
-        let failed: Vec<_> = response
-            .batch_item_failures
-            .iter()
-            .map(|f| f.item_identifier.clone().unwrap())
-            .collect();
-        assert_eq!(failed, ["1001"]);
-        assert!(
-            cached(&invalidator.cache().inner, "product:a")
-                .await
-                .is_some()
-        );
-        assert!(
-            cached(&invalidator.cache().inner, "product:c")
-                .await
-                .is_none()
-        );
+        // THEN the second record is reported, the first applied, the third not tried
+        assert_eq!(failed(&response), ["1001"]);
+        let cache = invalidator.cache().inner();
+        assert!(cache.get("product:a").is_some());
+        assert!(cache.get("product:c").is_none());
+        assert_eq!(invalidator.cache().calls(), 2);
     }
 }

@@ -9,15 +9,38 @@ use bytes::Bytes;
 use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, StoreError};
 
-/// A byte cache with per-entry expiry (Redis, or an in-process map).
+/// A byte cache with per-entry expiry (Redis, or an in-process map), shaped by what the
+/// read path and the invalidator need. What the bytes mean is [`crate::cache_entry`]'s
+/// business; a cache only stores them.
 pub trait Cache: Send + Sync + 'static {
-    /// The value under `key`, if present and not expired.
+    /// The value under `key` (a hit, or a marker); when there is none, stores `lease`
+    /// under `key` for `ttl` and answers `None`: the caller now owns the fill. One round
+    /// trip serves both, so a hit costs no more than a plain read.
     ///
     /// # Errors
     /// [`CacheError`] when the cache cannot answer in time.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, CacheError>> + Send;
+    fn read_or_lease(
+        &self,
+        key: &str,
+        lease: Bytes,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<Bytes>, CacheError>> + Send;
 
-    /// Stores `value` under `key` for `ttl`.
+    /// Replaces `lease` under `key` with `value` for `ttl`, only if the key still holds
+    /// exactly `lease` (atomic compare-and-set); says whether it did. `false` means
+    /// someone else wrote the key meanwhile (an invalidation), whose value must win.
+    ///
+    /// # Errors
+    /// [`CacheError`] when the write cannot be made in time.
+    fn fill(
+        &self,
+        key: &str,
+        lease: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, CacheError>> + Send;
+
+    /// Stores `value` under `key` for `ttl`, whatever the key holds.
     ///
     /// # Errors
     /// [`CacheError`] when the write cannot be made in time.
@@ -28,49 +51,60 @@ pub trait Cache: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<(), CacheError>> + Send;
 
-    /// The value under `key` if there is one (left as it is); otherwise stores `value`
-    /// for `ttl` and answers `None` (`SET NX GET`, one round trip).
-    ///
-    /// # Errors
-    /// [`CacheError`] when the cache cannot answer in time.
-    fn get_or_set(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<Option<Bytes>, CacheError>> + Send;
-
-    /// Stores `value` under `key` for `ttl` only if the key is absent (`SET NX`); says
-    /// whether it did.
-    ///
-    /// # Errors
-    /// [`CacheError`] when the write cannot be made in time.
-    fn set_if_absent(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<bool, CacheError>> + Send;
-
-    /// Replaces the value under `key` with `value` for `ttl` only if it still equals
-    /// `expected` (compare-and-set, atomic); says whether it did.
-    ///
-    /// # Errors
-    /// [`CacheError`] when the write cannot be made in time.
-    fn replace_if_equals(
-        &self,
-        key: &str,
-        expected: Bytes,
-        value: Bytes,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<bool, CacheError>> + Send;
-
     /// Removes `key`; removing a missing key is not an error.
     ///
     /// # Errors
     /// [`CacheError`] when the delete cannot be made in time.
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), CacheError>> + Send;
 }
+
+/// Implements [`Cache`] for a type that forwards every call to another cache, writing
+/// the four signatures once. `$route!(self, Op, key, cache => call)` binds `cache` to
+/// the cache this call goes to and evaluates `call`; it may also return early with an
+/// error. `Op` names the operation (`ReadOrLease`, `Fill`, `Set`, `Delete`).
+macro_rules! forward_cache {
+    (impl[$($generics:tt)*] for $ty:ty, $route:ident) => {
+        impl<$($generics)*> $crate::ports::Cache for $ty {
+            async fn read_or_lease(
+                &self,
+                key: &str,
+                lease: ::bytes::Bytes,
+                ttl: ::std::time::Duration,
+            ) -> Result<Option<::bytes::Bytes>, $crate::error::CacheError> {
+                $route!(self, ReadOrLease, key, cache => cache.read_or_lease(key, lease, ttl).await)
+            }
+
+            async fn fill(
+                &self,
+                key: &str,
+                lease: ::bytes::Bytes,
+                value: ::bytes::Bytes,
+                ttl: ::std::time::Duration,
+            ) -> Result<bool, $crate::error::CacheError> {
+                $route!(self, Fill, key, cache => cache.fill(key, lease, value, ttl).await)
+            }
+
+            async fn set(
+                &self,
+                key: &str,
+                value: ::bytes::Bytes,
+                ttl: ::std::time::Duration,
+            ) -> Result<(), $crate::error::CacheError> {
+                $route!(self, Set, key, cache => cache.set(key, value, ttl).await)
+            }
+
+            async fn delete(&self, key: &str) -> Result<(), $crate::error::CacheError> {
+                $route!(self, Delete, key, cache => cache.delete(key).await)
+            }
+        }
+    };
+}
+pub(crate) use forward_cache;
+
+/// How long a store read may take, retries included, before it gives up: adapters
+/// enforce it, and the service's fill leases are derived from it so that a slow read
+/// never outlives its lease.
+pub const STORE_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The source of truth for products (DynamoDB, or the sample catalog).
 pub trait ProductStore: Send + Sync + 'static {

@@ -25,18 +25,18 @@ use tokio::sync::OnceCell;
 use tracing::warn;
 
 use crate::breaker::Breaker;
-use crate::domain::{CacheEntry, MISSING_MARKER, Product, ProductId};
+use crate::cache_entry::{CacheEntry, Lease, NegativeTtl};
+use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, ServiceError, report};
 use crate::metrics::Meters;
-use crate::ports::{Cache, ProductStore};
+use crate::ports::{Cache, ProductStore, STORE_READ_TIMEOUT};
 
-/// Default time a "no such product" marker is kept.
-pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
-/// How long a fill lease lives; it only has to outlast one table read.
-pub const LEASE_TTL: Duration = Duration::from_secs(3);
+/// How long a fill lease lives: it must outlast the slowest table read it covers (the
+/// store's whole timeout, retries included), with a second for the fill itself.
+pub const LEASE_TTL: Duration = Duration::from_secs(STORE_READ_TIMEOUT.as_secs() + 1);
 /// How often, and how many times, a reader looks again for someone else's fill.
 const LEASE_POLL_INTERVAL: Duration = Duration::from_millis(10);
-const LEASE_POLLS: u32 = 5;
+const LEASE_POLLS: u32 = 10;
 
 /// Where a served product came from, as reported in `X-Cache`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,31 +67,48 @@ pub struct Served {
 /// The result of one lookup, shared by every request that joined it.
 type Outcome = (Result<Product, ServiceError>, CacheStatus);
 
-/// Lookups in progress, by cache key: concurrent misses join the first one.
+/// Which way a lookup goes: requests join only a lookup going their own way, so the
+/// label each one reports is true of it (a request whose cache call failed never
+/// reports a fill's HIT or MISS, and the other way round).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Path {
+    /// The cache is in use: wait for a fill, or fill.
+    Fill,
+    /// The cache failed or is skipped: straight to the table.
+    Bypass,
+}
+
+/// One lookup in progress: its path and cache key, and the outcome it will share.
+type Flight = (Path, String);
+type InFlight = HashMap<Flight, Arc<OnceCell<Outcome>>>;
+
+/// Lookups in progress, by path and cache key: concurrent misses join the first one.
 #[derive(Default)]
 struct Flights {
-    inflight: Mutex<HashMap<String, Arc<OnceCell<Outcome>>>>,
+    inflight: Mutex<InFlight>,
 }
 
 impl Flights {
     async fn run<F: Future<Output = Outcome>>(
         &self,
+        path: Path,
         key: &str,
         lookup: impl FnOnce() -> F,
     ) -> Outcome {
-        let cell = Arc::clone(self.lock().entry(key.to_owned()).or_default());
+        let flight: Flight = (path, key.to_owned());
+        let cell = Arc::clone(self.lock().entry(flight.clone()).or_default());
         let outcome = cell.get_or_init(lookup).await.clone();
         let mut inflight = self.lock();
         if inflight
-            .get(key)
+            .get(&flight)
             .is_some_and(|current| Arc::ptr_eq(current, &cell))
         {
-            inflight.remove(key);
+            inflight.remove(&flight);
         }
         outcome
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceCell<Outcome>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, InFlight> {
         // Only whole entries are inserted or removed; a poisoned map is still consistent.
         self.inflight
             .lock()
@@ -99,12 +116,14 @@ impl Flights {
     }
 }
 
-/// A "missing" marker found in the cache: the table lacked this id a moment ago.
-fn not_found_hit(id: &ProductId) -> Outcome {
-    (
-        Err(ServiceError::NotFound(id.as_str().to_owned())),
-        CacheStatus::Hit,
-    )
+/// What a read of the product's key found, as far as this request is concerned.
+enum Found {
+    /// A product or a live missing marker: the answer.
+    Answer(Outcome),
+    /// Someone else's live lease: their fill is on its way.
+    Leased,
+    /// Garbage, or a marker past its own expiry: to be replaced.
+    Stale(Bytes),
 }
 
 /// Cache-aside over any [`Cache`] and [`ProductStore`].
@@ -112,7 +131,7 @@ pub struct ProductService<C, S> {
     cache: C,
     store: S,
     ttl: Duration,
-    negative_ttl: Duration,
+    negative_ttl: NegativeTtl,
     breaker: Breaker,
     flights: Flights,
     meters: Meters,
@@ -126,7 +145,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             cache,
             store,
             ttl,
-            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            negative_ttl: NegativeTtl::default(),
             breaker: Breaker::default(),
             flights: Flights::default(),
             meters: Meters::register(),
@@ -148,10 +167,10 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         self
     }
 
-    /// How long an unknown id is remembered (at least one second).
+    /// How long an unknown id is remembered.
     #[must_use]
-    pub fn with_negative_ttl(mut self, negative_ttl: Duration) -> Self {
-        self.negative_ttl = negative_ttl.max(Duration::from_secs(1));
+    pub fn with_negative_ttl(mut self, negative_ttl: NegativeTtl) -> Self {
+        self.negative_ttl = negative_ttl;
         self
     }
 
@@ -179,115 +198,162 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     /// [`ServiceError::Store`] when the table cannot answer.
     pub async fn get(&self, id: &ProductId) -> Result<Served, ServiceError> {
         let key = id.cache_key();
-        if let Some(product) = self.l1.as_ref().and_then(|l1| l1.get(&key)) {
-            self.meters.hits.increment(1);
-            return Ok(Served {
-                product,
-                cache: CacheStatus::Hit,
-            });
-        }
-        // One round trip serves a hit and, on a miss, leases the key to this reader:
-        // SET product:<id> <lease> NX PX 3000 GET.
-        let lease = CacheEntry::new_lease();
-        let (result, cache) = match self
-            .guarded(self.cache.get_or_set(&key, lease.clone(), LEASE_TTL))
-            .await
-        {
-            Some(Some(bytes)) => match CacheEntry::decode(bytes) {
-                CacheEntry::Product(product) => (Ok(product), CacheStatus::Hit),
-                CacheEntry::Missing => not_found_hit(id),
-                CacheEntry::Corrupt => {
-                    warn!(key, "corrupt cache entry treated as a miss");
-                    self.meters.cache_errors.increment(1);
-                    self.guarded(self.cache.delete(&key)).await;
-                    self.flights.run(&key, || self.fill(id, &key)).await
-                }
-                // Another reader is filling: readers in this process wait together.
-                CacheEntry::Lease(_) => self.flights.run(&key, || self.fill(id, &key)).await,
-            },
-            // The lease is ours: nobody else reads the table for this key meanwhile.
-            Some(None) => self.read_and_fill(id, &key, lease).await,
+        let (result, cache) = match self.l1.as_ref().and_then(|l1| l1.get(&key)) {
+            Some(product) => (Ok(product), CacheStatus::Hit),
             None => {
-                self.flights
-                    .run(&key, || self.read_store(id, CacheStatus::Bypass))
-                    .await
+                let outcome = self.lookup(id, &key).await;
+                self.remember(key, &outcome);
+                outcome
             }
         };
+        self.count(&result, cache);
+        result.map(|product| Served { product, cache })
+    }
 
+    /// Metrics for one answered request (an L1 hit counts as a hit).
+    fn count(&self, result: &Result<Product, ServiceError>, cache: CacheStatus) {
         match cache {
             CacheStatus::Hit => self.meters.hits.increment(1),
             CacheStatus::Miss | CacheStatus::Bypass => self.meters.misses.increment(1),
         }
-        if let (Some(l1), Ok(product), CacheStatus::Hit | CacheStatus::Miss) =
-            (&self.l1, &result, cache)
-        {
-            l1.insert(key, product.clone());
-        }
         if matches!(result, Err(ServiceError::NotFound(_))) {
             self.meters.not_found.increment(1);
         }
-        result.map(|product| Served { product, cache })
     }
 
-    /// A miss: lease the key, read the table, swap the lease for what was read.
-    async fn fill(&self, id: &ProductId, key: &str) -> Outcome {
-        for _ in 0..2 {
-            let lease = CacheEntry::new_lease();
-            match self
-                .guarded(self.cache.set_if_absent(key, lease.clone(), LEASE_TTL))
-                .await
-            {
-                None => return self.read_store(id, CacheStatus::Bypass).await,
-                Some(true) => return self.read_and_fill(id, key, lease).await,
-                // Someone else holds the key: their fill is on its way, or just landed.
-                Some(false) => {
-                    if let Some(outcome) = self.wait_for_fill(id, key).await {
-                        return outcome;
-                    }
+    /// Keeps a product that went through the cache in the L1 tier.
+    fn remember(&self, key: String, (result, cache): &Outcome) {
+        if let (Some(l1), Ok(product), CacheStatus::Hit | CacheStatus::Miss) =
+            (&self.l1, result, cache)
+        {
+            l1.insert(key, product.clone());
+        }
+    }
+
+    /// Finds the product: the cache's answer, a fill, or the table alone.
+    async fn lookup(&self, id: &ProductId, key: &str) -> Outcome {
+        // One round trip serves a hit and, on a miss, leases the key to this reader:
+        // SET product:<id> <lease> NX PX <lease TTL> GET.
+        let lease = Lease::new(LEASE_TTL);
+        match self
+            .guarded(self.cache.read_or_lease(key, lease.to_bytes(), LEASE_TTL))
+            .await
+        {
+            // The lease is ours: nobody else reads the table for this key meanwhile.
+            Some(None) => self.read_and_fill(id, key, &lease).await,
+            Some(Some(bytes)) => match self.classify(id, key, bytes) {
+                Found::Answer(outcome) => outcome,
+                // Another reader is filling: readers in this process wait together.
+                Found::Leased => {
+                    self.flights
+                        .run(Path::Fill, key, || self.wait_or_fill(id, key))
+                        .await
                 }
+                // Replaced once, by one reader in this process.
+                Found::Stale(stale) => {
+                    self.flights
+                        .run(Path::Fill, key, || self.take_over(id, key, stale))
+                        .await
+                }
+            },
+            None => {
+                self.flights
+                    .run(Path::Bypass, key, || {
+                        self.read_store(id, CacheStatus::Bypass)
+                    })
+                    .await
             }
         }
-        // Still leased by a slow reader: answer from the table without filling.
+    }
+
+    fn classify(&self, id: &ProductId, key: &str, bytes: Bytes) -> Found {
+        let entry = CacheEntry::decode(bytes);
+        if entry.is_expired_marker() {
+            warn!(
+                key,
+                "marker past its own expiry (its TTL was lost); replacing it"
+            );
+            return Found::Stale(entry.encode());
+        }
+        match entry {
+            CacheEntry::Product(product) => Found::Answer((Ok(product), CacheStatus::Hit)),
+            CacheEntry::Missing(_) => {
+                Found::Answer((Err(ServiceError::NotFound(id.clone())), CacheStatus::Hit))
+            }
+            CacheEntry::Lease(_) => Found::Leased,
+            CacheEntry::Corrupt(bytes) => {
+                warn!(key, "corrupt cache entry treated as a miss");
+                self.meters.cache_errors.increment(1);
+                Found::Stale(bytes)
+            }
+        }
+    }
+
+    /// Swaps a stale entry for our lease and fills; if someone wrote the key meanwhile,
+    /// goes on as if their lease had been found.
+    async fn take_over(&self, id: &ProductId, key: &str, stale: Bytes) -> Outcome {
+        let lease = Lease::new(LEASE_TTL);
+        if self.swap_for_lease(key, stale, &lease).await {
+            return self.read_and_fill(id, key, &lease).await;
+        }
+        self.wait_or_fill(id, key).await
+    }
+
+    async fn swap_for_lease(&self, key: &str, stale: Bytes, lease: &Lease) -> bool {
+        let swap = self.cache.fill(key, stale, lease.to_bytes(), LEASE_TTL);
+        self.guarded(swap).await == Some(true)
+    }
+
+    /// Someone else holds the key: poll for their fill; take the key when it frees up
+    /// or holds something stale. A lease that outlives the polls (a slow or dead
+    /// reader) is left alone and the table answers without filling.
+    async fn wait_or_fill(&self, id: &ProductId, key: &str) -> Outcome {
+        for _ in 0..LEASE_POLLS {
+            let lease = Lease::new(LEASE_TTL);
+            let found = self
+                .guarded(self.cache.read_or_lease(key, lease.to_bytes(), LEASE_TTL))
+                .await;
+            match found {
+                None => return self.read_store(id, CacheStatus::Bypass).await,
+                Some(None) => return self.read_and_fill(id, key, &lease).await,
+                Some(Some(bytes)) => match self.classify(id, key, bytes) {
+                    Found::Answer(outcome) => return outcome,
+                    Found::Leased => tokio::time::sleep(LEASE_POLL_INTERVAL).await,
+                    // Swap what we saw for our lease; if someone wrote meanwhile, look again.
+                    Found::Stale(stale) => {
+                        if self.swap_for_lease(key, stale, &lease).await {
+                            return self.read_and_fill(id, key, &lease).await;
+                        }
+                    }
+                },
+            }
+        }
         self.read_store(id, CacheStatus::Miss).await
     }
 
-    async fn read_and_fill(&self, id: &ProductId, key: &str, lease: Bytes) -> Outcome {
+    /// Reads the table and swaps our lease for what was read.
+    async fn read_and_fill(&self, id: &ProductId, key: &str, lease: &Lease) -> Outcome {
         let (result, status) = self.read_store(id, CacheStatus::Miss).await;
-        let (value, ttl) = match &result {
-            Ok(product) => (product.body().clone(), self.ttl),
-            Err(ServiceError::NotFound(_)) => {
-                (Bytes::from_static(MISSING_MARKER), self.negative_ttl)
-            }
+        let (entry, ttl) = match &result {
+            Ok(product) => (CacheEntry::Product(product.clone()), self.ttl),
+            Err(ServiceError::NotFound(_)) => (
+                CacheEntry::missing(self.negative_ttl),
+                self.negative_ttl.get(),
+            ),
             // The lease expires by itself; waiters then read the table themselves.
             Err(ServiceError::Store(_)) => return (result, status),
         };
         // `false` means an invalidation replaced our lease: what we read may be older
         // than what is cached now, so it must not be stored.
-        self.guarded(self.cache.replace_if_equals(key, lease, value, ttl))
+        self.guarded(self.cache.fill(key, lease.to_bytes(), entry.encode(), ttl))
             .await;
         (result, status)
-    }
-
-    /// Polls for another reader's fill; `None` when the lease went away without one.
-    async fn wait_for_fill(&self, id: &ProductId, key: &str) -> Option<Outcome> {
-        for _ in 0..LEASE_POLLS {
-            match self.guarded(self.cache.get(key)).await? {
-                Some(bytes) => match CacheEntry::decode(bytes) {
-                    CacheEntry::Product(product) => return Some((Ok(product), CacheStatus::Hit)),
-                    CacheEntry::Missing => return Some(not_found_hit(id)),
-                    CacheEntry::Lease(_) => tokio::time::sleep(LEASE_POLL_INTERVAL).await,
-                    CacheEntry::Corrupt => return None,
-                },
-                None => return None,
-            }
-        }
-        None
     }
 
     async fn read_store(&self, id: &ProductId, status: CacheStatus) -> Outcome {
         let result = match self.store.get(id).await {
             Ok(Some(product)) => Ok(product),
-            Ok(None) => Err(ServiceError::NotFound(id.as_str().to_owned())),
+            Ok(None) => Err(ServiceError::NotFound(id.clone())),
             Err(err) => {
                 self.meters.store_errors.increment(1);
                 Err(err.into())
@@ -326,9 +392,11 @@ mod tests {
     use super::*;
     use crate::adapters::MemoryCache;
     use crate::breaker::FAILURE_THRESHOLD;
+    use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, Expiry};
     use crate::error::StoreError;
     use crate::invalidate::{Change, Invalidator};
     use crate::item::{item_from_json, product_from_item};
+    use crate::testing::{CacheOp, TestCache};
 
     const TTL: Duration = Duration::from_secs(300);
     const P1: &str = r#"{"name":"Lamp","price":12345678901234567890.123456789,"productId":"p1"}"#;
@@ -389,57 +457,12 @@ mod tests {
         }
     }
 
-    /// A cache that fails every call, like Redis that is down, counting the calls.
-    #[derive(Default)]
-    struct BrokenCache {
-        calls: AtomicUsize,
-    }
-
-    impl BrokenCache {
-        fn fail<T>(&self, op: &'static str) -> Result<T, CacheError> {
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            Err(CacheError::new(op, "connection refused"))
-        }
-    }
-
-    impl Cache for BrokenCache {
-        async fn get(&self, _: &str) -> Result<Option<Bytes>, CacheError> {
-            self.fail("GET")
-        }
-        async fn set(&self, _: &str, _: Bytes, _: Duration) -> Result<(), CacheError> {
-            self.fail("SET")
-        }
-        async fn get_or_set(
-            &self,
-            _: &str,
-            _: Bytes,
-            _: Duration,
-        ) -> Result<Option<Bytes>, CacheError> {
-            self.fail("SET NX GET")
-        }
-        async fn set_if_absent(&self, _: &str, _: Bytes, _: Duration) -> Result<bool, CacheError> {
-            self.fail("SET NX")
-        }
-        async fn replace_if_equals(
-            &self,
-            _: &str,
-            _: Bytes,
-            _: Bytes,
-            _: Duration,
-        ) -> Result<bool, CacheError> {
-            self.fail("EVAL")
-        }
-        async fn delete(&self, _: &str) -> Result<(), CacheError> {
-            self.fail("DEL")
-        }
-    }
-
     fn id(raw: &str) -> ProductId {
         ProductId::parse(raw).unwrap()
     }
 
-    async fn cached(service: &ProductService<MemoryCache, FakeStore>, key: &str) -> Option<Bytes> {
-        service.cache().get(key).await.unwrap()
+    fn cached(service: &ProductService<MemoryCache, FakeStore>, key: &str) -> Option<CacheEntry> {
+        service.cache().get(key).map(CacheEntry::decode)
     }
 
     #[tokio::test]
@@ -456,8 +479,8 @@ mod tests {
         assert_eq!(first.product.body().as_ref(), P1.as_bytes());
         assert_eq!(second.product, first.product);
         assert_eq!(
-            cached(&service, "product:p1").await.as_deref(),
-            Some(P1.as_bytes())
+            cached(&service, "product:p1"),
+            Some(CacheEntry::Product(product(P1)))
         );
         assert_eq!(store.reads(), 1);
     }
@@ -493,17 +516,17 @@ mod tests {
         for _ in 0..100 {
             let err = service.get(&id("nope")).await.unwrap_err();
             assert!(
-                matches!(err, ServiceError::NotFound(ref missing) if missing == "nope"),
+                matches!(err, ServiceError::NotFound(ref missing) if missing.as_str() == "nope"),
                 "{err:?}"
             );
             tokio::time::advance(Duration::from_millis(100)).await;
         }
         // THEN the table was read once, and the marker (not a product) sits under the key
         assert_eq!(store.reads(), 1);
-        assert_eq!(
-            cached(&service, "product:nope").await.as_deref(),
-            Some(MISSING_MARKER)
-        );
+        assert!(matches!(
+            cached(&service, "product:nope"),
+            Some(CacheEntry::Missing(_))
+        ));
         // AND after the negative TTL the table is asked again
         tokio::time::advance(DEFAULT_NEGATIVE_TTL).await;
         assert!(service.get(&id("nope")).await.is_err());
@@ -584,7 +607,7 @@ mod tests {
         }
         // WHEN the item is updated and the stream invalidator applies the change
         store.put(P1_V2);
-        let invalidator = Invalidator::new(cache.clone(), TTL, DEFAULT_NEGATIVE_TTL);
+        let invalidator = Invalidator::new(cache.clone(), TTL, NegativeTtl::default());
         invalidator
             .apply(&Change::Refresh(id("p1"), product(P1_V2)))
             .await
@@ -598,10 +621,7 @@ mod tests {
             "the reader answers what it read"
         );
         // THEN the cache holds the new version, not the stale one
-        assert_eq!(
-            cache.get("product:p1").await.unwrap().as_deref(),
-            Some(P1_V2.as_bytes())
-        );
+        assert_eq!(cache.get("product:p1").as_deref(), Some(P1_V2.as_bytes()));
         let next = service.get(&id("p1")).await.unwrap();
         assert_eq!(
             (next.cache, next.product.body().as_ref()),
@@ -611,15 +631,18 @@ mod tests {
 
     #[tokio::test]
     async fn an_insert_clears_the_negative_marker() {
+        // GIVEN an id remembered as missing
         let store = FakeStore::with(&[]);
         let cache = MemoryCache::default();
         let service = ProductService::new(cache.clone(), store.clone(), TTL);
         assert!(service.get(&id("p1")).await.is_err());
+        // WHEN the product is inserted and the stream invalidator applies it
         store.put(P1);
-        Invalidator::new(cache, TTL, DEFAULT_NEGATIVE_TTL)
+        Invalidator::new(cache, TTL, NegativeTtl::default())
             .apply(&Change::Refresh(id("p1"), product(P1)))
             .await
             .unwrap();
+        // THEN the next read hits the new product without reading the table again
         assert_eq!(
             service.get(&id("p1")).await.unwrap().cache,
             CacheStatus::Hit
@@ -631,7 +654,9 @@ mod tests {
     async fn a_broken_cache_degrades_to_the_table_and_the_breaker_stops_calling_it() {
         // GIVEN a cache that fails every call
         let store = FakeStore::with(&[P1]);
-        let service = ProductService::new(BrokenCache::default(), store.clone(), TTL);
+        let cache = TestCache::default();
+        cache.fail_always();
+        let service = ProductService::new(cache, store.clone(), TTL);
         // WHEN products are read THEN they are served from the table, marked BYPASS
         for _ in 0..20 {
             let served = service.get(&id("p1")).await.unwrap();
@@ -644,10 +669,7 @@ mod tests {
             Err(ServiceError::NotFound(_))
         ));
         // AND the breaker stopped paying for cache calls after a few failures
-        assert_eq!(
-            service.cache().calls.load(Ordering::SeqCst),
-            FAILURE_THRESHOLD as usize
-        );
+        assert_eq!(service.cache().calls(), FAILURE_THRESHOLD as usize);
         assert!(service.cache_bypassed());
     }
 
@@ -685,8 +707,8 @@ mod tests {
             CacheStatus::Miss
         );
         assert_eq!(
-            cached(&service, "product:p1").await.as_deref(),
-            Some(P1.as_bytes())
+            cached(&service, "product:p1"),
+            Some(CacheEntry::Product(product(P1)))
         );
         assert_eq!(
             service.get(&id("p1")).await.unwrap().cache,
@@ -719,7 +741,7 @@ mod tests {
         let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
         service
             .cache()
-            .set("product:p1", CacheEntry::new_lease(), LEASE_TTL)
+            .set("product:p1", Lease::new(LEASE_TTL).to_bytes(), LEASE_TTL)
             .await
             .unwrap();
         // WHEN read THEN the product is served from the table after a short wait
@@ -728,5 +750,85 @@ mod tests {
             (served.cache, served.product.body().as_ref()),
             (CacheStatus::Miss, P1.as_bytes())
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn markers_that_lost_their_ttl_stop_being_believed_at_their_own_expiry() {
+        // GIVEN a missing marker and a lease whose own expiry has passed, kept by the
+        // cache far longer (as after PERSIST or a restore)
+        let store = FakeStore::with(&[P1, P1_V2.replace("p1", "p2").as_str()]);
+        let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
+        let past = Expiry::at_unix_millis(1);
+        let stale = [
+            ("product:p1", CacheEntry::Missing(past)),
+            (
+                "product:p2",
+                CacheEntry::Lease(Lease::with_token(past, "dead")),
+            ),
+        ];
+        for (key, entry) in &stale {
+            service.cache().set(key, entry.encode(), TTL).await.unwrap();
+        }
+        // WHEN both are read
+        let started = tokio::time::Instant::now();
+        let p1 = service.get(&id("p1")).await.unwrap();
+        let p2 = service.get(&id("p2")).await.unwrap();
+        // THEN both come from the table at once (no wait for a fill), and the cache
+        // holds the products again
+        assert_eq!((p1.cache, p2.cache), (CacheStatus::Miss, CacheStatus::Miss));
+        assert!(
+            started.elapsed() < LEASE_POLL_INTERVAL,
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            cached(&service, "product:p1"),
+            Some(CacheEntry::Product(p1.product))
+        );
+        assert_eq!(
+            cached(&service, "product:p2"),
+            Some(CacheEntry::Product(p2.product))
+        );
+        assert_eq!(store.reads(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_whose_cache_call_failed_never_reports_another_requests_fill() {
+        // GIVEN a lease left by a reader in another process, and a request waiting for
+        // its fill
+        let store = FakeStore::with(&[P1]);
+        let service = Arc::new(ProductService::new(
+            TestCache::default(),
+            store.clone(),
+            TTL,
+        ));
+        let lease = Lease::new(LEASE_TTL);
+        service
+            .cache()
+            .set("product:p1", lease.to_bytes(), LEASE_TTL)
+            .await
+            .unwrap();
+        let waiting = tokio::spawn({
+            let service = Arc::clone(&service);
+            async move { service.get(&id("p1")).await.unwrap() }
+        });
+        // (the set, its first read and its first poll)
+        while service.cache().calls() < 3 {
+            tokio::task::yield_now().await;
+        }
+        // WHEN another request's cache call fails meanwhile
+        service.cache().fail_nth(CacheOp::ReadOrLease, 3);
+        let failed = service.get(&id("p1")).await.unwrap();
+        // THEN it reports BYPASS (it did not join the fill), and the waiter its own MISS
+        assert_eq!(failed.cache, CacheStatus::Bypass);
+        assert_eq!(waiting.await.unwrap().cache, CacheStatus::Miss);
+    }
+
+    #[test]
+    fn the_lease_outlives_the_slowest_store_read() {
+        // GIVEN the store's read timeout (retries included), which the DynamoDB adapter uses
+        assert_eq!(crate::adapters::aws::OPERATION_TIMEOUT, STORE_READ_TIMEOUT);
+        // THEN a lease lives longer, so a slow read never fills after its lease is gone
+        assert!(LEASE_TTL > STORE_READ_TIMEOUT);
     }
 }

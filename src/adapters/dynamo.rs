@@ -1,6 +1,5 @@
 //! [`ProductStore`] on a DynamoDB table through `aws-sdk-dynamodb`, plus the writes the
-//! operator CLI needs. The client is built once per process; `AWS_ENDPOINT_URL_DYNAMODB`
-//! (read by the SDK itself) points it at an emulator.
+//! operator CLI needs. The client is built once per process by [`super::aws`].
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -13,6 +12,7 @@ use aws_sdk_dynamodb::types::{
 use backon::{ExponentialBuilder, Retryable};
 use serde_dynamo::Item;
 
+use crate::config::TableName;
 use crate::domain::{Product, ProductId};
 use crate::error::{BoxError, StoreError};
 use crate::item::{ID_ATTRIBUTE, item_id, product_from_item};
@@ -21,42 +21,24 @@ use crate::ports::ProductStore;
 /// BatchWriteItem takes at most 25 requests.
 const BATCH_SIZE: usize = 25;
 
-/// Builds the SDK configuration with bounded timeouts, so that a slow table answers
-/// with a 503 well inside the Lambda timeout instead of hanging the invocation.
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    let timeouts = aws_config::timeout::TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(1))
-        .operation_timeout(Duration::from_secs(3))
-        .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
-}
-
 /// The Products table.
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
-    table: String,
+    table: TableName,
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+    pub fn new(client: Client, table: TableName) -> Self {
+        Self { client, table }
     }
 
-    /// A store using the SDK's standard configuration chain.
-    pub async fn from_env(table: impl Into<String>) -> Self {
-        Self::new(Client::new(&sdk_config().await), table)
+    /// A store on the client [`super::aws`] configures.
+    pub async fn from_env(table: TableName) -> Self {
+        Self::new(super::aws::dynamodb_client().await, table)
     }
 
-    pub fn table(&self) -> &str {
+    pub fn table(&self) -> &TableName {
         &self.table
     }
 
@@ -67,7 +49,7 @@ impl DynamoStore {
     pub async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
-            .table_name(&self.table)
+            .table_name(self.table.as_str())
             .set_item(Some(item.into()))
             .send()
             .await
@@ -82,7 +64,7 @@ impl DynamoStore {
     pub async fn delete(&self, id: &ProductId) -> Result<(), StoreError> {
         self.client
             .delete_item()
-            .table_name(&self.table)
+            .table_name(self.table.as_str())
             .key(ID_ATTRIBUTE, AttributeValue::S(id.as_str().to_owned()))
             .send()
             .await
@@ -127,13 +109,13 @@ impl DynamoStore {
             let output = self
                 .client
                 .batch_write_item()
-                .request_items(&self.table, batch)
+                .request_items(self.table.as_str(), batch)
                 .send()
                 .await
                 .map_err(unavailable)?;
             let left = output
                 .unprocessed_items
-                .and_then(|mut map| map.remove(&self.table))
+                .and_then(|mut map| map.remove(self.table.as_str()))
                 .unwrap_or_default();
             if left.is_empty() {
                 return Ok(());
@@ -164,7 +146,7 @@ impl DynamoStore {
         let result = self
             .client
             .create_table()
-            .table_name(&self.table)
+            .table_name(self.table.as_str())
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(
                 AttributeDefinition::builder()
@@ -208,7 +190,7 @@ impl ProductStore for DynamoStore {
         let output = self
             .client
             .get_item()
-            .table_name(&self.table)
+            .table_name(self.table.as_str())
             .key(ID_ATTRIBUTE, AttributeValue::S(id.as_str().to_owned()))
             // A fill must not copy a replica that has not seen the latest write into the
             // cache for a whole TTL, so fills read strongly consistently.

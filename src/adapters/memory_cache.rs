@@ -50,29 +50,26 @@ impl Default for MemoryCache {
     }
 }
 
-impl Cache for MemoryCache {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+impl MemoryCache {
+    /// The value under `key`, if present and not expired; for tools and tests (the read
+    /// path uses [`Cache::read_or_lease`]).
+    pub fn get(&self, key: &str) -> Option<Bytes> {
         match self.entries.get(key) {
-            Some(entry) if entry.expires_at > Instant::now() => Ok(Some(entry.value)),
+            Some(entry) if entry.expires_at > Instant::now() => Some(entry.value),
             Some(_) => {
                 self.entries.invalidate(key);
-                Ok(None)
+                None
             }
-            None => Ok(None),
+            None => None,
         }
     }
+}
 
-    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
-        let expires_at = Instant::now() + ttl;
-        self.entries
-            .insert(key.to_owned(), Entry { value, expires_at });
-        Ok(())
-    }
-
-    async fn get_or_set(
+impl Cache for MemoryCache {
+    async fn read_or_lease(
         &self,
         key: &str,
-        value: Bytes,
+        lease: Bytes,
         ttl: Duration,
     ) -> Result<Option<Bytes>, CacheError> {
         let now = Instant::now();
@@ -82,7 +79,7 @@ impl Cache for MemoryCache {
             .and_compute_with(|current| match current {
                 Some(entry) if entry.value().expires_at > now => Op::Nop,
                 _ => Op::Put(Entry {
-                    value,
+                    value: lease,
                     expires_at: now + ttl,
                 }),
             });
@@ -92,20 +89,10 @@ impl Cache for MemoryCache {
         })
     }
 
-    async fn set_if_absent(
+    async fn fill(
         &self,
         key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        // SET NX is SET NX GET without the answer.
-        Ok(self.get_or_set(key, value, ttl).await?.is_none())
-    }
-
-    async fn replace_if_equals(
-        &self,
-        key: &str,
-        expected: Bytes,
+        lease: Bytes,
         value: Bytes,
         ttl: Duration,
     ) -> Result<bool, CacheError> {
@@ -114,9 +101,7 @@ impl Cache for MemoryCache {
             .entries
             .entry_by_ref(key)
             .and_compute_with(|current| match current {
-                Some(entry)
-                    if entry.value().expires_at > now && entry.value().value == expected =>
-                {
+                Some(entry) if entry.value().expires_at > now && entry.value().value == lease => {
                     Op::Put(Entry {
                         value,
                         expires_at: now + ttl,
@@ -125,6 +110,13 @@ impl Cache for MemoryCache {
                 _ => Op::Nop,
             });
         Ok(matches!(result, CompResult::ReplacedWith(_)))
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        let expires_at = Instant::now() + ttl;
+        self.entries
+            .insert(key.to_owned(), Entry { value, expires_at });
+        Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
@@ -147,65 +139,80 @@ mod tests {
             .unwrap();
         // WHEN 299 s pass THEN it is still there
         tokio::time::advance(Duration::from_secs(299)).await;
-        assert_eq!(
-            cache.get("k").await.unwrap(),
-            Some(Bytes::from_static(b"v"))
-        );
+        assert_eq!(cache.get("k"), Some(Bytes::from_static(b"v")));
         assert_eq!(cache.ttl("k"), Some(Duration::from_secs(1)));
         // WHEN the TTL has passed THEN it is gone
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(cache.get("k").await.unwrap(), None);
+        assert_eq!(cache.get("k"), None);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn conditional_writes_behave_like_redis() {
+    async fn read_or_lease_and_fill_behave_like_redis() {
+        // GIVEN an empty cache
         let cache = MemoryCache::default();
         let ttl = Duration::from_secs(3);
-        let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
-        // SET NX GET: the present value, or none and the value is set
-        assert_eq!(cache.get_or_set("g", a.clone(), ttl).await.unwrap(), None);
-        assert_eq!(
-            cache.get_or_set("g", b.clone(), ttl).await.unwrap(),
-            Some(a.clone())
+        let (lease, other, value) = (
+            Bytes::from_static(b"lease"),
+            Bytes::from_static(b"other"),
+            Bytes::from_static(b"value"),
         );
-        assert_eq!(cache.get("g").await.unwrap(), Some(a.clone()));
-        // SET NX: only when absent (or expired)
-        assert!(cache.set_if_absent("k", a.clone(), ttl).await.unwrap());
-        assert!(!cache.set_if_absent("k", b.clone(), ttl).await.unwrap());
-        tokio::time::advance(ttl).await;
-        assert!(cache.set_if_absent("k", b.clone(), ttl).await.unwrap());
-        // compare-and-set: only when the value is still the expected one
+        // WHEN a reader misses THEN its lease is stored, and the next reader sees it
+        assert_eq!(
+            cache.read_or_lease("k", lease.clone(), ttl).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            cache.read_or_lease("k", other.clone(), ttl).await.unwrap(),
+            Some(lease.clone())
+        );
+        // WHEN someone fills with a lease that is not there THEN nothing changes
         assert!(
             !cache
-                .replace_if_equals("k", a.clone(), a.clone(), ttl)
+                .fill("k", other.clone(), value.clone(), ttl)
                 .await
                 .unwrap()
         );
+        assert_eq!(cache.get("k"), Some(lease.clone()));
+        // WHEN the lease holder fills THEN the value replaces the lease, for the new TTL
+        let long = Duration::from_secs(300);
         assert!(
             cache
-                .replace_if_equals("k", b.clone(), a.clone(), ttl)
+                .fill("k", lease.clone(), value.clone(), long)
                 .await
                 .unwrap()
         );
-        assert_eq!(cache.get("k").await.unwrap(), Some(a.clone()));
+        assert_eq!(cache.get("k"), Some(value.clone()));
+        assert_eq!(cache.ttl("k"), Some(long));
+        // WHEN a lease expires THEN the key is free for the next reader, and absent keys
+        // cannot be filled
+        cache.set("e", lease.clone(), ttl).await.unwrap();
+        tokio::time::advance(ttl).await;
         assert!(
             !cache
-                .replace_if_equals("absent", a.clone(), b, ttl)
+                .fill("e", lease.clone(), value.clone(), ttl)
                 .await
                 .unwrap()
         );
-        assert_eq!(cache.get("absent").await.unwrap(), None);
+        assert_eq!(
+            cache.read_or_lease("e", other.clone(), ttl).await.unwrap(),
+            None
+        );
+        assert!(!cache.fill("absent", lease, value, ttl).await.unwrap());
+        assert_eq!(cache.get("absent"), None);
     }
 
     #[tokio::test]
     async fn delete_removes_and_tolerates_missing_keys() {
+        // GIVEN one entry
         let cache = MemoryCache::default();
         cache
             .set("k", Bytes::from_static(b"v"), Duration::from_secs(5))
             .await
             .unwrap();
+        // WHEN it and a key that never existed are deleted THEN neither fails
         cache.delete("k").await.unwrap();
         cache.delete("never-there").await.unwrap();
-        assert_eq!(cache.get("k").await.unwrap(), None);
+        // AND the entry is gone
+        assert_eq!(cache.get("k"), None);
     }
 }

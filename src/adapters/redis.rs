@@ -84,9 +84,9 @@ impl RedisCache {
     }
 }
 
-/// Compare-and-set for one key: replace the value only if it is still ours. Single-key,
-/// so it runs unchanged on a cluster.
-const REPLACE_IF_EQUALS: &str = r"
+/// Compare-and-set for one key: replace the value only if it is still the lease.
+/// Single-key, so it runs unchanged on a cluster.
+const FILL_IF_LEASED: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
   return 1
@@ -98,12 +98,54 @@ fn ttl_millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
-impl Cache for RedisCache {
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+impl RedisCache {
+    /// The value under `key`; for tools and tests (the read path uses
+    /// [`Cache::read_or_lease`]).
+    ///
+    /// # Errors
+    /// [`CacheError`] when Redis cannot answer in time.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         self.pool
             .get::<Option<Bytes>, _>(key)
             .await
             .map_err(|err: FredError| CacheError::new("GET", err))
+    }
+}
+
+impl Cache for RedisCache {
+    async fn read_or_lease(
+        &self,
+        key: &str,
+        lease: Bytes,
+        ttl: Duration,
+    ) -> Result<Option<Bytes>, CacheError> {
+        // SET key lease NX PX ttl GET: NX together with GET needs Redis 7.0 or Valkey;
+        // ElastiCache runs both.
+        let expiry = Some(Expiration::PX(ttl_millis(ttl)));
+        self.pool
+            .set(key, lease, expiry, Some(SetOptions::NX), true)
+            .await
+            .map_err(|err| CacheError::new("SET NX GET", err))
+    }
+
+    async fn fill(
+        &self,
+        key: &str,
+        lease: Bytes,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let args = vec![
+            Value::Bytes(lease),
+            Value::Bytes(value),
+            Value::Integer(ttl_millis(ttl)),
+        ];
+        let replaced: i64 = self
+            .pool
+            .eval(FILL_IF_LEASED, key, args)
+            .await
+            .map_err(|err| CacheError::new("EVAL", err))?;
+        Ok(replaced == 1)
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
@@ -112,55 +154,6 @@ impl Cache for RedisCache {
             .set::<(), _, _>(key, value, expiry, None, false)
             .await
             .map_err(|err| CacheError::new("SET", err))
-    }
-
-    async fn get_or_set(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<Option<Bytes>, CacheError> {
-        // NX together with GET needs Redis 7.0 or Valkey; ElastiCache runs both.
-        let expiry = Some(Expiration::PX(ttl_millis(ttl)));
-        self.pool
-            .set(key, value, expiry, Some(SetOptions::NX), true)
-            .await
-            .map_err(|err| CacheError::new("SET NX GET", err))
-    }
-
-    async fn set_if_absent(
-        &self,
-        key: &str,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        let expiry = Some(Expiration::PX(ttl_millis(ttl)));
-        let reply: Option<String> = self
-            .pool
-            .set(key, value, expiry, Some(SetOptions::NX), false)
-            .await
-            .map_err(|err| CacheError::new("SET NX", err))?;
-        Ok(reply.is_some())
-    }
-
-    async fn replace_if_equals(
-        &self,
-        key: &str,
-        expected: Bytes,
-        value: Bytes,
-        ttl: Duration,
-    ) -> Result<bool, CacheError> {
-        let args = vec![
-            Value::Bytes(expected),
-            Value::Bytes(value),
-            Value::Integer(ttl_millis(ttl)),
-        ];
-        let replaced: i64 = self
-            .pool
-            .eval(REPLACE_IF_EQUALS, key, args)
-            .await
-            .map_err(|err| CacheError::new("EVAL", err))?;
-        Ok(replaced == 1)
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {

@@ -4,63 +4,37 @@
 //! `cache-invalidator < event.json`.
 
 use std::io::Read as _;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
-use product_catalog::adapters::RedisCache;
-use product_catalog::config::{self, Config, Mode};
+use product_catalog::config::{InvalidatorConfig, Mode};
 use product_catalog::invalidate::Invalidator;
-use product_catalog::{app, error::report};
-use tracing::warn;
-
-/// Writes may wait longer than reads: a slow write is retried, a failed one blocks the shard.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+use product_catalog::{app, logging};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("cache-invalidator: configuration error: {err}");
-            std::process::exit(2);
-        }
-    };
-    app::init_logging(config.mode);
-    let Some(url) = app::redis_url(&config).await? else {
-        eprintln!(
-            "cache-invalidator: configuration error: {} is not set: the cache to invalidate",
-            config::REDIS_URL
-        );
-        std::process::exit(2);
-    };
+    let config: InvalidatorConfig = app::config_or_exit("cache-invalidator");
+    logging::init(config.mode);
+    // An unreachable Redis is logged: records then fail and are retried.
+    let cache = app::connect_redis(&config.redis, 1).await?;
+    let invalidator = Invalidator::new(cache, config.ttls.product, config.ttls.negative);
 
-    let cache = RedisCache::connect(&url, WRITE_TIMEOUT, 1)?;
-    if let Err(err) = cache.wait_connected(WRITE_TIMEOUT).await {
-        warn!(error = %report(&err), "Redis not reachable yet; records will fail and be retried");
+    if config.mode == Mode::Lambda {
+        let invalidator = &invalidator;
+        return lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+            Ok::<_, lambda_runtime::Error>(invalidator.handle(&event.payload).await)
+        }))
+        .await
+        .map_err(|err| anyhow::anyhow!(err));
     }
-    let invalidator = Invalidator::new(cache, config.cache_ttl, config.negative_ttl);
-
-    match config.mode {
-        Mode::Lambda => {
-            let invalidator = &invalidator;
-            lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
-                Ok::<_, lambda_runtime::Error>(invalidator.handle(&event.payload).await)
-            }))
-            .await
-            .map_err(|err| anyhow::anyhow!(err))
-        }
-        Mode::Local { .. } => {
-            let mut input = String::new();
-            std::io::stdin()
-                .read_to_string(&mut input)
-                .context("read the event from stdin")?;
-            let event: Event =
-                serde_json::from_str(&input).context("stdin is not a DynamoDB stream event")?;
-            let response = invalidator.handle(&event).await;
-            println!("{}", serde_json::to_string(&response)?);
-            Ok(())
-        }
-    }
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("read the event from stdin")?;
+    let event: Event =
+        serde_json::from_str(&input).context("stdin is not a DynamoDB stream event")?;
+    let response = invalidator.handle(&event).await;
+    println!("{}", serde_json::to_string(&response)?);
+    Ok(())
 }

@@ -1,18 +1,14 @@
 //! `catalog`: the operator CLI. Loads a JSON catalog into the table, reads, writes and
 //! deletes single products, and drops cache entries. Uses the same environment as the
-//! API (`TABLE_NAME`, `REDIS_URL`, `AWS_*`).
+//! API (`TABLE_NAME`, `REDIS_URL`, `AWS_*`); the actions are in `operator.rs`.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use product_catalog::adapters::{DynamoStore, RedisCache};
-use product_catalog::config::{self, Config};
-use product_catalog::domain::ProductId;
-use product_catalog::item::{item_from_json, item_id, items_from_json_array};
-use product_catalog::ports::{Cache, ProductStore};
+use product_catalog::app;
+use product_catalog::operator::Operator;
 
 #[derive(Parser)]
 #[command(version, about = "Operate the product catalog: table and cache")]
@@ -25,11 +21,8 @@ struct Cli {
 enum Command {
     /// Create the table (on-demand, stream with new and old images) if it does not exist.
     CreateTable,
-    /// Load a JSON array of products into the table (BatchWriteItem, retried).
-    Load {
-        /// A file holding a JSON array of objects, each with a string `productId`.
-        file: PathBuf,
-    },
+    /// Load a JSON array of products (objects with a string `productId`) into the table.
+    Load { file: PathBuf },
     /// Print one product as the API would serve it.
     Get { id: String },
     /// Write one product (a JSON object) and drop its cache entry.
@@ -40,96 +33,32 @@ enum Command {
     Invalidate { id: String },
 }
 
+const BAR: &str = "{spinner} {bar:40} {pos}/{len} products {per_sec} eta {eta}";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let config = Config::from_env().context("configuration")?;
+    let operator = Operator::new(app::config_or_exit("catalog"));
     match cli.command {
-        Command::CreateTable => {
-            let store = store(&config).await?;
-            store.create_table().await.context("create table")?;
-            println!("table {} ready", store.table());
-        }
+        Command::CreateTable => println!("table {} ready", operator.create_table().await?),
         Command::Load { file } => {
-            let items = items_from_json_array(&read(&file)?)
-                .with_context(|| format!("{} is not a product array", file.display()))?;
-            let store = store(&config).await?;
-            let bar =
-                ProgressBar::new(items.len() as u64).with_style(ProgressStyle::with_template(
-                    "{spinner} {bar:40} {pos}/{len} products {per_sec} eta {eta}",
-                )?);
-            let total = items.len();
-            store
-                .load(items, |written| bar.inc(written as u64))
-                .await
-                .context("load")?;
+            let bar = ProgressBar::no_length().with_style(ProgressStyle::with_template(BAR)?);
+            let progress = |written, total| {
+                bar.set_length(total as u64);
+                bar.inc(written as u64);
+            };
+            let loaded = operator.load(&read(&file)?, progress).await?;
             bar.finish();
-            println!("loaded {total} products into {}", store.table());
+            println!("loaded {loaded} products");
         }
-        Command::Get { id } => {
-            let id = ProductId::parse(&id)?;
-            match store(&config).await?.get(&id).await? {
-                Some(product) => println!("{}", String::from_utf8_lossy(product.body())),
-                None => bail!("product {id:?} not found"),
-            }
-        }
-        Command::Put { file } => {
-            let item = item_from_json(&read(&file)?)
-                .with_context(|| format!("{} is not a product", file.display()))?;
-            let id = ProductId::parse(item_id(&item).unwrap_or_default())?;
-            store(&config).await?.put(item).await.context("put")?;
-            invalidate_if_configured(&config, &id).await?;
-            println!("stored {id}");
-        }
-        Command::Delete { id } => {
-            let id = ProductId::parse(&id)?;
-            store(&config).await?.delete(&id).await.context("delete")?;
-            invalidate_if_configured(&config, &id).await?;
-            println!("deleted {id}");
-        }
-        Command::Invalidate { id } => {
-            let id = ProductId::parse(&id)?;
-            if !invalidate_if_configured(&config, &id).await? {
-                bail!(
-                    "{} is not set: the in-process cache lives inside the server; restart it instead",
-                    config::REDIS_URL
-                );
-            }
-            println!("invalidated {}", id.cache_key());
-        }
+        Command::Get { id } => println!("{}", operator.get(&id).await?),
+        Command::Put { file } => println!("stored {}", operator.put(&read(&file)?).await?),
+        Command::Delete { id } => println!("deleted {}", operator.delete(&id).await?),
+        Command::Invalidate { id } => println!("invalidated {}", operator.invalidate(&id).await?),
     }
     Ok(())
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-async fn store(config: &Config) -> anyhow::Result<DynamoStore> {
-    let Some(table) = &config.table_name else {
-        bail!(
-            "{} is not set: name the DynamoDB table to work on",
-            config::TABLE_NAME
-        );
-    };
-    Ok(DynamoStore::from_env(table.clone()).await)
-}
-
-/// Deletes the product's cache key when a Redis is configured; says whether it did.
-async fn invalidate_if_configured(config: &Config, id: &ProductId) -> anyhow::Result<bool> {
-    let Some(url) = product_catalog::app::redis_url(config).await? else {
-        return Ok(false);
-    };
-    // An operator command may wait longer than a request would.
-    let redis = RedisCache::connect(&url, Duration::from_secs(5), 1)?;
-    redis
-        .wait_connected(Duration::from_secs(5))
-        .await
-        .context("connect to Redis")?;
-    redis
-        .delete(&id.cache_key())
-        .await
-        .context("delete cache key")?;
-    redis.quit().await;
-    Ok(true)
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use fred::prelude::{Builder, ClientLike, Config as FredConfig};
 use product_catalog::adapters::DynamoStore;
+use product_catalog::config::{ApiConfig, FromEnvironment, TableName};
 use product_catalog::item::items_from_json_array;
+use product_catalog::metrics;
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -29,6 +31,47 @@ pub fn wait_for_port(port: u16, what: &str) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A child process that is killed (and reaped) when dropped, also when the test that
+/// started it panics.
+pub struct ChildGuard(pub Child);
+
+impl std::ops::Deref for ChildGuard {
+    type Target = Child;
+
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ChildGuard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `product-api` local server with exactly `env` (and `LISTEN_ADDR`), stdout
+/// discarded, listening when this returns; killed when the guard drops.
+pub fn product_api(env: &[(String, String)]) -> (ChildGuard, u16) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_product-api"))
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start product-api");
+    let guard = ChildGuard(child);
+    wait_for_port(port, "product-api");
+    (guard, port)
 }
 
 /// A throw-away `redis-server` on a free port.
@@ -138,7 +181,7 @@ pub fn dynamodb_endpoint() -> String {
 pub async fn fresh_table() -> DynamoStore {
     dynamodb_endpoint();
     let name = format!("products-{}", uuid::Uuid::new_v4().simple());
-    let store = DynamoStore::from_env(name).await;
+    let store = DynamoStore::from_env(TableName::try_from(name).unwrap()).await;
     store
         .create_table()
         .await
@@ -164,13 +207,24 @@ pub async fn load_sample(store: &DynamoStore) {
         .expect("load the sample catalog");
 }
 
+/// product-api's configuration for these services, read as the binary would.
+pub fn api_config(redis_url: &str, table: &DynamoStore) -> ApiConfig {
+    let env = service_env(redis_url, table);
+    ApiConfig::from_lookup(|name| {
+        env.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    })
+    .unwrap()
+}
+
 /// Environment for a `product-api` process using these services.
 pub fn service_env(redis_url: &str, table: &DynamoStore) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("AWS_"))
         .collect();
     env.push(("REDIS_URL".into(), redis_url.to_owned()));
-    env.push(("TABLE_NAME".into(), table.table().to_owned()));
+    env.push(("TABLE_NAME".into(), table.table().to_string()));
     env.push(("RUST_LOG".into(), "warn".into()));
     env
 }
@@ -180,7 +234,7 @@ pub fn emf_sum(stdout: &str, metric: &str) -> f64 {
     stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|doc| doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ProductCatalog")
+        .filter(|doc| doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == metrics::NAMESPACE)
         .filter_map(|doc| doc[metric].as_f64())
         .sum()
 }
@@ -224,11 +278,12 @@ impl Emulator {
     /// A store on a fresh table in this emulator, loaded with the sample catalog.
     pub async fn sample_table(&self) -> DynamoStore {
         let config = aws_sdk_dynamodb::config::Builder::from(
-            &product_catalog::adapters::dynamo::sdk_config().await,
+            &product_catalog::adapters::aws::sdk_config().await,
         )
         .endpoint_url(&self.endpoint)
         .build();
-        let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "Products");
+        let table = TableName::try_from("Products".to_owned()).unwrap();
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), table);
         store
             .create_table()
             .await
@@ -272,4 +327,21 @@ pub fn run_invalidator(
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{output:?}");
     serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn a_test_that_panics_leaves_no_product_api_behind() {
+    // GIVEN a test that starts product-api and then fails
+    let mut port = 0;
+    let failed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let (_server, listening) = product_api(&[]);
+        port = listening;
+        panic!("a failing assertion");
+    }));
+    // THEN the server is gone with it
+    assert!(failed.is_err() && port != 0);
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "product-api still listens on {port} after the test that started it panicked"
+    );
 }

@@ -3,11 +3,10 @@
 
 use fred::prelude::KeysInterface;
 use product_catalog::app;
-use product_catalog::config::Config;
 use product_catalog::item::item_from_json;
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisServer, run_invalidator, sample_table};
+use crate::helpers::{RedisServer, api_config, run_invalidator, sample_table};
 
 /// Runs the invalidator on one event, as the local (stdin) mode does.
 fn invalidate(redis: &RedisServer, event: &Value) -> Value {
@@ -35,19 +34,10 @@ fn record(event_name: &str, id: &str, new_image: Option<&Value>, sequence: u32) 
 
 #[tokio::test]
 async fn modify_and_remove_records_are_visible_on_the_next_get() {
+    // GIVEN a product cached by the API
     let redis = RedisServer::start();
     let table = sample_table().await;
-    let vars = [
-        ("REDIS_URL", redis.url()),
-        ("TABLE_NAME", table.table().to_owned()),
-    ];
-    let config = Config::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap();
-    let api = app::build(&config).await.unwrap();
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
     let get = |id: &str| {
         http::Request::get(format!("/product/{id}"))
             .body(())
@@ -60,6 +50,7 @@ async fn modify_and_remove_records_are_visible_on_the_next_get() {
         "MISS"
     );
 
+    // WHEN the item changes and cache-invalidator gets its MODIFY record
     // The item changes in the table; its stream record reaches the invalidator.
     let updated =
         item_from_json(r#"{"productId":"P-10060","name":"Renamed","price":99.95,"stock":3}"#)
@@ -72,6 +63,7 @@ async fn modify_and_remove_records_are_visible_on_the_next_get() {
     );
     assert_eq!(reply["batchItemFailures"], json!([]));
 
+    // THEN the next read is a HIT with the new version, the bytes a miss would store
     let after = api.handle(&get("P-10060")).await;
     assert_eq!(after.headers()["x-cache"], "HIT");
     assert_eq!(
@@ -84,6 +76,7 @@ async fn modify_and_remove_records_are_visible_on_the_next_get() {
     assert_eq!(refilled.headers()["x-cache"], "MISS");
     assert_eq!(refilled.body(), after.body());
 
+    // WHEN the item is deleted and its REMOVE record applied THEN the next read is a 404
     // Removed: 404 at once, from the cache.
     table
         .delete(&product_catalog::domain::ProductId::parse("P-10060").unwrap())
@@ -98,10 +91,12 @@ async fn modify_and_remove_records_are_visible_on_the_next_get() {
 
 #[tokio::test]
 async fn with_redis_down_the_first_record_is_reported_for_retry() {
+    // GIVEN a Redis that is down
     let mut redis = RedisServer::start();
     redis.stop();
     let image = json!({"productId": {"S": "x"}});
     let event = json!({"Records": [record("MODIFY", "x", Some(&image), 41), record("MODIFY", "x", Some(&image), 42)]});
+    // WHEN a batch of two records arrives THEN the first is reported, so Lambda retries from it
     let reply = invalidate(&redis, &event);
     assert_eq!(
         reply["batchItemFailures"],

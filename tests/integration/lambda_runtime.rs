@@ -96,11 +96,13 @@ fn header(response: &Value, name: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_mode_serves_rest_http_api_and_function_url_events() {
+    // GIVEN product-api in Lambda mode behind a local Runtime API
     let redis = RedisServer::start();
     let table = sample_table().await;
     let runtime = RuntimeApi::start().await;
     let function = Function::spawn(&runtime, service_env(&redis.url(), &table));
 
+    // WHEN REST events arrive THEN MISS, then HIT, with EMF lines per invocation
     // REST API with a stage: miss, then hit; Redis holds the served body.
     let rest = fixture("apigw_rest_stage");
     let first = runtime.invoke(rest.clone()).await.unwrap();
@@ -122,6 +124,7 @@ async fn lambda_mode_serves_rest_http_api_and_function_url_events() {
     assert_eq!(second["body"].as_str(), Some(body.as_str()));
     function.wait_for_metric("CacheHits", 1.0);
 
+    // WHEN the other event shapes arrive THEN each routes to its product
     // HTTP API, HTTP API $default route on a named stage, Function URL.
     for (name, id) in [
         ("apigw_http_v2", "P-10003"),
@@ -135,6 +138,7 @@ async fn lambda_mode_serves_rest_http_api_and_function_url_events() {
         assert_eq!(product["productId"], id, "{name}");
     }
 
+    // WHEN a request is wrong THEN the error is a response, never a function error
     // Errors are responses, never invocation errors (API Gateway would answer 502).
     let mut post = fixture("apigw_rest_stage");
     post["httpMethod"] = "POST".into();

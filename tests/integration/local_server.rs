@@ -7,25 +7,32 @@ use std::process::{Command, Stdio};
 use bytes::Bytes;
 use fred::prelude::KeysInterface;
 
-use crate::helpers::{RedisServer, emf_sum, free_port, sample_table, service_env, wait_for_port};
+use crate::helpers::{
+    ChildGuard, RedisServer, emf_sum, free_port, product_api, sample_table, service_env,
+    wait_for_port,
+};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_product-api");
 
 #[tokio::test]
 async fn the_local_server_misses_then_hits_and_reports_emf() {
+    // GIVEN product-api as a local server on real Redis and the emulator
     let redis = RedisServer::start();
     let table = sample_table().await;
     let port = free_port();
-    let mut child = Command::new(BINARY)
-        .env_clear()
-        .envs(service_env(&redis.url(), &table))
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = ChildGuard(
+        Command::new(BINARY)
+            .env_clear()
+            .envs(service_env(&redis.url(), &table))
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
     wait_for_port(port, "product-api");
 
+    // WHEN a product is read twice and a missing one once THEN MISS, HIT, 404
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/product/P-10030");
     let first = http.get(&url).send().await.unwrap();
@@ -44,12 +51,14 @@ async fn the_local_server_misses_then_hits_and_reports_emf() {
         404
     );
 
+    // AND Redis holds the served bytes for the TTL
     let client = redis.client().await;
     let ttl: i64 = client.ttl("product:P-10030").await.unwrap();
     assert!((295..=300).contains(&ttl), "TTL {ttl}");
     let stored: Bytes = client.get("product:P-10030").await.unwrap();
     assert_eq!(stored, first_body);
 
+    // WHEN it is stopped THEN it exits cleanly and its EMF lines count what happened
     // SIGTERM: the server drains and flushes what it counted.
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -78,6 +87,7 @@ async fn the_local_server_misses_then_hits_and_reports_emf() {
 
 #[test]
 fn a_bad_variable_stops_start_up_with_its_name() {
+    // GIVEN environments with one unusable variable each
     let cases = [
         (
             vec![("CACHE_TTL_SECONDS", "five minutes")],
@@ -91,6 +101,7 @@ fn a_bad_variable_stops_start_up_with_its_name() {
         ),
     ];
     for (vars, name) in cases {
+        // WHEN product-api starts THEN it exits with 2, naming the variable
         let output = Command::new(BINARY)
             .env_clear()
             .envs(vars)
@@ -104,15 +115,9 @@ fn a_bad_variable_stops_start_up_with_its_name() {
 
 #[test]
 fn the_embedded_default_needs_no_services() {
-    let port = free_port();
-    let mut child = Command::new(BINARY)
-        .env_clear()
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, "product-api");
+    // GIVEN product-api with an empty environment (in-process cache, sample catalog)
+    let (server, port) = product_api(&[]);
+    // WHEN a product is read twice THEN a MISS then a HIT
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (first, second) = runtime.block_on(async {
         let url = format!("http://127.0.0.1:{port}/product/P-10001");
@@ -120,8 +125,7 @@ fn the_embedded_default_needs_no_services() {
         let second = reqwest::get(&url).await.unwrap();
         (first, second)
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["x-cache"], "MISS");
     assert_eq!(second.headers()["x-cache"], "HIT");

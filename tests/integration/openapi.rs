@@ -4,12 +4,11 @@
 //! admits; and every documented status must be produced by some request here.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 
 use regex::Regex;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::helpers::{free_port, wait_for_port};
+use crate::helpers::{ChildGuard, free_port, product_api};
 
 const PATH: &str = "/product/{productId}";
 /// Set by the HTTP stack, not by the API.
@@ -17,33 +16,21 @@ const TRANSPORT_HEADERS: [&str; 4] = ["date", "connection", "transfer-encoding",
 
 /// product-api as a local server with `env`, killed on drop.
 struct Server {
-    child: Child,
+    _guard: ChildGuard,
     base: String,
 }
 
 impl Server {
     fn start(env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_product-api"))
-            .env_clear()
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_port(port, "product-api");
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (guard, port) = product_api(&env);
         Self {
-            child,
+            _guard: guard,
             base: format!("http://127.0.0.1:{port}"),
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -6,27 +6,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fred::prelude::KeysInterface;
 use http::{Response, StatusCode};
-use product_catalog::adapters::{AnyCache, DynamoStore, RedisCache, dynamo::sdk_config};
+use product_catalog::adapters::{AnyCache, DynamoStore, RedisCache, aws::sdk_config};
 use product_catalog::app::{self, ProductApi};
-use product_catalog::config::{Config, RedisUrl};
+use product_catalog::cache_entry::CacheEntry;
+use product_catalog::config::RedisUrl;
 use product_catalog::http::Api;
 use product_catalog::item::item_from_json;
 use product_catalog::service::ProductService;
 
-use crate::helpers::{RedisServer, free_port, fresh_table, sample_table};
-
-fn config(redis_url: &str, table: &str) -> Config {
-    let vars = [
-        ("REDIS_URL", redis_url.to_owned()),
-        ("TABLE_NAME", table.to_owned()),
-    ];
-    Config::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap()
-}
+use crate::helpers::{RedisServer, api_config, free_port, fresh_table, sample_table};
 
 async fn get(api: &ProductApi, id: &str) -> Response<Bytes> {
     let path = format!(
@@ -46,13 +34,13 @@ fn x_cache(response: &Response<Bytes>) -> &str {
 
 #[tokio::test]
 async fn a_miss_fills_redis_with_the_served_bytes_for_the_ttl_then_hits() {
+    // GIVEN the service on real Redis and the emulator, cold
     let redis = RedisServer::start();
     let table = sample_table().await;
-    let api = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
     let client = redis.client().await;
 
+    // WHEN a product is read THEN a MISS, and Redis holds exactly the served bytes for the TTL
     let first = get(&api, "P-10001").await;
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(x_cache(&first), "MISS");
@@ -66,6 +54,7 @@ async fn a_miss_fills_redis_with_the_served_bytes_for_the_ttl_then_hits() {
             .contains("12345678901234567890.123456789")
     );
 
+    // WHEN it is read again THEN a HIT with the same bytes
     let second = get(&api, "P-10001").await;
     assert_eq!(x_cache(&second), "HIT");
     assert_eq!(second.body(), first.body());
@@ -73,6 +62,7 @@ async fn a_miss_fills_redis_with_the_served_bytes_for_the_ttl_then_hits() {
 
 #[tokio::test]
 async fn every_dynamodb_type_is_served_as_plain_json_with_exact_numbers() {
+    // GIVEN an item with every DynamoDB type, written through the SDK
     let redis = RedisServer::start();
     let table = fresh_table().await;
     // Sets and binary cannot be written from JSON; add them as DynamoDB types.
@@ -94,10 +84,9 @@ async fn every_dynamodb_type_is_served_as_plain_json_with_exact_numbers() {
         serde_dynamo::AttributeValue::B(vec![0, 1, 2, 255]),
     );
     table.put(item).await.unwrap();
-    let api = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
 
+    // WHEN it is read THEN plain JSON with sorted keys and exact numbers
     let response = get(&api, "exotic ☕ 1").await;
     assert_eq!(response.status(), StatusCode::OK);
     // Key order is sorted; the emulator may return set members in any order. DynamoDB
@@ -115,29 +104,30 @@ async fn every_dynamodb_type_is_served_as_plain_json_with_exact_numbers() {
 
 #[tokio::test]
 async fn unknown_ids_are_404_and_remembered_for_the_negative_ttl() {
+    // GIVEN an id the table lacks
     let redis = RedisServer::start();
     let table = sample_table().await;
-    let api = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
+    // WHEN it is read THEN 404, and the missing marker sits under its key for the negative TTL
     assert_eq!(get(&api, "missing-1").await.status(), StatusCode::NOT_FOUND);
     let client = redis.client().await;
     let marker: Bytes = client.get("product:missing-1").await.unwrap();
-    assert_eq!(marker.as_ref(), b"!missing");
+    assert!(matches!(CacheEntry::decode(marker), CacheEntry::Missing(_)));
     let ttl: i64 = client.ttl("product:missing-1").await.unwrap();
     assert!((25..=30).contains(&ttl), "TTL {ttl}");
+    // AND the next read is a 404 too
     assert_eq!(get(&api, "missing-1").await.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn redis_going_down_degrades_to_bypass_and_hits_return_after_restart() {
+    // GIVEN a product cached in a working Redis
     let mut redis = RedisServer::start();
     let table = sample_table().await;
-    let api = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
     assert_eq!(x_cache(&get(&api, "P-10010").await), "MISS");
 
+    // WHEN Redis dies THEN every read is a quick 200 BYPASS
     redis.stop();
     for _ in 0..5 {
         let started = Instant::now();
@@ -151,6 +141,7 @@ async fn redis_going_down_degrades_to_bypass_and_hits_return_after_restart() {
         );
     }
 
+    // WHEN it comes back THEN hits return within 10 s
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -169,10 +160,12 @@ async fn redis_going_down_degrades_to_bypass_and_hits_return_after_restart() {
 
 #[tokio::test]
 async fn an_unreachable_redis_at_start_up_does_not_stop_the_service() {
+    // GIVEN a REDIS_URL nobody listens on
     let table = sample_table().await;
     let nowhere = format!("redis://127.0.0.1:{}", free_port());
+    // WHEN the service starts THEN it starts quickly and serves from the table
     let started = Instant::now();
-    let api = app::build(&config(&nowhere, table.table())).await.unwrap();
+    let api = app::build(&api_config(&nowhere, &table)).await.unwrap();
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "start-up took {:?}",
@@ -185,14 +178,14 @@ async fn an_unreachable_redis_at_start_up_does_not_stop_the_service() {
 
 #[tokio::test]
 async fn a_failing_table_still_serves_cached_products_and_503s_the_rest() {
+    // GIVEN one product cached through a healthy service
     let redis = RedisServer::start();
     let table = sample_table().await;
     // Warm one product through a healthy service.
-    let healthy = app::build(&config(&redis.url(), table.table()))
-        .await
-        .unwrap();
+    let healthy = app::build(&api_config(&redis.url(), &table)).await.unwrap();
     assert_eq!(get(&healthy, "P-10020").await.status(), StatusCode::OK);
 
+    // WHEN the same cache is in front of a table nobody answers for
     // The same cache in front of a table nobody answers for.
     let dead_endpoint = format!("http://127.0.0.1:{}", free_port());
     let client = aws_sdk_dynamodb::Client::from_conf(
@@ -204,11 +197,12 @@ async fn a_failing_table_still_serves_cached_products_and_503s_the_rest() {
     let cache = AnyCache::Redis(RedisCache::connect(&url, Duration::from_millis(50), 1).unwrap());
     let service = ProductService::new(
         cache,
-        DynamoStore::new(client, table.table()),
+        DynamoStore::new(client, table.table().clone()),
         Duration::from_secs(300),
     );
     let broken = Api::new(service, 60);
 
+    // THEN the cached product is still a HIT, and an uncached one a 503 with Retry-After
     let cached = broken
         .handle(&http::Request::get("/product/P-10020").body(()).unwrap())
         .await;

@@ -14,7 +14,7 @@ use product_catalog::http::Api;
 use product_catalog::ports::{Cache, ProductStore};
 use product_catalog::service::ProductService;
 
-use crate::helpers::{Emulator, RedisServer, free_port, sample_table, service_env, wait_for_port};
+use crate::helpers::{Emulator, RedisServer, product_api, sample_table, service_env};
 
 /// Counts GetItem calls on the way to the real table.
 #[derive(Clone)]
@@ -28,6 +28,12 @@ impl ProductStore for CountingStore {
         self.reads.fetch_add(1, Ordering::SeqCst);
         self.inner.get(id).await
     }
+}
+
+/// A measured figure, printed for `make figures` (scripts/figures.sh), which writes
+/// them into docs/RELIABILITY.md.
+fn figure(what: &str, value: &str) {
+    println!("figure: {what} -> {value}");
 }
 
 fn redis_cache(redis: &RedisServer) -> RedisCache {
@@ -68,15 +74,18 @@ async fn instances(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_concurrent_cold_gets_make_at_most_two_get_items() {
+    // GIVEN four instances on one Redis, a counted table, a cold key
     let redis = RedisServer::start();
     let table = sample_table().await;
     let (services, reads) = instances(&redis, &table).await;
     let id = ProductId::parse("P-10042").unwrap();
+    // WHEN 64 requests for it arrive at once
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..64 {
         let (service, id) = (Arc::clone(&services[n % 4]), id.clone());
         tasks.spawn(async move { service.get(&id).await.map(|served| served.product) });
     }
+    // THEN all get the same product from at most two GetItem calls
     let products = tasks.join_all().await;
     assert!(
         products
@@ -84,83 +93,83 @@ async fn sixty_four_concurrent_cold_gets_make_at_most_two_get_items() {
             .all(|p| p.as_ref().is_ok_and(|p| p == products[0].as_ref().unwrap()))
     );
     let get_items = reads.load(Ordering::SeqCst);
-    println!("64 concurrent cold GETs over 4 instances -> {get_items} GetItem calls");
+    figure(
+        "64 concurrent cold GETs of one id over 4 instances",
+        &format!("{get_items} GetItem"),
+    );
     assert!(get_items <= 2, "{get_items} GetItem calls");
 }
 
 #[tokio::test]
 async fn a_hundred_gets_of_a_missing_id_make_at_most_two_get_items() {
+    // GIVEN four instances and an id the table lacks
     let redis = RedisServer::start();
     let table = sample_table().await;
     let (services, reads) = instances(&redis, &table).await;
     let id = ProductId::parse("no-such-product").unwrap();
+    // WHEN it is asked for 100 times THEN the table is read at most twice
     let started = Instant::now();
     for n in 0..100 {
         assert!(services[n % 4].get(&id).await.is_err());
     }
     assert!(started.elapsed() < Duration::from_secs(10));
     let get_items = reads.load(Ordering::SeqCst);
-    println!("100 GETs of a missing id -> {get_items} GetItem calls");
+    figure(
+        "100 GETs of a missing id within 10 s",
+        &format!("{get_items} GetItem"),
+    );
     assert!(get_items <= 2, "{get_items} GetItem calls");
 }
 
 #[tokio::test]
-async fn conditional_writes_on_real_redis() {
+async fn read_or_lease_and_fill_on_real_redis() {
+    // GIVEN an empty key on a real Redis
     let redis = RedisServer::start();
     let cache = redis_cache(&redis);
     let ttl = Duration::from_secs(5);
-    let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
+    let (lease, other, value) = (
+        Bytes::from_static(b"lease"),
+        Bytes::from_static(b"other"),
+        Bytes::from_static(b"value"),
+    );
+    // WHEN a reader misses THEN its lease is stored; the next reader sees the lease
+    let key = "product:k";
+    assert_eq!(
+        cache.read_or_lease(key, lease.clone(), ttl).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        cache.read_or_lease(key, other.clone(), ttl).await.unwrap(),
+        Some(lease.clone())
+    );
+    // WHEN a fill names a lease that is not there THEN nothing changes
+    assert!(!cache.fill(key, other, value.clone(), ttl).await.unwrap());
+    // WHEN the lease holder fills THEN the value replaces it, with the value's TTL
+    let long = Duration::from_secs(300);
     assert!(
         cache
-            .set_if_absent("product:k", a.clone(), ttl)
+            .fill(key, lease.clone(), value.clone(), long)
             .await
             .unwrap()
     );
-    assert!(
-        !cache
-            .set_if_absent("product:k", b.clone(), ttl)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !cache
-            .replace_if_equals("product:k", b.clone(), b.clone(), ttl)
-            .await
-            .unwrap()
-    );
-    assert!(
-        cache
-            .replace_if_equals("product:k", a.clone(), b.clone(), Duration::from_secs(300))
-            .await
-            .unwrap()
-    );
-    assert_eq!(cache.get("product:k").await.unwrap(), Some(b.clone()));
+    assert_eq!(cache.get(key).await.unwrap(), Some(value.clone()));
     let client = redis.client().await;
-    let ttl: i64 = fred::prelude::KeysInterface::ttl(&client, "product:k")
+    let ttl: i64 = fred::prelude::KeysInterface::ttl(&client, key)
         .await
         .unwrap();
     assert!((295..=300).contains(&ttl), "{ttl}");
-    assert!(
-        !cache
-            .replace_if_equals("product:absent", a, b, Duration::from_secs(1))
-            .await
-            .unwrap()
-    );
+    // AND an absent key is never filled
+    let absent = "product:absent";
+    assert!(!cache.fill(absent, lease, value, long).await.unwrap());
+    assert_eq!(cache.get(absent).await.unwrap(), None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_redis_under_load_costs_no_request() {
+    // GIVEN product-api under load from 16 workers
     let mut redis = RedisServer::start();
     let table = sample_table().await;
-    let port = free_port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_product-api"))
-        .env_clear()
-        .envs(service_env(&redis.url(), &table))
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, "product-api");
+    let (_server, port) = product_api(&service_env(&redis.url(), &table));
 
     // 2,000 requests over existing ids at concurrency 16; Redis is killed after 600.
     let http = reqwest::Client::new();
@@ -187,21 +196,27 @@ async fn killing_redis_under_load_costs_no_request() {
             }
         });
     }
+    // WHEN Redis is killed after 600 requests
     while sent.load(Ordering::SeqCst) < 600 {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     redis.stop();
+    // THEN all 2,000 requests succeed, none slower than a second
     let results: Vec<_> = workers.join_all().await.into_iter().flatten().collect();
     let failures = results
         .iter()
         .filter(|(status, _)| !(200..300).contains(status))
         .count();
     let slowest = results.iter().map(|(_, took)| *took).max().unwrap();
-    println!("2000 requests, Redis killed after 600: {failures} non-2xx, slowest {slowest:?}");
+    figure(
+        "2,000 requests at concurrency 16, redis-server SIGKILLed after 600",
+        &format!("{failures} non-2xx, slowest {slowest:.0?}"),
+    );
     assert_eq!(results.len(), 2_000);
     assert_eq!(failures, 0);
     assert!(slowest < Duration::from_secs(1), "slowest {slowest:?}");
 
+    // AND when Redis is back, hits return within 10 s
     // Redis back: hits return within 10 s.
     redis.restart();
     let restarted = Instant::now();
@@ -218,13 +233,15 @@ async fn killing_redis_under_load_costs_no_request() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("hits back {:?} after the restart", restarted.elapsed());
-    let _ = child.kill();
-    let _ = child.wait();
+    figure(
+        "hits again after Redis restarts",
+        &format!("{:.1?}", restarted.elapsed()),
+    );
 }
 
 #[tokio::test]
 async fn with_the_table_stopped_cached_ids_are_served_and_others_get_503() {
+    // GIVEN a product cached from an emulator of the test's own
     let redis = RedisServer::start();
     let mut emulator = Emulator::start();
     let table = emulator.sample_table().await;
@@ -240,6 +257,7 @@ async fn with_the_table_stopped_cached_ids_are_served_and_others_get_503() {
     };
     assert_eq!(api.handle(&get("P-10050")).await.status(), 200);
 
+    // WHEN the emulator stops THEN the cached product is a HIT and an uncached one a quick 503
     emulator.stop();
     let cached = api.handle(&get("P-10050")).await;
     assert_eq!(cached.status(), 200);
@@ -248,12 +266,16 @@ async fn with_the_table_stopped_cached_ids_are_served_and_others_get_503() {
     let uncached = api.handle(&get("P-10051")).await;
     assert_eq!(uncached.status(), 503);
     assert_eq!(uncached.headers()["retry-after"], "1");
-    println!("503 after {:?} with the table down", started.elapsed());
+    figure(
+        "emulator stopped: uncached id answered 503 with Retry-After after",
+        &format!("{:.1?}", started.elapsed()),
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[tokio::test]
 async fn a_frozen_redis_costs_at_most_the_timeout_and_recovers_when_thawed() {
+    // GIVEN a product cached in Redis
     let redis = RedisServer::start();
     let table = sample_table().await;
     let cache = RedisCache::connect(
@@ -270,6 +292,7 @@ async fn a_frozen_redis_costs_at_most_the_timeout_and_recovers_when_thawed() {
     let get = || http::Request::get("/product/P-10080").body(()).unwrap();
     assert_eq!(api.handle(&get()).await.headers()["x-cache"], "MISS");
 
+    // WHEN Redis freezes THEN requests are quick 200 BYPASS and the breaker opens
     redis.signal("-STOP");
     let mut slowest = Duration::ZERO;
     for _ in 0..50 {
@@ -279,10 +302,14 @@ async fn a_frozen_redis_costs_at_most_the_timeout_and_recovers_when_thawed() {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-cache"], "BYPASS");
     }
-    println!("Redis frozen: slowest of 50 requests {slowest:?}");
+    figure(
+        "Redis frozen (SIGSTOP), 50 requests, all 200 BYPASS: slowest",
+        &format!("{slowest:.0?}"),
+    );
     assert!(slowest < Duration::from_millis(500), "{slowest:?}");
     assert!(api.service().cache_bypassed(), "the breaker should be open");
 
+    // WHEN it thaws THEN hits return within 10 s
     redis.signal("-CONT");
     let thawed = Instant::now();
     while api.handle(&get()).await.headers()["x-cache"] != "HIT" {
@@ -292,5 +319,8 @@ async fn a_frozen_redis_costs_at_most_the_timeout_and_recovers_when_thawed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("hits back {:?} after thawing", thawed.elapsed());
+    figure(
+        "hits again after SIGCONT",
+        &format!("{:.1?}", thawed.elapsed()),
+    );
 }

@@ -5,9 +5,11 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use product_catalog::adapters::dynamo::sdk_config;
+use product_catalog::adapters::aws::sdk_config;
 
-use crate::helpers::{RedisServer, free_port, sample_table, service_env, wait_for_port};
+use crate::helpers::{
+    RedisServer, free_port, product_api, sample_table, service_env, wait_for_port,
+};
 
 /// moto's server (from `.tools/venv`, installed by `make test`), killed on drop.
 struct Moto {
@@ -45,15 +47,7 @@ impl Drop for Moto {
 }
 
 async fn x_cache_of_two_gets(env: Vec<(String, String)>) -> Vec<String> {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_product-api"))
-        .env_clear()
-        .envs(env)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, "product-api");
+    let (_server, port) = product_api(&env);
     let mut seen = Vec::new();
     for _ in 0..2 {
         let response = reqwest::get(format!("http://127.0.0.1:{port}/product/P-10090"))
@@ -62,13 +56,12 @@ async fn x_cache_of_two_gets(env: Vec<(String, String)>) -> Vec<String> {
         assert_eq!(response.status(), 200);
         seen.push(response.headers()["x-cache"].to_str().unwrap().to_owned());
     }
-    let _ = child.kill();
-    let _ = child.wait();
     seen
 }
 
 #[tokio::test]
 async fn the_auth_token_is_read_from_secrets_manager() {
+    // GIVEN a password-protected Redis and its token in Secrets Manager
     let redis = RedisServer::start_with(|_, _| {
         vec!["--requirepass".to_owned(), "t0ken-from-secrets".to_owned()]
     });
@@ -89,10 +82,12 @@ async fn the_auth_token_is_read_from_secrets_manager() {
         .unwrap();
     let table = sample_table().await;
 
+    // WHEN product-api has only the URL THEN Redis refuses it and it serves BYPASS
     // The URL alone has no password: Redis refuses, requests are served from the table.
     let mut env = service_env(&redis.url(), &table);
     assert_eq!(x_cache_of_two_gets(env.clone()).await, ["BYPASS", "BYPASS"]);
 
+    // WHEN it also has the secret's ARN THEN it reads the token and the cache works
     // With the secret's ARN the token is fetched at start-up and the cache works.
     env.push(("REDIS_AUTH_SECRET_ARN".to_owned(), arn));
     env.push((

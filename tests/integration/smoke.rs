@@ -2,19 +2,9 @@
 //! same script the pipeline runs after every apply.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use crate::helpers::{free_port, wait_for_port};
-
-/// The local server, killed on drop (also when an assertion fails).
-struct LocalServer(Child);
-
-impl Drop for LocalServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::helpers::product_api;
 
 fn smoke(url: &str, env: &[(&str, &str)]) -> Output {
     Command::new("make")
@@ -28,17 +18,7 @@ fn smoke(url: &str, env: &[(&str, &str)]) -> Output {
 #[test]
 fn make_smoke_passes_against_a_fresh_local_server_and_flags_a_warm_cache_unless_allowed() {
     // GIVEN product-api on the embedded default (in-process cache, sample catalog)
-    let port = free_port();
-    let _server = LocalServer(
-        Command::new(env!("CARGO_BIN_EXE_product-api"))
-            .env_clear()
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, "product-api");
+    let (_server, port) = product_api(&[]);
     let url = format!("http://127.0.0.1:{port}");
 
     // WHEN make smoke runs THEN every check passes, each with its latency

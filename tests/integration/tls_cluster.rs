@@ -3,15 +3,14 @@
 //! user has exactly the ACL the Terraform gives the serverless cache's user, so a command
 //! the functions send that the ACL forbids fails here before it fails in AWS.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use product_catalog::app;
-use product_catalog::config::Config;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
 use crate::helpers::{
-    RedisServer, free_port, run_invalidator, sample_table, service_env, wait_for_port,
+    RedisServer, api_config, product_api, run_invalidator, sample_table, service_env,
 };
 
 /// Writes `ca.pem`, `server.pem`, `server.key` into `dir`; the server cert names localhost.
@@ -88,17 +87,10 @@ async fn two_gets(
     ca: &std::path::Path,
     table: &product_catalog::adapters::DynamoStore,
 ) -> (String, String) {
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_product-api"))
-        .env_clear()
-        .envs(service_env(redis_url, table))
-        // rustls-native-certs honours SSL_CERT_FILE, as OpenSSL does.
-        .env("SSL_CERT_FILE", ca)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_port(port, "product-api");
+    let mut env = service_env(redis_url, table);
+    // rustls-native-certs honours SSL_CERT_FILE, as OpenSSL does.
+    env.push(("SSL_CERT_FILE".into(), ca.display().to_string()));
+    let (_server, port) = product_api(&env);
     let url = format!("http://127.0.0.1:{port}/product/P-10070");
     let mut seen = Vec::new();
     for _ in 0..2 {
@@ -106,8 +98,6 @@ async fn two_gets(
         assert_eq!(response.status(), 200);
         seen.push(response.headers()["x-cache"].to_str().unwrap().to_owned());
     }
-    let _ = child.kill();
-    let _ = child.wait();
     (seen[0].clone(), seen[1].clone())
 }
 
@@ -137,11 +127,13 @@ fn invalidate_as(redis_url: &str, ca: &std::path::Path, id: &str) -> serde_json:
 
 #[tokio::test]
 async fn tls_with_a_password_and_with_a_user_works_and_a_wrong_password_degrades() {
+    // GIVEN Redis over TLS with a default-user token and an ACL user
     let redis = tls_redis();
     let table = sample_table().await;
     let ca = redis.dir().join("ca.pem");
     let port = redis.port;
 
+    // WHEN product-api uses the token THEN MISS then HIT, with the TTL set
     let with_password = two_gets(
         &format!("rediss://:s3cret-token@localhost:{port}"),
         &ca,
@@ -169,6 +161,7 @@ async fn tls_with_a_password_and_with_a_user_works_and_a_wrong_password_degrades
     assert!((290..=300).contains(&ttl), "TTL {ttl}");
     cli(&admin, &["DEL", "product:P-10070"]);
 
+    // WHEN it uses the ACL user THEN MISS then HIT
     let app_url = format!("rediss://app:app-pass@localhost:{port}");
     let with_user = two_gets(&app_url, &ca, &table).await;
     assert_eq!(with_user, ("MISS".into(), "HIT".into()));
@@ -187,6 +180,7 @@ async fn tls_with_a_password_and_with_a_user_works_and_a_wrong_password_degrades
     let denied = cli(&["--user", "app", "--pass", "app-pass"], &["FLUSHALL"]);
     assert!(denied.contains("NOPERM"), "{denied}");
 
+    // WHEN the password is wrong THEN it degrades to BYPASS
     let wrong = two_gets(&format!("rediss://:wrong@localhost:{port}"), &ca, &table).await;
     assert_eq!(wrong, ("BYPASS".into(), "BYPASS".into()));
 }
@@ -262,21 +256,16 @@ impl Cluster {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_mode_serves_keys_on_every_shard() {
+    // GIVEN a three-shard Redis cluster
     let cluster = Cluster::start();
     let table = sample_table().await;
     let url = format!(
         "redis-cluster://app:app-pass@127.0.0.1:{}",
         cluster.nodes[0].port
     );
-    let vars = [("REDIS_URL", url), ("TABLE_NAME", table.table().to_owned())];
-    let config = Config::from_lookup(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })
-    .unwrap();
-    let api = app::build(&config).await.unwrap();
+    let api = app::build(&api_config(&url, &table)).await.unwrap();
 
+    // WHEN 30 products are read twice THEN MISS, then HIT, for each
     let ids: Vec<String> = (10001..10031).map(|n| format!("P-{n}")).collect();
     for pass in ["MISS", "HIT"] {
         for id in &ids {
@@ -291,6 +280,7 @@ async fn cluster_mode_serves_keys_on_every_shard() {
             assert_eq!(response.headers()["x-cache"], pass, "{id}");
         }
     }
+    // AND the keys really are spread over the three shards
     // The keys really are spread over the three shards.
     let per_node: Vec<usize> = cluster
         .nodes

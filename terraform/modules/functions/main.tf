@@ -6,16 +6,21 @@
 locals {
   product_api       = "${var.name}-product-api"
   cache_invalidator = "${var.name}-cache-invalidator"
+  # What both functions read; each binary reads only its own variables.
   common_environment = {
-    TABLE_NAME                 = var.table_name
     REDIS_URL                  = var.redis_url
     REDIS_AUTH_SECRET_ARN      = var.redis_auth_secret_arn
     CACHE_TTL_SECONDS          = tostring(var.cache_ttl_seconds)
     NEGATIVE_CACHE_TTL_SECONDS = tostring(var.negative_cache_ttl_seconds)
-    REDIS_TIMEOUT_MS           = tostring(var.redis_timeout_ms)
-    HTTP_MAX_AGE_SECONDS       = tostring(var.http_max_age_seconds)
-    METRICS_NAMESPACE          = var.metrics_namespace
   }
+  # The request path's Redis timeout; the invalidator keeps its own, longer default
+  # (a slow write is better than a failed one, which blocks the shard).
+  product_api_environment = merge(local.common_environment, {
+    TABLE_NAME           = var.table_name
+    REDIS_TIMEOUT_MS     = tostring(var.redis_timeout_ms)
+    HTTP_MAX_AGE_SECONDS = tostring(var.http_max_age_seconds)
+    METRICS_NAMESPACE    = var.metrics_namespace
+  })
 }
 
 ################################################################################
@@ -127,7 +132,7 @@ resource "aws_lambda_function" "product_api" {
   reserved_concurrent_executions = var.product_api_reserved_concurrency
 
   environment {
-    variables = local.common_environment
+    variables = local.product_api_environment
   }
 
   vpc_config {

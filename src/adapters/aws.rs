@@ -1,0 +1,60 @@
+//! AWS SDK client set-up, in one place: the shared SDK configuration with bounded
+//! timeouts, the DynamoDB client, and the one Secrets Manager read (the ElastiCache AUTH
+//! token). `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SECRETS_MANAGER` (read by
+//! the SDK itself) point the clients at emulators.
+
+use std::time::Duration;
+
+use crate::config::SecretArn;
+use crate::error::{BoxError, StartError};
+
+/// How long a new connection to an AWS endpoint may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long one attempt of a call may take.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a call may take, retries included: a slow table answers with a 503 well
+/// inside the Lambda timeout instead of hanging the invocation. The store port's bound.
+pub const OPERATION_TIMEOUT: Duration = crate::ports::STORE_READ_TIMEOUT;
+/// Attempts per call, the first included.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The SDK configuration every client is built from: the standard credential and region
+/// chain, with the timeouts above.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await
+}
+
+/// A DynamoDB client on [`sdk_config`].
+pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&sdk_config().await)
+}
+
+/// Reads a secret's string value (the ElastiCache AUTH token), once, at start-up.
+///
+/// # Errors
+/// [`StartError::Secret`] naming the secret when it cannot be read or holds no string.
+pub async fn read_secret(arn: &SecretArn) -> Result<String, StartError> {
+    let failed = |source: BoxError| StartError::Secret {
+        arn: arn.as_str().to_owned(),
+        source,
+    };
+    let client = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+    let secret = client
+        .get_secret_value()
+        .secret_id(arn.as_str())
+        .send()
+        .await
+        .map_err(|err| failed(err.into()))?;
+    secret
+        .secret_string
+        .ok_or_else(|| failed("the secret has no string value".into()))
+}

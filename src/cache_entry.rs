@@ -1,0 +1,297 @@
+//! What a `product:<id>` key can hold, and the one place that writes and reads it:
+//!
+//! - a product: its served JSON bytes, exactly (a hit does no JSON work);
+//! - the missing marker `!missing:v1:<expiry>`: the table had no such product a moment ago;
+//! - a fill lease `!lease:v1:<expiry>:<token>`: a reader that missed owns the key until
+//!   it stores what it read;
+//! - anything else ([`CacheEntry::Corrupt`]): treated as a miss and overwritten.
+//!
+//! Markers share the product's key, so there is one key per product (which keeps cluster
+//! mode trivial). They are not JSON, so they can never be mistaken for a product. Each
+//! carries its own expiry (`<expiry>`: Unix time in milliseconds) besides the key's TTL:
+//! a marker whose TTL was lost (PERSIST, a restore, a replica promotion) stops being
+//! believed when its own expiry passes. The `v1` leaves room for another layout; a marker
+//! of an unknown version is [`CacheEntry::Corrupt`].
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::domain::Product;
+
+/// Start of the missing marker.
+const MISSING_PREFIX: &[u8] = b"!missing:v1:";
+/// Start of a fill lease.
+const LEASE_PREFIX: &[u8] = b"!lease:v1:";
+
+/// Default time an id the table lacks is remembered.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// The shortest negative TTL: below it a marker would not save a table read.
+pub const MIN_NEGATIVE_TTL: Duration = Duration::from_secs(1);
+
+/// How long an id the table lacks is remembered: at least [`MIN_NEGATIVE_TTL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NegativeTtl(Duration);
+
+impl NegativeTtl {
+    /// `ttl`, raised to [`MIN_NEGATIVE_TTL`] when shorter.
+    pub fn new(ttl: Duration) -> Self {
+        Self(ttl.max(MIN_NEGATIVE_TTL))
+    }
+
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl Default for NegativeTtl {
+    fn default() -> Self {
+        Self(DEFAULT_NEGATIVE_TTL)
+    }
+}
+
+/// When a marker stops being believed: wall-clock time, shared by every process that
+/// reads the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Expiry {
+    unix_millis: u64,
+}
+
+impl Expiry {
+    /// `ttl` from now.
+    pub fn after(ttl: Duration) -> Self {
+        let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            unix_millis: unix_millis_now().saturating_add(ttl),
+        }
+    }
+
+    /// An expiry at this Unix time in milliseconds.
+    pub fn at_unix_millis(unix_millis: u64) -> Self {
+        Self { unix_millis }
+    }
+
+    pub fn has_passed(self) -> bool {
+        unix_millis_now() >= self.unix_millis
+    }
+}
+
+fn unix_millis_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+/// A fill lease: the reader holding it is the one that fills the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    expiry: Expiry,
+    /// The encoded lease, as stored; compared byte for byte by the fill.
+    bytes: Bytes,
+}
+
+impl Lease {
+    /// A fresh lease for `ttl`, with a token unique across processes: a random
+    /// per-process prefix and a counter (cheap enough for every request, as each one
+    /// offers a lease).
+    pub fn new(ttl: Duration) -> Self {
+        static PROCESS: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let process = PROCESS.get_or_init(|| uuid::Uuid::new_v4().as_u128());
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self::with_token(Expiry::after(ttl), &format!("{process:032x}-{n:x}"))
+    }
+
+    /// A lease with a given expiry and token (for tests and tools).
+    pub fn with_token(expiry: Expiry, token: &str) -> Self {
+        let mut bytes = marker(LEASE_PREFIX, expiry);
+        bytes.put_u8(b':');
+        bytes.put_slice(token.as_bytes());
+        Self {
+            expiry,
+            bytes: bytes.freeze(),
+        }
+    }
+
+    pub fn expiry(&self) -> Expiry {
+        self.expiry
+    }
+
+    /// The bytes stored under the key.
+    pub fn to_bytes(&self) -> Bytes {
+        self.bytes.clone()
+    }
+}
+
+/// What a `product:<id>` key holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheEntry {
+    Product(Product),
+    /// The table had no such product; believed until the expiry.
+    Missing(Expiry),
+    /// Another reader is filling this key.
+    Lease(Lease),
+    /// Anything else (garbage, a marker of another version): a miss, overwritten.
+    Corrupt(Bytes),
+}
+
+impl CacheEntry {
+    /// The missing marker for `ttl` from now.
+    pub fn missing(ttl: NegativeTtl) -> Self {
+        Self::Missing(Expiry::after(ttl.get()))
+    }
+
+    /// The bytes to store; [`CacheEntry::decode`] gives the same entry back.
+    pub fn encode(&self) -> Bytes {
+        match self {
+            Self::Product(product) => product.body().clone(),
+            Self::Missing(expiry) => marker(MISSING_PREFIX, *expiry).freeze(),
+            Self::Lease(lease) => lease.to_bytes(),
+            Self::Corrupt(bytes) => bytes.clone(),
+        }
+    }
+
+    /// Classifies cached bytes without parsing JSON.
+    pub fn decode(bytes: Bytes) -> Self {
+        if Product::looks_valid(&bytes) {
+            return Self::Product(Product::from_json_bytes(bytes));
+        }
+        if let Some(rest) = bytes.strip_prefix(MISSING_PREFIX) {
+            if let Some(expiry) = parse_expiry(rest) {
+                return Self::Missing(expiry);
+            }
+        } else if let Some(rest) = bytes.strip_prefix(LEASE_PREFIX) {
+            let lease = rest.iter().position(|b| *b == b':').and_then(|colon| {
+                let expiry = parse_expiry(&rest[..colon])?;
+                (colon + 1 < rest.len()).then_some(expiry)
+            });
+            if let Some(expiry) = lease {
+                return Self::Lease(Lease { expiry, bytes });
+            }
+        }
+        Self::Corrupt(bytes)
+    }
+
+    /// Whether this is a marker whose own expiry has passed (it lost its TTL).
+    pub fn is_expired_marker(&self) -> bool {
+        match self {
+            Self::Missing(expiry) => expiry.has_passed(),
+            Self::Lease(lease) => lease.expiry.has_passed(),
+            Self::Product(_) | Self::Corrupt(_) => false,
+        }
+    }
+}
+
+fn marker(prefix: &[u8], expiry: Expiry) -> BytesMut {
+    let digits = expiry.unix_millis.to_string();
+    let mut bytes = BytesMut::with_capacity(prefix.len() + digits.len() + 48);
+    bytes.put_slice(prefix);
+    bytes.put_slice(digits.as_bytes());
+    bytes
+}
+
+/// Decimal digits only: no sign, no spaces, at least one digit.
+fn parse_expiry(digits: &[u8]) -> Option<Expiry> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits)
+        .ok()?
+        .parse()
+        .ok()
+        .map(Expiry::at_unix_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn later() -> Expiry {
+        Expiry::after(Duration::from_secs(60))
+    }
+
+    #[test]
+    fn every_entry_decodes_to_what_was_encoded() {
+        // GIVEN one entry of each kind
+        let product = Product::from_json_bytes(Bytes::from_static(br#"{"productId":"1"}"#));
+        let entries = [
+            CacheEntry::Product(product),
+            CacheEntry::Missing(later()),
+            CacheEntry::Lease(Lease::new(Duration::from_secs(3))),
+            CacheEntry::Corrupt(Bytes::from_static(b"{broken")),
+        ];
+        for entry in entries {
+            // WHEN encoded and decoded THEN it is the same entry
+            assert_eq!(CacheEntry::decode(entry.encode()), entry);
+        }
+    }
+
+    #[test]
+    fn markers_name_their_kind_version_and_expiry() {
+        // GIVEN markers with a known expiry
+        let expiry = Expiry::at_unix_millis(1_795_338_000_123);
+        // THEN they read plainly in redis-cli
+        assert_eq!(
+            CacheEntry::Missing(expiry).encode().as_ref(),
+            b"!missing:v1:1795338000123"
+        );
+        assert_eq!(
+            Lease::with_token(expiry, "abc").to_bytes().as_ref(),
+            b"!lease:v1:1795338000123:abc"
+        );
+    }
+
+    #[test]
+    fn leases_are_unique() {
+        let ttl = Duration::from_secs(3);
+        assert_ne!(Lease::new(ttl), Lease::new(ttl));
+    }
+
+    #[test]
+    fn unknown_and_malformed_markers_are_corrupt() {
+        for bytes in [
+            &b"!missing"[..],
+            b"!missing:v2:1",
+            b"!missing:v1:",
+            b"!missing:v1:12x",
+            b"!lease:0123-1",
+            b"!lease:v1:1",
+            b"!lease:v1:1:",
+            b"!lease:v1:-1:t",
+            b"garbage",
+            b"",
+        ] {
+            assert_eq!(
+                CacheEntry::decode(Bytes::from_static(bytes)),
+                CacheEntry::Corrupt(Bytes::from_static(bytes)),
+                "{}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn a_marker_past_its_own_expiry_is_expired() {
+        // GIVEN markers whose expiry has passed, and fresh ones
+        let past = Expiry::at_unix_millis(1);
+        // THEN only the past ones are expired; products never are
+        assert!(CacheEntry::Missing(past).is_expired_marker());
+        assert!(CacheEntry::Lease(Lease::with_token(past, "t")).is_expired_marker());
+        assert!(!CacheEntry::Missing(later()).is_expired_marker());
+        assert!(!CacheEntry::Lease(Lease::new(Duration::from_secs(3))).is_expired_marker());
+        let product = Product::from_json_bytes(Bytes::from_static(b"{}"));
+        assert!(!CacheEntry::Product(product).is_expired_marker());
+    }
+
+    #[test]
+    fn the_negative_ttl_has_a_floor_and_a_default() {
+        assert_eq!(NegativeTtl::new(Duration::ZERO).get(), MIN_NEGATIVE_TTL);
+        assert_eq!(
+            NegativeTtl::new(Duration::from_secs(5)).get(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(NegativeTtl::default().get(), DEFAULT_NEGATIVE_TTL);
+    }
+}
