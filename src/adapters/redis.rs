@@ -3,8 +3,10 @@
 //!
 //! Every command carries a timeout and the pool reconnects by itself: a client with
 //! neither hangs while Redis is down and never recovers after it restarts, which on
-//! Lambda would mean a broken cache until the next cold start. TLS (`rediss://`) goes
-//! through rustls with the system's root certificates.
+//! Lambda would mean a broken cache until the next cold start. That includes the first
+//! connection: Redis may be unreachable when the process starts (an ElastiCache
+//! failover) and reachable a second later. TLS (`rediss://`) goes through rustls with
+//! the system's root certificates.
 
 use std::time::Duration;
 
@@ -37,8 +39,13 @@ impl RedisCache {
         command_timeout: Duration,
         pool_size: usize,
     ) -> Result<Self, CacheError> {
-        let config =
+        let mut config =
             FredConfig::from_url(url.as_str()).map_err(|err| CacheError::new("configure", err))?;
+        // fred's default gives up for good when the first connection fails (its task
+        // ends and commands queue until they time out), however lenient the reconnect
+        // policy: a process started while Redis was unreachable would never use it.
+        // Without fail-fast the first connection follows the reconnect policy too.
+        config.fail_fast = false;
         let pool = fred::types::Builder::from_config(config)
             .with_performance_config(|perf| perf.default_command_timeout = command_timeout)
             .with_connection_config(|conn| {
@@ -57,8 +64,7 @@ impl RedisCache {
                     interval: Duration::from_millis(500),
                 };
             })
-            // Retry for ever, 50 ms doubling to 2 s between attempts.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .set_policy(reconnect_policy())
             .build_pool(pool_size.max(1))
             .map_err(|err| CacheError::new("configure", err))?;
         pool.prefer_connected(true);
@@ -82,6 +88,16 @@ impl RedisCache {
     pub async fn quit(&self) {
         let _ = self.pool.quit().await;
     }
+}
+
+/// Retry for ever, 1 ms growing fourfold to 2 s between attempts. Without fail-fast the
+/// first connection waits for the first delay too, so that delay is kept to 1 ms: a
+/// cold start connects at once, as it did with fail-fast. No jitter: it would delay
+/// that first attempt as well, and one process holds only a few connections.
+fn reconnect_policy() -> ReconnectPolicy {
+    let mut policy = ReconnectPolicy::new_exponential(0, 1, 2_000, 4);
+    policy.set_jitter(0);
+    policy
 }
 
 /// Compare-and-set for one key: replace the value only if it is still ours. Single-key,
