@@ -1,10 +1,14 @@
-//! Faults that must heal once they end: Redis unreachable when the process starts.
-//! Each test prints its figure.
+//! Faults that must heal once they end: Redis unreachable when the process starts, and
+//! a breaker probe abandoned by its client while Redis is frozen. Each test prints its
+//! figure.
 
+use std::io::Write;
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use product_catalog::adapters::DynamoStore;
+use product_catalog::breaker::COOL_DOWN;
 
 use crate::helpers::{RedisServer, free_port, sample_table, service_env, wait_for_port};
 
@@ -35,6 +39,19 @@ impl ProductApiProcess {
 
     fn url(&self, id: &str) -> String {
         format!("http://127.0.0.1:{}/product/{id}", self.port)
+    }
+
+    /// Sends a request for `id` and closes the connection before the answer, as a
+    /// client that gives up does: the server drops the request's future mid-flight.
+    fn abandon(&self, id: &str, after: Duration) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "GET /product/{id} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        std::thread::sleep(after);
+        drop(stream);
     }
 }
 
@@ -87,4 +104,45 @@ async fn redis_unreachable_at_start_then_up_gives_hits_within_5_s() {
     // THEN the cache is used again: the first HIT comes within 5 s
     let took = first_hit(&http, &url, "Redis coming up").await;
     println!("Redis up 1 s after product-api was listening: first HIT {took:?} after it came up");
+}
+
+#[tokio::test]
+async fn a_probe_abandoned_by_its_client_does_not_stick_the_breaker() {
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    // A long command timeout keeps the probe out long enough for its client to leave.
+    let api = ProductApiProcess::start(&redis.url(), &table, &[("REDIS_TIMEOUT_MS", "500")]);
+    let http = reqwest::Client::new();
+    let url = api.url("P-10062");
+    // GIVEN the product cached
+    assert_eq!(x_cache(&http, &url).await, "MISS");
+    assert_eq!(x_cache(&http, &url).await, "HIT");
+
+    // AND Redis frozen until the breaker opens: a BYPASS that no longer waits for the
+    // command timeout
+    redis.signal("-STOP");
+    let frozen = Instant::now();
+    loop {
+        let sent = Instant::now();
+        assert_eq!(x_cache(&http, &url).await, "BYPASS");
+        if sent.elapsed() < Duration::from_millis(250) {
+            break;
+        }
+        assert!(
+            frozen.elapsed() < Duration::from_secs(10),
+            "the breaker did not open"
+        );
+    }
+
+    // WHEN, after the cool-down, the probe request's client closes its connection while
+    // the probe waits on the frozen Redis
+    tokio::time::sleep(COOL_DOWN + Duration::from_millis(200)).await;
+    api.abandon("P-10062", Duration::from_millis(100));
+
+    // AND Redis answers again
+    redis.signal("-CONT");
+
+    // THEN the first HIT comes within 5 s
+    let took = first_hit(&http, &url, "thawing").await;
+    println!("probe abandoned by its client: first HIT {took:?} after thawing");
 }
