@@ -7,16 +7,21 @@
 //! connection: Redis may be unreachable when the process starts (an ElastiCache
 //! failover) and reachable a second later. TLS (`rediss://`) goes through rustls with
 //! the system's root certificates.
+//!
+//! Errors are sorted for the breaker ([`CacheErrorKind`]): a timeout or a lost
+//! connection is an outage, while a reply error about one key (`WRONGTYPE`) is not.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{ClientLike, Error as FredError, KeysInterface, LuaInterface, ReconnectPolicy};
+use fred::prelude::{
+    ClientLike, Error as FredError, ErrorKind, KeysInterface, LuaInterface, ReconnectPolicy,
+};
 use fred::types::config::{Config as FredConfig, TcpConfig, UnresponsiveConfig};
 use fred::types::{Expiration, SetOptions, Value};
 
 use crate::config::RedisUrl;
-use crate::error::CacheError;
+use crate::error::{CacheError, CacheErrorKind};
 use crate::ports::Cache;
 
 /// How long a new connection (TCP, TLS, AUTH) may take before it counts as failed.
@@ -109,6 +114,29 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// Sorts a `fred` error into an outage or a problem of one call or one key, so that one
+/// bad key cannot open the breaker and take the cache from every other key.
+fn cache_error(operation: &'static str, key: &str, err: FredError) -> CacheError {
+    // A script relays the error of the command inside it: code first on Redis 7
+    // (`WRONGTYPE …`), after a prefix on older servers (`ERR Error running script …`).
+    let kind = if err.details().contains("WRONGTYPE") {
+        CacheErrorKind::WrongType {
+            key: key.to_owned(),
+        }
+    } else {
+        match err.kind() {
+            ErrorKind::InvalidArgument
+            | ErrorKind::InvalidCommand
+            | ErrorKind::Parse
+            | ErrorKind::NotFound => CacheErrorKind::Rejected,
+            // Timeouts, I/O, refused or lost connections, cluster and AUTH trouble, and
+            // server errors that hold for every key (LOADING, READONLY, OOM, …).
+            _ => CacheErrorKind::Unavailable,
+        }
+    };
+    CacheError::with_kind(operation, kind, err)
+}
+
 fn ttl_millis(ttl: Duration) -> i64 {
     // Config bounds TTLs to 30 days, but never send PX 0 (an error in Redis).
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)
@@ -119,7 +147,7 @@ impl Cache for RedisCache {
         self.pool
             .get::<Option<Bytes>, _>(key)
             .await
-            .map_err(|err: FredError| CacheError::new("GET", err))
+            .map_err(|err| cache_error("GET", key, err))
     }
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
@@ -127,7 +155,7 @@ impl Cache for RedisCache {
         self.pool
             .set::<(), _, _>(key, value, expiry, None, false)
             .await
-            .map_err(|err| CacheError::new("SET", err))
+            .map_err(|err| cache_error("SET", key, err))
     }
 
     async fn get_or_set(
@@ -141,7 +169,7 @@ impl Cache for RedisCache {
         self.pool
             .set(key, value, expiry, Some(SetOptions::NX), true)
             .await
-            .map_err(|err| CacheError::new("SET NX GET", err))
+            .map_err(|err| cache_error("SET NX GET", key, err))
     }
 
     async fn set_if_absent(
@@ -155,7 +183,7 @@ impl Cache for RedisCache {
             .pool
             .set(key, value, expiry, Some(SetOptions::NX), false)
             .await
-            .map_err(|err| CacheError::new("SET NX", err))?;
+            .map_err(|err| cache_error("SET NX", key, err))?;
         Ok(reply.is_some())
     }
 
@@ -175,7 +203,7 @@ impl Cache for RedisCache {
             .pool
             .eval(REPLACE_IF_EQUALS, key, args)
             .await
-            .map_err(|err| CacheError::new("EVAL", err))?;
+            .map_err(|err| cache_error("EVAL", key, err))?;
         Ok(replaced == 1)
     }
 
@@ -184,6 +212,6 @@ impl Cache for RedisCache {
             .del::<i64, _>(key)
             .await
             .map(drop)
-            .map_err(|err| CacheError::new("DEL", err))
+            .map_err(|err| cache_error("DEL", key, err))
     }
 }

@@ -1,14 +1,19 @@
-//! Faults that must heal once they end: Redis unreachable when the process starts, and
-//! a breaker probe abandoned by its client while Redis is frozen. Each test prints its
-//! figure.
+//! Faults that must heal once they end: Redis unreachable when the process starts, a
+//! breaker probe abandoned by its client while Redis is frozen, and a key of the wrong
+//! type (which is one entry's problem, not an outage). Each test prints its figure.
 
 use std::io::Write;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use product_catalog::adapters::DynamoStore;
+use fred::prelude::ClientLike;
+use fred::types::{ClusterHash, CustomCommand};
+use product_catalog::adapters::{DynamoStore, RedisCache};
 use product_catalog::breaker::COOL_DOWN;
+use product_catalog::config::RedisUrl;
+use product_catalog::http::Api;
+use product_catalog::service::ProductService;
 
 use crate::helpers::{RedisServer, free_port, sample_table, service_env, wait_for_port};
 
@@ -145,4 +150,59 @@ async fn a_probe_abandoned_by_its_client_does_not_stick_the_breaker() {
     // THEN the first HIT comes within 5 s
     let took = first_hit(&http, &url, "thawing").await;
     println!("probe abandoned by its client: first HIT {took:?} after thawing");
+}
+
+#[tokio::test]
+async fn a_wrong_type_key_does_not_take_the_cache_from_other_ids() {
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let cache = RedisCache::connect(
+        &RedisUrl::try_from(redis.url()).unwrap(),
+        Duration::from_millis(200),
+        1,
+    )
+    .unwrap();
+    cache.wait_connected(Duration::from_secs(2)).await.unwrap();
+    let api = Api::new(
+        ProductService::new(cache, table, Duration::from_secs(300)),
+        60,
+    );
+    let x_cache = async |id: &str| {
+        let request = http::Request::get(format!("/product/{id}"))
+            .body(())
+            .unwrap();
+        let response = api.handle(&request).await;
+        assert_eq!(response.status(), 200, "{id}");
+        response.headers()["x-cache"].to_str().unwrap().to_owned()
+    };
+    let operator = redis.client().await;
+    let hset = CustomCommand::new_static("HSET", ClusterHash::FirstKey, false);
+
+    // GIVEN another id cached
+    assert_eq!(x_cache("P-10071").await, "MISS");
+    assert_eq!(x_cache("P-10071").await, "HIT");
+
+    // WHEN 8 requests for an id whose key holds a hash (WRONGTYPE for every command but
+    // SET and DEL) come in bursts (a hot id) between requests for the other id: the
+    // breaker opens after 3 consecutive outages
+    let mut other = Vec::new();
+    for burst in [3, 3, 2] {
+        for _ in 0..burst {
+            // Put back each time, as a stray writer would.
+            let _: i64 = operator
+                .custom(hset.clone(), vec!["product:P-10070", "field", "value"])
+                .await
+                .unwrap();
+            assert_eq!(x_cache("P-10070").await, "BYPASS");
+        }
+        other.push(x_cache("P-10071").await);
+    }
+
+    // THEN the other id kept every hit, and the breaker stayed closed
+    assert!(other.iter().all(|cache| cache == "HIT"), "{other:?}");
+    assert!(!api.service().cache_bypassed());
+    // AND the wrong-type key was repaired: left alone, the id misses once, then hits
+    assert_eq!(x_cache("P-10070").await, "MISS");
+    assert_eq!(x_cache("P-10070").await, "HIT");
+    println!("8 wrong-type requests between requests for another id: that id {other:?}");
 }
