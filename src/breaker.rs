@@ -2,6 +2,11 @@
 //! skipped for a cool-down (requests go straight to the table instead of each paying
 //! the Redis timeout); then one probe request is let through, and its success closes
 //! the breaker again.
+//!
+//! A probe can vanish without reporting: its request's future is dropped when the client
+//! closes the connection or the invocation is cut short, and neither `record_success`
+//! nor `record_failure` runs. So probing has a deadline, after which the next caller
+//! probes instead; a late report from the first probe still counts.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -12,6 +17,10 @@ use tokio::time::Instant;
 pub const FAILURE_THRESHOLD: u32 = 3;
 /// How long an open breaker skips the cache before probing.
 pub const COOL_DOWN: Duration = Duration::from_secs(1);
+/// How long a probe may stay out before it counts as abandoned. A probe is one cache
+/// call bounded by the command timeout (50 ms by default); one slower than this only
+/// means a second probe goes out beside it.
+pub const PROBE_DEADLINE: Duration = COOL_DOWN;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -21,8 +30,11 @@ enum State {
     Open {
         until: Instant,
     },
-    /// One probe is out; everyone else still skips the cache.
-    Probing,
+    /// One probe is out; everyone else still skips the cache until it reports or
+    /// `until`, when it counts as abandoned.
+    Probing {
+        until: Instant,
+    },
 }
 
 /// Thread-safe; one per cache.
@@ -43,13 +55,16 @@ impl Breaker {
     /// Whether this caller may use the cache now.
     pub fn allow(&self) -> bool {
         let mut state = self.lock();
+        let now = Instant::now();
         match *state {
             State::Closed { .. } => true,
-            State::Open { until } if Instant::now() >= until => {
-                *state = State::Probing;
+            State::Open { until } | State::Probing { until } if now >= until => {
+                *state = State::Probing {
+                    until: now + PROBE_DEADLINE,
+                };
                 true
             }
-            State::Open { .. } | State::Probing => false,
+            State::Open { .. } | State::Probing { .. } => false,
         }
     }
 
@@ -119,6 +134,54 @@ mod tests {
         assert!(breaker.allow());
         breaker.record_failure();
         assert!(!breaker.allow());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_dropped_before_it_reports_does_not_keep_the_cache_skipped() {
+        // GIVEN an open breaker whose cool-down has passed
+        let breaker = Breaker::default();
+        for _ in 0..FAILURE_THRESHOLD {
+            breaker.record_failure();
+        }
+        tokio::time::advance(COOL_DOWN).await;
+        // WHEN the probe's request is dropped mid-call (its client went away): it never
+        // records a success or a failure
+        let probe = async {
+            assert!(breaker.allow(), "the first caller is the probe");
+            std::future::pending::<()>().await;
+            breaker.record_success();
+        };
+        let abandoned = tokio::time::timeout(Duration::from_millis(10), probe).await;
+        assert!(abandoned.is_err(), "the probe was dropped mid-flight");
+        // THEN the cache stays skipped only until the probe deadline
+        assert!(!breaker.allow());
+        tokio::time::advance(PROBE_DEADLINE - Duration::from_millis(11)).await;
+        assert!(!breaker.allow());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        // AND then one new probe goes through, and its success closes the breaker
+        assert!(breaker.allow());
+        assert!(!breaker.allow());
+        breaker.record_success();
+        assert!(!breaker.is_open());
+        assert!(breaker.allow() && breaker.allow());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_late_report_from_an_abandoned_probe_still_counts() {
+        // GIVEN a probe past its deadline and a second probe out
+        let breaker = Breaker::default();
+        for _ in 0..FAILURE_THRESHOLD {
+            breaker.record_failure();
+        }
+        tokio::time::advance(COOL_DOWN).await;
+        assert!(breaker.allow());
+        tokio::time::advance(PROBE_DEADLINE).await;
+        assert!(breaker.allow());
+        // WHEN the first one reports a failure THEN the breaker is open for a cool-down
+        breaker.record_failure();
+        assert!(!breaker.allow());
+        tokio::time::advance(COOL_DOWN).await;
+        assert!(breaker.allow());
     }
 
     #[test]

@@ -68,16 +68,49 @@ pub enum ItemError {
 #[error("cache {operation} failed")]
 pub struct CacheError {
     pub operation: &'static str,
+    /// Whether the cache as a whole is in trouble, or only this call or key.
+    pub kind: CacheErrorKind,
     #[source]
     pub source: BoxError,
 }
 
+/// What a [`CacheError`] says about the cache: the breaker counts only outages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheErrorKind {
+    /// The cache cannot be reached or did not answer in time (connection refused or
+    /// lost, timeout, a server that refuses everything): every key is affected.
+    Unavailable,
+    /// The cache answered, but `key` holds a value of another type than the service
+    /// writes (Redis `WRONGTYPE`, e.g. a hash): only that key is affected.
+    WrongType { key: String },
+    /// The cache answered with an error about this one call (an argument refused, a
+    /// reply that cannot be read as what was asked): the cache itself is fine.
+    Rejected,
+}
+
 impl CacheError {
+    /// An outage: the cache cannot be used at all right now.
     pub fn new(operation: &'static str, source: impl Into<BoxError>) -> Self {
+        Self::with_kind(operation, CacheErrorKind::Unavailable, source)
+    }
+
+    /// An error of the given kind; adapters sort their library's errors with it.
+    pub fn with_kind(
+        operation: &'static str,
+        kind: CacheErrorKind,
+        source: impl Into<BoxError>,
+    ) -> Self {
         Self {
             operation,
+            kind,
             source: source.into(),
         }
+    }
+
+    /// Whether this error means the cache is down or slow for everyone (and not just
+    /// unable to serve one call or one key).
+    pub fn is_outage(&self) -> bool {
+        matches!(self.kind, CacheErrorKind::Unavailable)
     }
 }
 

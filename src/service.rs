@@ -13,6 +13,9 @@
 //! - cache trouble (error, timeout): logged, counted, and the request is served from
 //!   the table (`BYPASS`); after a few failures a breaker skips the cache for a while;
 //!   corrupt entries count as misses and are overwritten;
+//! - an error about one key (a value of the wrong type) is not an outage: that request
+//!   is served from the table and the key is deleted, but the breaker counts the cache
+//!   as up (it answered), so other ids keep their hits;
 //! - table trouble: `StoreErrors` and an error the HTTP layer turns into a 503.
 
 use std::collections::HashMap;
@@ -27,7 +30,7 @@ use tracing::warn;
 use crate::breaker::Breaker;
 use crate::cache_entry::{CacheEntry, Lease, NegativeTtl};
 use crate::domain::{Product, ProductId};
-use crate::error::{CacheError, ServiceError, report};
+use crate::error::{CacheError, CacheErrorKind, ServiceError, report};
 use crate::metrics::Meters;
 use crate::ports::{Cache, ProductStore, STORE_READ_TIMEOUT};
 
@@ -363,7 +366,8 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     }
 
     /// Runs a cache call through the breaker; `None` when skipped or failed (logged
-    /// and counted), so callers degrade to the table.
+    /// and counted), so callers degrade to the table. Only an outage is a breaker
+    /// failure: an error about one call or one key came from a cache that answered.
     async fn guarded<T>(&self, call: impl Future<Output = Result<T, CacheError>>) -> Option<T> {
         if !self.breaker.allow() {
             return None;
@@ -373,11 +377,37 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
                 self.breaker.record_success();
                 Some(value)
             }
-            Err(err) => {
+            Err(err) if err.is_outage() => {
                 self.breaker.record_failure();
                 self.meters.cache_errors.increment(1);
                 warn!(error = %report(&err), "cache call failed; serving from the table");
                 None
+            }
+            Err(err) => {
+                self.breaker.record_success();
+                self.meters.cache_errors.increment(1);
+                warn!(error = %report(&err), "cache entry unusable; serving from the table");
+                if let CacheErrorKind::WrongType { key } = &err.kind {
+                    self.delete_wrong_type(key).await;
+                }
+                None
+            }
+        }
+    }
+
+    /// Deletes a key that holds a type the service never writes (a hash, a list: a
+    /// stray writer or an operator's slip), so the next read fills it again; left in
+    /// place it would send every read of that id to the table for good. Every key under
+    /// `product:` is this service's, and a plain `SET` (the invalidator's refresh)
+    /// would overwrite it just the same.
+    async fn delete_wrong_type(&self, key: &str) {
+        match self.cache.delete(key).await {
+            Ok(()) => warn!(key, "deleted a cache entry of the wrong type"),
+            Err(err) => {
+                if err.is_outage() {
+                    self.breaker.record_failure();
+                }
+                warn!(key, error = %report(&err), "could not delete a cache entry of the wrong type");
             }
         }
     }
@@ -671,6 +701,24 @@ mod tests {
         // AND the breaker stopped paying for cache calls after a few failures
         assert_eq!(service.cache().calls(), FAILURE_THRESHOLD as usize);
         assert!(service.cache_bypassed());
+    }
+
+    #[tokio::test]
+    async fn errors_about_one_key_never_open_the_breaker() {
+        // GIVEN a cache that answers, but only with "wrong type" errors
+        let store = FakeStore::with(&[P1]);
+        let cache = TestCache::default();
+        cache.fail_wrong_type();
+        let service = ProductService::new(cache, store.clone(), TTL);
+        // WHEN the key is read many times THEN each read is served from the table
+        for _ in 0..20 {
+            let served = service.get(&id("p1")).await.unwrap();
+            assert_eq!(served.cache, CacheStatus::Bypass);
+        }
+        // AND every read still tried the cache (and to delete the bad key): the breaker
+        // never opened
+        assert_eq!(service.cache().calls(), 40);
+        assert!(!service.cache_bypassed());
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::adapters::MemoryCache;
-use crate::error::CacheError;
+use crate::error::{CacheError, CacheErrorKind};
 use crate::ports::Cache;
 
 /// A [`Cache`] operation, as recorded by [`TestCache`].
@@ -24,6 +24,8 @@ enum Failing {
     Never,
     /// Every call, like a Redis that is down.
     Always,
+    /// Every call, like a Redis answering that the key holds another type (a hash).
+    WrongType,
     /// Only the `n`-th call (1-based) of this operation.
     Nth(CacheOp, usize),
 }
@@ -62,6 +64,12 @@ impl<C: Cache> TestCache<C> {
         self.lock().failing = Failing::Always;
     }
 
+    /// Fails every call from now on with a per-key "wrong type" error, without reaching
+    /// `inner`.
+    pub fn fail_wrong_type(&self) {
+        self.lock().failing = Failing::WrongType;
+    }
+
     /// Fails only the `n`-th call (1-based, counted from the first call ever made) of
     /// `op`.
     pub fn fail_nth(&self, op: CacheOp, n: usize) {
@@ -93,6 +101,13 @@ impl<C: Cache> TestCache<C> {
         let nth = journal.calls.iter().filter(|(seen, _)| *seen == op).count();
         match journal.failing {
             Failing::Always => Err(CacheError::new("test", "connection refused")),
+            Failing::WrongType => Err(CacheError::with_kind(
+                "test",
+                CacheErrorKind::WrongType {
+                    key: key.to_owned(),
+                },
+                "WRONGTYPE",
+            )),
             Failing::Nth(failing, n) if failing == op && n == nth => {
                 Err(CacheError::new("test", "timed out"))
             }

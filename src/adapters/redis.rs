@@ -3,18 +3,25 @@
 //!
 //! Every command carries a timeout and the pool reconnects by itself: a client with
 //! neither hangs while Redis is down and never recovers after it restarts, which on
-//! Lambda would mean a broken cache until the next cold start. TLS (`rediss://`) goes
-//! through rustls with the system's root certificates.
+//! Lambda would mean a broken cache until the next cold start. That includes the first
+//! connection: Redis may be unreachable when the process starts (an ElastiCache
+//! failover) and reachable a second later. TLS (`rediss://`) goes through rustls with
+//! the system's root certificates.
+//!
+//! Errors are sorted for the breaker ([`CacheErrorKind`]): a timeout or a lost
+//! connection is an outage, while a reply error about one key (`WRONGTYPE`) is not.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{ClientLike, Error as FredError, KeysInterface, LuaInterface, ReconnectPolicy};
+use fred::prelude::{
+    ClientLike, Error as FredError, ErrorKind, KeysInterface, LuaInterface, ReconnectPolicy,
+};
 use fred::types::config::{Config as FredConfig, TcpConfig, UnresponsiveConfig};
 use fred::types::{Expiration, SetOptions, Value};
 
 use crate::config::RedisUrl;
-use crate::error::CacheError;
+use crate::error::{CacheError, CacheErrorKind};
 use crate::ports::Cache;
 
 /// How long a new connection (TCP, TLS, AUTH) may take before it counts as failed.
@@ -37,8 +44,13 @@ impl RedisCache {
         command_timeout: Duration,
         pool_size: usize,
     ) -> Result<Self, CacheError> {
-        let config =
+        let mut config =
             FredConfig::from_url(url.as_str()).map_err(|err| CacheError::new("configure", err))?;
+        // fred's default gives up for good when the first connection fails (its task
+        // ends and commands queue until they time out), however lenient the reconnect
+        // policy: a process started while Redis was unreachable would never use it.
+        // Without fail-fast the first connection follows the reconnect policy too.
+        config.fail_fast = false;
         let pool = fred::types::Builder::from_config(config)
             .with_performance_config(|perf| perf.default_command_timeout = command_timeout)
             .with_connection_config(|conn| {
@@ -57,8 +69,7 @@ impl RedisCache {
                     interval: Duration::from_millis(500),
                 };
             })
-            // Retry for ever, 50 ms doubling to 2 s between attempts.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+            .set_policy(reconnect_policy())
             .build_pool(pool_size.max(1))
             .map_err(|err| CacheError::new("configure", err))?;
         pool.prefer_connected(true);
@@ -84,6 +95,16 @@ impl RedisCache {
     }
 }
 
+/// Retry for ever, 1 ms growing fourfold to 2 s between attempts. Without fail-fast the
+/// first connection waits for the first delay too, so that delay is kept to 1 ms: a
+/// cold start connects at once, as it did with fail-fast. No jitter: it would delay
+/// that first attempt as well, and one process holds only a few connections.
+fn reconnect_policy() -> ReconnectPolicy {
+    let mut policy = ReconnectPolicy::new_exponential(0, 1, 2_000, 4);
+    policy.set_jitter(0);
+    policy
+}
+
 /// Compare-and-set for one key: replace the value only if it is still the lease.
 /// Single-key, so it runs unchanged on a cluster.
 const FILL_IF_LEASED: &str = r"
@@ -92,6 +113,29 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0";
+
+/// Sorts a `fred` error into an outage or a problem of one call or one key, so that one
+/// bad key cannot open the breaker and take the cache from every other key.
+fn cache_error(operation: &'static str, key: &str, err: FredError) -> CacheError {
+    // A script relays the error of the command inside it: code first on Redis 7
+    // (`WRONGTYPE …`), after a prefix on older servers (`ERR Error running script …`).
+    let kind = if err.details().contains("WRONGTYPE") {
+        CacheErrorKind::WrongType {
+            key: key.to_owned(),
+        }
+    } else {
+        match err.kind() {
+            ErrorKind::InvalidArgument
+            | ErrorKind::InvalidCommand
+            | ErrorKind::Parse
+            | ErrorKind::NotFound => CacheErrorKind::Rejected,
+            // Timeouts, I/O, refused or lost connections, cluster and AUTH trouble, and
+            // server errors that hold for every key (LOADING, READONLY, OOM, …).
+            _ => CacheErrorKind::Unavailable,
+        }
+    };
+    CacheError::with_kind(operation, kind, err)
+}
 
 fn ttl_millis(ttl: Duration) -> i64 {
     // Config bounds TTLs to 30 days, but never send PX 0 (an error in Redis).
@@ -108,7 +152,7 @@ impl RedisCache {
         self.pool
             .get::<Option<Bytes>, _>(key)
             .await
-            .map_err(|err: FredError| CacheError::new("GET", err))
+            .map_err(|err| cache_error("GET", key, err))
     }
 }
 
@@ -125,7 +169,7 @@ impl Cache for RedisCache {
         self.pool
             .set(key, lease, expiry, Some(SetOptions::NX), true)
             .await
-            .map_err(|err| CacheError::new("SET NX GET", err))
+            .map_err(|err| cache_error("SET NX GET", key, err))
     }
 
     async fn fill(
@@ -144,7 +188,7 @@ impl Cache for RedisCache {
             .pool
             .eval(FILL_IF_LEASED, key, args)
             .await
-            .map_err(|err| CacheError::new("EVAL", err))?;
+            .map_err(|err| cache_error("EVAL", key, err))?;
         Ok(replaced == 1)
     }
 
@@ -153,7 +197,7 @@ impl Cache for RedisCache {
         self.pool
             .set::<(), _, _>(key, value, expiry, None, false)
             .await
-            .map_err(|err| CacheError::new("SET", err))
+            .map_err(|err| cache_error("SET", key, err))
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
@@ -161,6 +205,6 @@ impl Cache for RedisCache {
             .del::<i64, _>(key)
             .await
             .map(drop)
-            .map_err(|err| CacheError::new("DEL", err))
+            .map_err(|err| cache_error("DEL", key, err))
     }
 }

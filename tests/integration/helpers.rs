@@ -103,6 +103,17 @@ impl RedisServer {
         server
     }
 
+    /// A server on a free port that is not running yet: nothing listens there until
+    /// [`RedisServer::restart`].
+    pub fn not_started() -> Self {
+        Self {
+            port: free_port(),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            extra: Vec::new(),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
