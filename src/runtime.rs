@@ -2,6 +2,7 @@
 //! in local mode. Both hand the same [`Api`] an `http::Request` and send back what it
 //! answers.
 
+use std::cell::{Cell, RefCell};
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -19,8 +20,9 @@ use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV
 use lambda_http::request::{LambdaRequest, RequestOrigin};
 use lambda_http::{BoxFuture, LambdaEvent, RequestExt};
 use metrics_cloudwatch_embedded::Collector;
+use serde_json::value::RawValue;
 use tokio::net::TcpListener;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::http::Api;
 use crate::ports::{Cache, ProductStore};
@@ -30,9 +32,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves Lambda invocations until the runtime stops, flushing EMF metrics after each.
 ///
-/// The event is converted to an `http::Request` here rather than by `lambda_http`'s
-/// adapter, because that conversion panics on some inputs (an invalid `Host`, a path
-/// over 64 KiB): behind API Gateway a panic is a 502, where the contract wants a 400.
+/// The event is taken as raw JSON and converted to an `http::Request` here rather than by
+/// `lambda_http`'s adapter, because `lambda_http`'s types refuse some events (a header
+/// value with a control byte, a header name with a space, a method such as `GE T`, a
+/// numeric path parameter) and its conversion panics on others (an invalid `Host`, a
+/// path over 64 KiB): behind API Gateway either is a 502, where the contract wants a 400.
 ///
 /// # Errors
 /// When the Runtime API cannot be reached.
@@ -42,16 +46,50 @@ pub async fn run_lambda<C: Cache, S: ProductStore>(
 ) -> Result<(), lambda_http::Error> {
     metrics_cloudwatch_embedded::lambda::handler::run(
         metrics,
-        move |event: LambdaEvent<LambdaRequest>| {
+        move |event: LambdaEvent<Box<RawValue>>| {
             let api = Arc::clone(&api);
             // Boxed as a trait object: nested in the runtime's own futures, the concrete
             // type is too deep for the compiler's default limit.
             let invocation: BoxFuture<'static, Result<LambdaReply, lambda_http::Error>> =
-                Box::pin(async move { Ok(handle_event(&api, event).await) });
+                Box::pin(async move { Ok(handle_raw_event(&api, event).await) });
             invocation
         },
     )
     .await
+}
+
+/// One invocation from its raw JSON: an event `lambda_http` cannot deserialize is
+/// answered 400 in the shape its caller expects. Never fails.
+pub async fn handle_raw_event<C: Cache, S: ProductStore>(
+    api: &Api<C, S>,
+    event: LambdaEvent<Box<RawValue>>,
+) -> LambdaReply {
+    let LambdaEvent { payload, context } = event;
+    match serde_json::from_str::<LambdaRequest>(payload.get()) {
+        Ok(request) => handle_event(api, LambdaEvent::new(request, context)).await,
+        Err(err) => {
+            warn!(
+                request_id = context.request_id,
+                error = %err,
+                "event could not be read as an HTTP request; answering 400"
+            );
+            let response = crate::http::malformed_request_response(&context.request_id);
+            LambdaReply::new(&origin_of_unreadable(&payload), response)
+        }
+    }
+}
+
+/// Which kind of caller sent an event that did not deserialize, judged from the fields
+/// that tell the shapes apart (`version` 2.0: HTTP API or Function URL; `elb`: ALB).
+fn origin_of_unreadable(payload: &RawValue) -> RequestOrigin {
+    let event: serde_json::Value = serde_json::from_str(payload.get()).unwrap_or_default();
+    if event["version"] == "2.0" {
+        RequestOrigin::ApiGatewayV2
+    } else if event["requestContext"]["elb"].is_object() {
+        RequestOrigin::Alb
+    } else {
+        RequestOrigin::ApiGatewayV1
+    }
 }
 
 /// One invocation: event in, API Gateway / Function URL / ALB response out. Never fails.
@@ -62,18 +100,72 @@ pub async fn handle_event<C: Cache, S: ProductStore>(
     let LambdaEvent { payload, context } = event;
     let origin = payload.request_origin();
     let request_id = context.request_id.clone();
-    let response =
-        match std::panic::catch_unwind(AssertUnwindSafe(|| lambda_http::Request::from(payload))) {
-            Ok(request) => api.handle(&request.with_lambda_context(context)).await,
-            Err(_) => {
-                warn!(
-                    request_id,
-                    "event could not be turned into an HTTP request; answering 400"
-                );
-                crate::http::malformed_request_response(&request_id)
-            }
-        };
+    let response = match catch_panic(|| lambda_http::Request::from(payload)) {
+        Ok(request) => api.handle(&request.with_lambda_context(context)).await,
+        Err(panic) => {
+            warn!(
+                request_id,
+                panic = panic.message.as_str(),
+                panic.location = panic.location.as_deref(),
+                "event could not be turned into an HTTP request; answering 400"
+            );
+            crate::http::malformed_request_response(&request_id)
+        }
+    };
     LambdaReply::new(&origin, response)
+}
+
+thread_local! {
+    /// Set while [`catch_panic`] runs `f`: the panic hook leaves the report to it.
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+    /// Where the panic [`catch_panic`] caught happened, noted by the hook.
+    static CAUGHT_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// A panic caught by [`catch_panic`].
+struct CaughtPanic {
+    message: String,
+    location: Option<String>,
+}
+
+/// Runs `f`, turning a panic into an error that the caller logs (one line, with the
+/// request's context) instead of the hook printing it.
+fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
+    CATCHING.with(|catching| catching.set(true));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|catching| catching.set(false));
+    result.map_err(|payload| CaughtPanic {
+        message: panic_message(payload.as_ref()),
+        location: CAUGHT_AT.with(RefCell::take),
+    })
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// Replaces the default panic output (`thread 'main' panicked at …` in plain text) with
+/// one log line through `tracing`, so panics read like every other log record (JSON in
+/// Lambda). A panic inside [`catch_panic`] is logged by its caller instead.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(ToString::to_string);
+        if CATCHING.with(Cell::get) {
+            CAUGHT_AT.with(|caught| *caught.borrow_mut() = location);
+            return;
+        }
+        error!(
+            panic = panic_message(info.payload()).as_str(),
+            panic.location = location.as_deref(),
+            "panic"
+        );
+    }));
 }
 
 /// What the function returns, in the shape its caller expects.

@@ -31,6 +31,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     app::init_logging(config.mode);
+    runtime::log_panics();
     let emf = metrics::builder(&config.metrics_namespace, metrics::SERVICE_PRODUCT_API);
 
     match config.mode {
