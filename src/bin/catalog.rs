@@ -11,7 +11,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use product_catalog::adapters::{DynamoStore, RedisCache};
 use product_catalog::config::{self, Config};
 use product_catalog::domain::ProductId;
-use product_catalog::item::{item_from_json, item_id, items_from_json_array};
+use product_catalog::error::CatalogError;
+use product_catalog::item::{catalog_from_json, check_item, item_from_json, keep_stored_types};
 use product_catalog::ports::{Cache, ProductStore};
 
 #[derive(Parser)]
@@ -25,14 +26,16 @@ struct Cli {
 enum Command {
     /// Create the table (on-demand, stream with new and old images) if it does not exist.
     CreateTable,
-    /// Load a JSON array of products into the table (BatchWriteItem, retried).
+    /// Load a JSON array of products into the table (BatchWriteItem, retried). Every
+    /// item is checked first; when any is invalid, nothing is written.
     Load {
         /// A file holding a JSON array of objects, each with a string `productId`.
         file: PathBuf,
     },
     /// Print one product as the API would serve it.
     Get { id: String },
-    /// Write one product (a JSON object) and drop its cache entry.
+    /// Write one product (a JSON object) and drop its cache entry. Attributes stored as
+    /// sets or binary stay so when the new value fits (JSON cannot say it).
     Put { file: PathBuf },
     /// Delete one product and drop its cache entry.
     Delete { id: String },
@@ -51,20 +54,33 @@ async fn main() -> anyhow::Result<()> {
             println!("table {} ready", store.table());
         }
         Command::Load { file } => {
-            let items = items_from_json_array(&read(&file)?)
-                .with_context(|| format!("{} is not a product array", file.display()))?;
+            let items = match catalog_from_json(&read(&file)?) {
+                Ok(items) => items,
+                Err(CatalogError::BadItems { bad, total }) => {
+                    for item in &bad {
+                        eprintln!("{}: {item}", file.display());
+                    }
+                    bail!(
+                        "{} of {total} items in {} are invalid; nothing was written",
+                        bad.len(),
+                        file.display()
+                    );
+                }
+                Err(err) => return Err(err).context(format!("cannot load {}", file.display())),
+            };
             let store = store(&config).await?;
-            let bar =
-                ProgressBar::new(items.len() as u64).with_style(ProgressStyle::with_template(
-                    "{spinner} {bar:40} {pos}/{len} products {per_sec} eta {eta}",
-                )?);
             let total = items.len();
-            store
-                .load(items, |written| bar.inc(written as u64))
-                .await
-                .context("load")?;
+            let bar = ProgressBar::new(total as u64).with_style(ProgressStyle::with_template(
+                "{spinner} {bar:40} {pos}/{len} products {per_sec} eta {eta}",
+            )?);
+            let result = store.load(items, |written| bar.inc(written as u64)).await;
             bar.finish();
-            println!("loaded {total} products into {}", store.table());
+            // Counted from what the table accepted, so never more than it holds.
+            let written = bar.position();
+            result.with_context(|| {
+                format!("load stopped after {written} of {total} products were written")
+            })?;
+            println!("loaded {written} products into {}", store.table());
         }
         Command::Get { id } => {
             let id = ProductId::parse(&id)?;
@@ -76,8 +92,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Put { file } => {
             let item = item_from_json(&read(&file)?)
                 .with_context(|| format!("{} is not a product", file.display()))?;
-            let id = ProductId::parse(item_id(&item).unwrap_or_default())?;
-            store(&config).await?.put(item).await.context("put")?;
+            let id = check_item(&item)
+                .with_context(|| format!("{} cannot be stored", file.display()))?;
+            let store = store(&config).await?;
+            let item = match store.get_item(&id).await.context("read the stored item")? {
+                Some(stored) => keep_stored_types(item, &stored),
+                None => item,
+            };
+            store.put(item).await.context("put")?;
             invalidate_if_configured(&config, &id).await?;
             println!("stored {id}");
         }

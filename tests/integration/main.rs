@@ -3,6 +3,7 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB`. Nothing here is skipped: a missing service fails the
 //! test with a message saying how to provide it.
 
+mod catalog_cli;
 mod helpers;
 mod invalidator;
 mod lambda_runtime;
