@@ -7,6 +7,7 @@ mod catalog_cli;
 mod helpers;
 mod invalidator;
 mod lambda_runtime;
+mod local_limits;
 mod local_server;
 mod read_path;
 mod reliability;
