@@ -59,8 +59,37 @@ pub enum ItemError {
     NotAnObject,
     #[error("a product needs a string productId")]
     MissingId,
+    #[error(transparent)]
+    InvalidId(#[from] IdError),
+    #[error(
+        "number {0} is outside DynamoDB's range (at most 38 significant digits, magnitude from 1e-130 to under 1e126)"
+    )]
+    NumberOutOfRange(String),
+    #[error("the item is {0} bytes as DynamoDB counts them; the limit is 409600 (400 KB)")]
+    TooLarge(usize),
+    #[error("same productId as item [{first}]")]
+    Duplicate { first: usize },
     #[error("invalid JSON")]
     Json(#[from] serde_json::Error),
+}
+
+/// One element of a catalog file that cannot be loaded, by its index in the array.
+#[derive(Debug, Error)]
+#[error("item [{index}]{}: {error}", id.as_ref().map(|id| format!(" (productId {id:?})")).unwrap_or_default())]
+pub struct BadItem {
+    pub index: usize,
+    pub id: Option<String>,
+    #[source]
+    pub error: ItemError,
+}
+
+/// A catalog file that cannot be loaded as a whole.
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    #[error("not a JSON array")]
+    NotAnArray(#[source] serde_json::Error),
+    #[error("{} of {total} items are invalid", bad.len())]
+    BadItems { bad: Vec<BadItem>, total: usize },
 }
 
 /// A cache call that failed or timed out.

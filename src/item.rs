@@ -8,7 +8,7 @@
 //! Mapping: S -> string, N -> number, BOOL, NULL -> null, L -> array, M -> object,
 //! SS/NS -> arrays, B/BS -> base64 strings.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -17,11 +17,18 @@ use serde::ser::{Error as _, Serialize, SerializeSeq, Serializer};
 use serde_dynamo::{AttributeValue, Item};
 use serde_json::value::RawValue;
 
-use crate::domain::Product;
-use crate::error::ItemError;
+use crate::domain::{Product, ProductId};
+use crate::error::{BadItem, CatalogError, ItemError};
 
 /// Name of the table's hash key.
 pub const ID_ATTRIBUTE: &str = "productId";
+
+/// DynamoDB's limit on an item's size (400 KB), attribute names included.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// DynamoDB numbers: at most 38 significant digits, magnitude from 1e-130 up to (not
+/// including) 1e126, i.e. the leading digit's power of ten is from -130 to 125.
+const MAX_NUMBER_DIGITS: usize = 38;
+const NUMBER_EXPONENTS: std::ops::RangeInclusive<i64> = -130..=125;
 
 /// Converts a DynamoDB item into the product JSON served and cached.
 ///
@@ -72,6 +79,225 @@ pub fn item_id(item: &Item) -> Option<&str> {
 pub fn items_from_json_array(text: &str) -> Result<Vec<Item>, ItemError> {
     let raws: Vec<&RawValue> = serde_json::from_str(text)?;
     raws.into_iter().map(item_from_raw).collect()
+}
+
+/// Reads a catalog file (a JSON array of products) and checks every element as the
+/// table and the API would ([`check_item`]), and that no id appears twice, so that a load
+/// can write everything or nothing.
+///
+/// # Errors
+/// [`CatalogError::NotAnArray`] when the text is not a JSON array;
+/// [`CatalogError::BadItems`] naming every element that cannot be loaded.
+pub fn catalog_from_json(text: &str) -> Result<Vec<Item>, CatalogError> {
+    let raws: Vec<&RawValue> = serde_json::from_str(text).map_err(CatalogError::NotAnArray)?;
+    let total = raws.len();
+    let mut items = Vec::with_capacity(total);
+    let mut bad = Vec::new();
+    let mut first_index: HashMap<String, usize> = HashMap::with_capacity(total);
+    for (index, raw) in raws.into_iter().enumerate() {
+        let checked = item_from_raw(raw).and_then(|item| {
+            let id = check_item(&item)?;
+            Ok((item, id))
+        });
+        let (item, id) = match checked {
+            Ok(checked) => checked,
+            Err(error) => {
+                let id = item_from_raw(raw)
+                    .ok()
+                    .and_then(|item| item_id(&item).map(str::to_owned));
+                bad.push(BadItem { index, id, error });
+                continue;
+            }
+        };
+        if let Some(&first) = first_index.get(id.as_str()) {
+            bad.push(BadItem {
+                index,
+                id: Some(id.as_str().to_owned()),
+                error: ItemError::Duplicate { first },
+            });
+            continue;
+        }
+        first_index.insert(id.as_str().to_owned(), index);
+        items.push(item);
+    }
+    if bad.is_empty() {
+        Ok(items)
+    } else {
+        Err(CatalogError::BadItems { bad, total })
+    }
+}
+
+/// Checks what would make an item unusable: an id the API refuses (so it could never be
+/// read, or deleted with the CLI), a number DynamoDB refuses, or a size over 400 KB.
+/// Returns its id.
+///
+/// # Errors
+/// The first [`ItemError`] found.
+pub fn check_item(item: &Item) -> Result<ProductId, ItemError> {
+    let id = ProductId::parse(item_id(item).ok_or(ItemError::MissingId)?)?;
+    let mut size = 0;
+    for (name, value) in item.iter() {
+        size += name.len() + attribute_size(value)?;
+    }
+    if size > MAX_ITEM_BYTES {
+        return Err(ItemError::TooLarge(size));
+    }
+    Ok(id)
+}
+
+/// An attribute value's size as DynamoDB counts it (its name not included), checking
+/// every number on the way.
+fn attribute_size(value: &AttributeValue) -> Result<usize, ItemError> {
+    Ok(match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => number_size(n)?,
+        AttributeValue::B(b) => b.len(),
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        // 3 bytes per document, 1 per element, and the elements (with their names).
+        AttributeValue::L(list) => {
+            let mut size = 3 + list.len();
+            for element in list {
+                size += attribute_size(element)?;
+            }
+            size
+        }
+        AttributeValue::M(map) => {
+            let mut size = 3 + map.len();
+            for (name, element) in map {
+                size += name.len() + attribute_size(element)?;
+            }
+            size
+        }
+        AttributeValue::Ss(strings) => strings.iter().map(String::len).sum(),
+        AttributeValue::Ns(numbers) => {
+            let mut size = 0;
+            for n in numbers {
+                size += number_size(n)?;
+            }
+            size
+        }
+        AttributeValue::Bs(blobs) => blobs.iter().map(Vec::len).sum(),
+    })
+}
+
+/// Checks a number against DynamoDB's range and precision; its size is about one byte
+/// per two significant digits, plus one.
+fn number_size(n: &str) -> Result<usize, ItemError> {
+    let out_of_range = || ItemError::NumberOutOfRange(n.to_owned());
+    raw_number(n)?;
+    let unsigned = n.strip_prefix('-').unwrap_or(n);
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => {
+            let exponent = exponent.strip_prefix('+').unwrap_or(exponent);
+            // Too many digits to fit i64: far outside the range, unless the number is 0.
+            (mantissa, exponent.parse::<i64>().ok())
+        }
+        None => (unsigned, Some(0)),
+    };
+    let (integer, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = || integer.bytes().chain(fraction.bytes());
+    let Some(leading) = digits().position(|d| d != b'0') else {
+        return Ok(1); // zero, whatever its exponent
+    };
+    let trailing = digits().rev().position(|d| d != b'0').unwrap_or(0);
+    let significant = integer.len() + fraction.len() - leading - trailing;
+    let exponent = exponent.ok_or_else(out_of_range)?;
+    // The power of ten of the leading significant digit.
+    let leading_power = exponent.saturating_add(integer.len() as i64 - 1 - leading as i64);
+    if significant > MAX_NUMBER_DIGITS || !NUMBER_EXPONENTS.contains(&leading_power) {
+        return Err(out_of_range());
+    }
+    Ok(significant.div_ceil(2) + 1)
+}
+
+/// A new item for `stored`'s id keeps the types JSON cannot express where the new value
+/// fits them: string, number and binary sets (served as arrays) and binary values (served
+/// as base64), so `catalog get` then `catalog put` changes nothing it was not asked to.
+pub fn keep_stored_types(new: Item, stored: &Item) -> Item {
+    let map: HashMap<String, AttributeValue> = new.into();
+    let stored: &HashMap<String, AttributeValue> = stored;
+    Item::from(conform_map(map, stored))
+}
+
+fn conform_map(
+    map: HashMap<String, AttributeValue>,
+    stored: &HashMap<String, AttributeValue>,
+) -> HashMap<String, AttributeValue> {
+    map.into_iter()
+        .map(|(name, value)| {
+            let value = match stored.get(&name) {
+                Some(old) => conform(value, old),
+                None => value,
+            };
+            (name, value)
+        })
+        .collect()
+}
+
+fn conform(value: AttributeValue, stored: &AttributeValue) -> AttributeValue {
+    match (value, stored) {
+        (AttributeValue::L(list), AttributeValue::Ss(_)) => {
+            let strings: Option<Vec<String>> = list
+                .iter()
+                .map(|v| match v {
+                    AttributeValue::S(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect();
+            match strings {
+                Some(strings) if is_set(&strings) => AttributeValue::Ss(strings),
+                _ => AttributeValue::L(list),
+            }
+        }
+        (AttributeValue::L(list), AttributeValue::Ns(_)) => {
+            let numbers: Option<Vec<String>> = list
+                .iter()
+                .map(|v| match v {
+                    AttributeValue::N(n) => Some(n.clone()),
+                    _ => None,
+                })
+                .collect();
+            match numbers {
+                Some(numbers) if is_set(&numbers) => AttributeValue::Ns(numbers),
+                _ => AttributeValue::L(list),
+            }
+        }
+        (AttributeValue::L(list), AttributeValue::Bs(_)) => {
+            let blobs: Option<Vec<Vec<u8>>> = list
+                .iter()
+                .map(|v| match v {
+                    AttributeValue::S(s) => BASE64.decode(s).ok(),
+                    _ => None,
+                })
+                .collect();
+            match blobs {
+                Some(blobs) if is_set(&blobs) => AttributeValue::Bs(blobs),
+                _ => AttributeValue::L(list),
+            }
+        }
+        (AttributeValue::S(s), AttributeValue::B(_)) => match BASE64.decode(&s) {
+            Ok(bytes) => AttributeValue::B(bytes),
+            Err(_) => AttributeValue::S(s),
+        },
+        (AttributeValue::M(map), AttributeValue::M(old)) => {
+            AttributeValue::M(conform_map(map, old))
+        }
+        (AttributeValue::L(list), AttributeValue::L(old)) => AttributeValue::L(
+            list.into_iter()
+                .enumerate()
+                .map(|(i, value)| match old.get(i) {
+                    Some(old) => conform(value, old),
+                    None => value,
+                })
+                .collect(),
+        ),
+        (value, _) => value,
+    }
+}
+
+/// DynamoDB sets are non-empty and hold no element twice.
+fn is_set<T: Eq + std::hash::Hash>(elements: &[T]) -> bool {
+    !elements.is_empty() && elements.iter().collect::<HashSet<_>>().len() == elements.len()
 }
 
 fn attribute_from_raw(raw: &RawValue) -> Result<AttributeValue, ItemError> {
@@ -254,5 +480,154 @@ mod tests {
             Err(ItemError::MissingId)
         ));
         assert!(matches!(item_from_json("{"), Err(ItemError::Json(_))));
+    }
+
+    #[test]
+    fn numbers_are_checked_against_dynamodb_range_and_precision() {
+        let fine = [
+            "0",
+            "-0.0",
+            "0e999999999999999999999",
+            "1e-130",
+            "-1E-130",
+            "9.9999999999999999999999999999999999999e125",
+            "12345678901234567890123456789012345678",
+            "1.000000000000000000000000000000000000000000000",
+            "0.00000000000000000000000000000000000000000001",
+            "123000000000000000000000000000000000000000000000000",
+        ];
+        for n in fine {
+            assert!(number_size(n).is_ok(), "{n}");
+        }
+        assert_eq!(number_size("12345").unwrap(), 4);
+        let refused = [
+            "1e126",
+            "-1e126",
+            "10e125",
+            "1e-131",
+            "0.1e-130",
+            "1e400",
+            "1e99999999999999999999",
+            "123456789012345678901234567890123456789",
+            "1.23456789012345678901234567890123456789",
+        ];
+        for n in refused {
+            assert!(
+                matches!(number_size(n), Err(ItemError::NumberOutOfRange(_))),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn item_size_counts_names_and_values_up_to_400_kb() {
+        // GIVEN items of exactly 409,600 bytes and one more: "productId" + "p" (10) and
+        // "t" + its string
+        let sized = |len: usize| {
+            item(vec![
+                ("productId", AttributeValue::S("p".into())),
+                ("t", AttributeValue::S("x".repeat(len))),
+            ])
+        };
+        assert!(check_item(&sized(MAX_ITEM_BYTES - 11)).is_ok());
+        assert!(matches!(
+            check_item(&sized(MAX_ITEM_BYTES - 10)),
+            Err(ItemError::TooLarge(409_601))
+        ));
+        // Documents: 3 bytes each, 1 per element, names of map entries.
+        let nested = item(vec![
+            ("productId", AttributeValue::S("p".into())),
+            (
+                "m",
+                AttributeValue::M(HashMap::from([(
+                    "ab".to_owned(),
+                    AttributeValue::L(vec![AttributeValue::Bool(true), AttributeValue::Null(true)]),
+                )])),
+            ),
+        ]);
+        let mut size = 0;
+        for (name, value) in nested.iter() {
+            size += name.len() + attribute_size(value).unwrap();
+        }
+        assert_eq!(size, 10 + 1 + (3 + 1 + 2 + (3 + 2 + 1 + 1)));
+        // And ids the API refuses are refused here too.
+        let slash = item(vec![("productId", AttributeValue::S("a/b".into()))]);
+        assert!(matches!(check_item(&slash), Err(ItemError::InvalidId(_))));
+    }
+
+    #[test]
+    fn a_catalog_file_names_every_bad_item() {
+        let text = r#"[{"productId":"a"},{"productId":"a/b"},{"productId":"a"},7,{"productId":"n","v":1e400},{"productId":"b"}]"#;
+        let Err(CatalogError::BadItems { bad, total }) = catalog_from_json(text) else {
+            panic!("accepted");
+        };
+        assert_eq!(total, 6);
+        let named: Vec<String> = bad.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            named,
+            [
+                r#"item [1] (productId "a/b"): product id contains '/'"#,
+                r#"item [2] (productId "a"): same productId as item [0]"#,
+                "item [3]: a product must be a JSON object",
+                r#"item [4] (productId "n"): number 1e400 is outside DynamoDB's range (at most 38 significant digits, magnitude from 1e-130 to under 1e126)"#,
+            ]
+        );
+        assert_eq!(
+            catalog_from_json(r#"[{"productId":"a"}]"#).unwrap().len(),
+            1
+        );
+        assert!(matches!(
+            catalog_from_json("{}"),
+            Err(CatalogError::NotAnArray(_))
+        ));
+    }
+
+    #[test]
+    fn put_keeps_the_types_json_cannot_express() {
+        // GIVEN a stored item with sets and binary, and its served JSON edited
+        let stored = item(vec![
+            ("productId", AttributeValue::S("p".into())),
+            ("tags", AttributeValue::Ss(vec!["a".into(), "b".into()])),
+            ("sizes", AttributeValue::Ns(vec!["1".into(), "2.5".into()])),
+            ("blobs", AttributeValue::Bs(vec![b"x".to_vec()])),
+            ("icon", AttributeValue::B(b"hi".to_vec())),
+            (
+                "m",
+                AttributeValue::M(HashMap::from([(
+                    "inner".to_owned(),
+                    AttributeValue::Ss(vec!["z".into()]),
+                )])),
+            ),
+            ("was_set", AttributeValue::Ss(vec!["a".into()])),
+        ]);
+        let edited = item_from_json(
+            r#"{"productId":"p","tags":["a","c"],"sizes":[1,3],"blobs":["eA=="],"icon":"aGk=","m":{"inner":["y"]},"was_set":["a","a"],"new":["q"]}"#,
+        )
+        .unwrap();
+        // WHEN it is put back
+        let kept = keep_stored_types(edited, &stored);
+        // THEN what fits keeps its type; what does not (a repeated element) stays a list
+        assert_eq!(
+            kept.get("tags"),
+            Some(&AttributeValue::Ss(vec!["a".into(), "c".into()]))
+        );
+        assert_eq!(
+            kept.get("sizes"),
+            Some(&AttributeValue::Ns(vec!["1".into(), "3".into()]))
+        );
+        assert_eq!(
+            kept.get("blobs"),
+            Some(&AttributeValue::Bs(vec![b"x".to_vec()]))
+        );
+        assert_eq!(kept.get("icon"), Some(&AttributeValue::B(b"hi".to_vec())));
+        assert_eq!(
+            kept.get("m"),
+            Some(&AttributeValue::M(HashMap::from([(
+                "inner".to_owned(),
+                AttributeValue::Ss(vec!["y".into()])
+            )])))
+        );
+        assert!(matches!(kept.get("was_set"), Some(AttributeValue::L(_))));
+        assert!(matches!(kept.get("new"), Some(AttributeValue::L(_))));
     }
 }

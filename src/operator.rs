@@ -8,8 +8,8 @@ use thiserror::Error;
 use crate::adapters::{DynamoStore, RedisCache};
 use crate::config::{CatalogConfig, REDIS_URL, TABLE_NAME, TableName};
 use crate::domain::ProductId;
-use crate::error::{CacheError, IdError, ItemError, StartError, StoreError};
-use crate::item::{item_from_json, item_id, items_from_json_array};
+use crate::error::{CacheError, CatalogError, IdError, ItemError, StartError, StoreError};
+use crate::item::{catalog_from_json, check_item, item_from_json, keep_stored_types};
 use crate::ports::{Cache, ProductStore};
 
 /// Why an operator action failed.
@@ -27,6 +27,16 @@ pub enum OperatorError {
     Id(#[from] IdError),
     #[error("not a product")]
     Item(#[from] ItemError),
+    /// The file cannot be loaded whole; nothing was written. Each bad item is in `bad`.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("the load stopped after {written} of {total} products were written")]
+    LoadStopped {
+        written: usize,
+        total: usize,
+        #[source]
+        source: StoreError,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the cache entry could not be dropped")]
@@ -56,22 +66,36 @@ impl Operator {
     }
 
     /// Loads a JSON array of products, calling `progress` with the number written by
-    /// each batch and the total; answers how many were loaded.
+    /// each batch and the total; answers how many the table accepted. Every item is
+    /// checked first (id, size, numbers, duplicates): when any is invalid, nothing is
+    /// written.
     ///
     /// # Errors
-    /// [`OperatorError`] when the text is not a product array or a batch keeps failing.
+    /// [`OperatorError::Catalog`] naming every bad item, or
+    /// [`OperatorError::LoadStopped`] saying how many were written before a batch kept
+    /// failing.
     pub async fn load(
         &self,
         json_array: &str,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<usize, OperatorError> {
-        let items = items_from_json_array(json_array)?;
+        let items = catalog_from_json(json_array)?;
         let store = self.store().await?;
         let total = items.len();
-        store
-            .load(items, |written| progress(written, total))
-            .await?;
-        Ok(total)
+        // Counted from what the table accepted, so never more than it holds.
+        let mut written = 0;
+        let result = store
+            .load(items, |batch| {
+                written += batch;
+                progress(batch, total);
+            })
+            .await;
+        result.map_err(|source| OperatorError::LoadStopped {
+            written,
+            total,
+            source,
+        })?;
+        Ok(written)
     }
 
     /// The product as the API would serve it.
@@ -86,14 +110,21 @@ impl Operator {
         }
     }
 
-    /// Writes one product (a JSON object) and drops its cache entry.
+    /// Writes one product (a JSON object) and drops its cache entry. Attributes stored
+    /// as sets or binary stay so when the new value fits (JSON cannot say it).
     ///
     /// # Errors
-    /// [`OperatorError`] when the text is not a product or a write fails.
+    /// [`OperatorError`] when the text is not a product DynamoDB can store or a write
+    /// fails.
     pub async fn put(&self, json_object: &str) -> Result<ProductId, OperatorError> {
         let item: Item = item_from_json(json_object)?;
-        let id = ProductId::parse(item_id(&item).unwrap_or_default())?;
-        self.store().await?.put(item).await?;
+        let id = check_item(&item)?;
+        let store = self.store().await?;
+        let item = match store.get_item(&id).await? {
+            Some(stored) => keep_stored_types(item, &stored),
+            None => item,
+        };
+        store.put(item).await?;
         self.drop_cache_entry(&id).await?;
         Ok(id)
     }

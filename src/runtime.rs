@@ -2,25 +2,32 @@
 //! in local mode. Both hand the same [`Api`] an `http::Request` and send back what it
 //! answers.
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use backon::{BackoffBuilder as _, ExponentialBackoff, ExponentialBuilder};
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use lambda_http::aws_lambda_events::alb::AlbTargetGroupResponse;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
 use lambda_http::request::{LambdaRequest, RequestOrigin};
 use lambda_http::{BoxFuture, LambdaEvent, RequestExt};
 use metrics_cloudwatch_embedded::Collector;
+use rustix::io::Errno;
+use serde_json::value::RawValue;
 use tokio::net::TcpListener;
-use tracing::{debug, warn};
+use tokio::sync::{Notify, Semaphore};
+use tracing::{debug, error, info, warn};
 
 use crate::http::Api;
 use crate::ports::{Cache, ProductStore};
@@ -30,9 +37,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves Lambda invocations until the runtime stops, flushing EMF metrics after each.
 ///
-/// The event is converted to an `http::Request` here rather than by `lambda_http`'s
-/// adapter, because that conversion panics on some inputs (an invalid `Host`, a path
-/// over 64 KiB): behind API Gateway a panic is a 502, where the contract wants a 400.
+/// The event is taken as raw JSON and converted to an `http::Request` here rather than by
+/// `lambda_http`'s adapter, because `lambda_http`'s types refuse some events (a header
+/// value with a control byte, a header name with a space, a method such as `GE T`, a
+/// numeric path parameter) and its conversion panics on others (an invalid `Host`, a
+/// path over 64 KiB): behind API Gateway either is a 502, where the contract wants a 400.
 ///
 /// # Errors
 /// When the Runtime API cannot be reached.
@@ -42,16 +51,50 @@ pub async fn run_lambda<C: Cache, S: ProductStore>(
 ) -> Result<(), lambda_http::Error> {
     metrics_cloudwatch_embedded::lambda::handler::run(
         metrics,
-        move |event: LambdaEvent<LambdaRequest>| {
+        move |event: LambdaEvent<Box<RawValue>>| {
             let api = Arc::clone(&api);
             // Boxed as a trait object: nested in the runtime's own futures, the concrete
             // type is too deep for the compiler's default limit.
             let invocation: BoxFuture<'static, Result<LambdaReply, lambda_http::Error>> =
-                Box::pin(async move { Ok(handle_event(&api, event).await) });
+                Box::pin(async move { Ok(handle_raw_event(&api, event).await) });
             invocation
         },
     )
     .await
+}
+
+/// One invocation from its raw JSON: an event `lambda_http` cannot deserialize is
+/// answered 400 in the shape its caller expects. Never fails.
+pub async fn handle_raw_event<C: Cache, S: ProductStore>(
+    api: &Api<C, S>,
+    event: LambdaEvent<Box<RawValue>>,
+) -> LambdaReply {
+    let LambdaEvent { payload, context } = event;
+    match serde_json::from_str::<LambdaRequest>(payload.get()) {
+        Ok(request) => handle_event(api, LambdaEvent::new(request, context)).await,
+        Err(err) => {
+            warn!(
+                request_id = context.request_id,
+                error = %err,
+                "event could not be read as an HTTP request; answering 400"
+            );
+            let response = crate::http::malformed_request_response(&context.request_id);
+            LambdaReply::new(&origin_of_unreadable(&payload), response)
+        }
+    }
+}
+
+/// Which kind of caller sent an event that did not deserialize, judged from the fields
+/// that tell the shapes apart (`version` 2.0: HTTP API or Function URL; `elb`: ALB).
+fn origin_of_unreadable(payload: &RawValue) -> RequestOrigin {
+    let event: serde_json::Value = serde_json::from_str(payload.get()).unwrap_or_default();
+    if event["version"] == "2.0" {
+        RequestOrigin::ApiGatewayV2
+    } else if event["requestContext"]["elb"].is_object() {
+        RequestOrigin::Alb
+    } else {
+        RequestOrigin::ApiGatewayV1
+    }
 }
 
 /// One invocation: event in, API Gateway / Function URL / ALB response out. Never fails.
@@ -62,18 +105,72 @@ pub async fn handle_event<C: Cache, S: ProductStore>(
     let LambdaEvent { payload, context } = event;
     let origin = payload.request_origin();
     let request_id = context.request_id.clone();
-    let response =
-        match std::panic::catch_unwind(AssertUnwindSafe(|| lambda_http::Request::from(payload))) {
-            Ok(request) => api.handle(&request.with_lambda_context(context)).await,
-            Err(_) => {
-                warn!(
-                    request_id,
-                    "event could not be turned into an HTTP request; answering 400"
-                );
-                crate::http::malformed_request_response(&request_id)
-            }
-        };
+    let response = match catch_panic(|| lambda_http::Request::from(payload)) {
+        Ok(request) => api.handle(&request.with_lambda_context(context)).await,
+        Err(panic) => {
+            warn!(
+                request_id,
+                panic = panic.message.as_str(),
+                panic.location = panic.location.as_deref(),
+                "event could not be turned into an HTTP request; answering 400"
+            );
+            crate::http::malformed_request_response(&request_id)
+        }
+    };
     LambdaReply::new(&origin, response)
+}
+
+thread_local! {
+    /// Set while [`catch_panic`] runs `f`: the panic hook leaves the report to it.
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+    /// Where the panic [`catch_panic`] caught happened, noted by the hook.
+    static CAUGHT_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// A panic caught by [`catch_panic`].
+struct CaughtPanic {
+    message: String,
+    location: Option<String>,
+}
+
+/// Runs `f`, turning a panic into an error that the caller logs (one line, with the
+/// request's context) instead of the hook printing it.
+fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
+    CATCHING.with(|catching| catching.set(true));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|catching| catching.set(false));
+    result.map_err(|payload| CaughtPanic {
+        message: panic_message(payload.as_ref()),
+        location: CAUGHT_AT.with(RefCell::take),
+    })
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// Replaces the default panic output (`thread 'main' panicked at …` in plain text) with
+/// one log line through `tracing`, so panics read like every other log record (JSON in
+/// Lambda). A panic inside [`catch_panic`] is logged by its caller instead.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info.location().map(ToString::to_string);
+        if CATCHING.with(Cell::get) {
+            CAUGHT_AT.with(|caught| *caught.borrow_mut() = location);
+            return;
+        }
+        error!(
+            panic = panic_message(info.payload()).as_str(),
+            panic.location = location.as_deref(),
+            "panic"
+        );
+    }));
 }
 
 /// What the function returns, in the shape its caller expects.
@@ -134,42 +231,111 @@ impl LambdaReply {
     }
 }
 
+/// How long a client has to send a request's head (request line and headers). hyper
+/// starts this timer whenever it waits for a head: on a new connection, and after each
+/// response on a kept-alive one, so it is also the idle keep-alive timeout.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest request head read into memory; hyper answers 431 past it (Node's default).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Most connections open at once, lowered to fit the file-descriptor limit.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// File descriptors left for everything else (Redis, DynamoDB, the runtime).
+const RESERVED_FDS: u64 = 64;
+/// Bounds of the pause after a failed `accept` (out of descriptors, and the like).
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then lets in-flight requests
 /// finish (up to a grace period).
+///
+/// Bounded against slow or idle clients: each connection must send a request head
+/// within [`HEADER_READ_TIMEOUT`] and of at most [`MAX_HEADER_BYTES`]; at most
+/// [`MAX_CONNECTIONS`] are open (fewer under a lower descriptor limit), and at the limit
+/// a new connection closes the oldest one with no request in progress, so idle sockets
+/// cannot lock everyone out. A failing `accept` is retried with exponential backoff.
 pub async fn serve_local<C: Cache, S: ProductStore>(
     listener: TcpListener,
     api: Arc<Api<C, S>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let limit = connection_limit();
+    info!(
+        max_connections = limit,
+        header_read_timeout_s = HEADER_READ_TIMEOUT.as_secs(),
+        "local server limits"
+    );
+    let connections = Arc::new(Connections::new(limit));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_HEADER_BYTES);
     let graceful = GracefulShutdown::new();
+    let mut backoff = None;
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(err) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let api = Arc::clone(&api);
-                let service = hyper::service::service_fn(move |request| {
-                    let api = Arc::clone(&api);
-                    async move { Ok::<_, Infallible>(api.handle(&request).await.map(Full::new)) }
-                });
-                let connection = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(err) = connection.await {
-                        debug!(error = %err, "connection closed with an error");
-                    }
-                });
-            }
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
-        }
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                backoff = None;
+                stream
+            }
+            Err(err) => {
+                let delay = backoff
+                    .get_or_insert_with(accept_backoff)
+                    .next()
+                    .unwrap_or(ACCEPT_BACKOFF_MAX);
+                warn!(error = %err, retry_in_ms = delay.as_millis(), "accept failed");
+                if matches!(err.raw_os_error(), Some(code) if code == Errno::MFILE.raw_os_error() || code == Errno::NFILE.raw_os_error())
+                {
+                    connections.close_oldest_idle();
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let permit = match Arc::clone(&connections.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // At the limit: make room by closing an idle connection; when every
+                // connection is busy, wait for one to finish.
+                connections.close_oldest_idle();
+                tokio::select! {
+                    permit = Arc::clone(&connections.permits).acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let open = OpenConnection::register(&connections);
+        let slot = Arc::clone(&open.slot);
+        let api = Arc::clone(&api);
+        let service = hyper::service::service_fn(move |request| {
+            let api = Arc::clone(&api);
+            let busy = Busy::start(&slot);
+            async move {
+                let response = api.handle(&request).await.map(Full::new);
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            tokio::select! {
+                result = connection => if let Err(err) = result {
+                    debug!(error = %err, "connection closed with an error");
+                },
+                () = open.slot.close.notified() => debug!("closed an idle connection to make room"),
+            }
+            drop((open, permit));
+        });
     }
     drop(listener);
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
@@ -177,6 +343,105 @@ pub async fn serve_local<C: Cache, S: ProductStore>(
         .is_err()
     {
         warn!("some connections were still open after the shutdown grace period");
+    }
+}
+
+/// [`MAX_CONNECTIONS`], or fewer when the file-descriptor limit would run out first.
+fn connection_limit() -> usize {
+    let fds = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let room = fds.map_or(u64::MAX, |fds| fds.saturating_sub(RESERVED_FDS).max(1));
+    usize::try_from(room).map_or(MAX_CONNECTIONS, |room| room.min(MAX_CONNECTIONS))
+}
+
+fn accept_backoff() -> ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(ACCEPT_BACKOFF_MIN)
+        .with_max_delay(ACCEPT_BACKOFF_MAX)
+        .without_max_times()
+        .build()
+}
+
+/// The local server's open connections in the order they came, so that at the limit the
+/// oldest one with no request in progress can be closed.
+struct Connections {
+    permits: Arc<Semaphore>,
+    open: Mutex<BTreeMap<u64, Arc<Slot>>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Requests being answered on this connection (0 or 1 for HTTP/1.1).
+    in_flight: AtomicUsize,
+    /// Set once this connection was chosen to be closed.
+    closing: AtomicBool,
+    close: Notify,
+}
+
+impl Connections {
+    fn new(limit: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(limit)),
+            open: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Slot>>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the oldest connection with no request in progress to close; says if any did.
+    fn close_oldest_idle(&self) -> bool {
+        let open = self.registry();
+        let idle = open.values().find(|slot| {
+            slot.in_flight.load(Ordering::Acquire) == 0
+                && !slot.closing.swap(true, Ordering::AcqRel)
+        });
+        idle.inspect(|slot| slot.close.notify_one()).is_some()
+    }
+}
+
+/// A connection's place among the open ones, given up when it is dropped.
+struct OpenConnection {
+    id: u64,
+    slot: Arc<Slot>,
+    connections: Arc<Connections>,
+}
+
+impl OpenConnection {
+    fn register(connections: &Arc<Connections>) -> Self {
+        let id = connections.next_id.fetch_add(1, Ordering::Relaxed);
+        let slot = Arc::new(Slot::default());
+        connections.registry().insert(id, Arc::clone(&slot));
+        Self {
+            id,
+            slot,
+            connections: Arc::clone(connections),
+        }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.connections.registry().remove(&self.id);
+    }
+}
+
+/// Marks a connection busy while a request is answered (also if the answer is dropped).
+struct Busy(Arc<Slot>);
+
+impl Busy {
+    fn start(slot: &Arc<Slot>) -> Self {
+        slot.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(slot))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -73,11 +73,13 @@ impl DynamoStore {
     }
 
     /// Writes `items` in batches of 25, retrying unprocessed items with exponential
-    /// backoff; calls `progress` with the number written after each batch.
+    /// backoff; calls `progress` with the number of items the table accepted, as it
+    /// accepts them. The items should have distinct ids: DynamoDB refuses a batch that
+    /// names one twice.
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when a batch keeps failing or keeps coming back
-    /// unprocessed after the retries.
+    /// [`StoreError::Unavailable`] when DynamoDB refuses a batch (not retried: the SDK
+    /// already retried what is transient) or keeps leaving items unprocessed.
     pub async fn load(
         &self,
         items: Vec<Item>,
@@ -94,37 +96,46 @@ impl DynamoStore {
                     Ok(WriteRequest::builder().put_request(put).build())
                 })
                 .collect::<Result<_, StoreError>>()?;
-            self.write_batch(requests).await?;
-            progress(chunk.len());
+            self.write_batch(requests, &mut progress).await?;
         }
         Ok(())
     }
 
     /// Writes one batch; what DynamoDB leaves unprocessed (throttling, partition limits)
-    /// is sent again with exponential backoff, as AWS recommends.
-    async fn write_batch(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+    /// is sent again with exponential backoff, as AWS recommends. Errors are not retried.
+    async fn write_batch(
+        &self,
+        requests: Vec<WriteRequest>,
+        progress: &mut impl FnMut(usize),
+    ) -> Result<(), StoreError> {
+        /// Why an attempt did not finish the batch.
+        enum Attempt {
+            Unprocessed(usize),
+            Failed(StoreError),
+        }
         let pending = RefCell::new(requests);
+        let progress = RefCell::new(progress);
         let attempt = || async {
             let batch = pending.borrow().clone();
+            let sent = batch.len();
             let output = self
                 .client
                 .batch_write_item()
                 .request_items(self.table.as_str(), batch)
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(|err| Attempt::Failed(unavailable(err)))?;
             let left = output
                 .unprocessed_items
                 .and_then(|mut map| map.remove(self.table.as_str()))
                 .unwrap_or_default();
+            (progress.borrow_mut())(sent.saturating_sub(left.len()));
             if left.is_empty() {
                 return Ok(());
             }
             let count = left.len();
             *pending.borrow_mut() = left;
-            Err(StoreError::Unavailable(
-                format!("{count} items left unprocessed").into(),
-            ))
+            Err(Attempt::Unprocessed(count))
         };
         attempt
             .retry(
@@ -134,7 +145,14 @@ impl DynamoStore {
                     .with_max_times(8)
                     .with_jitter(),
             )
+            .when(|err| matches!(err, Attempt::Unprocessed(_)))
             .await
+            .map_err(|err| match err {
+                Attempt::Failed(err) => err,
+                Attempt::Unprocessed(count) => StoreError::Unavailable(
+                    format!("{count} items left unprocessed after retries").into(),
+                ),
+            })
     }
 
     /// Creates the table as Terraform does (on-demand, stream with both images); for
@@ -185,8 +203,12 @@ impl DynamoStore {
     }
 }
 
-impl ProductStore for DynamoStore {
-    async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
+impl DynamoStore {
+    /// The item as stored (types included), read strongly consistently.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when DynamoDB refuses or cannot be reached.
+    pub async fn get_item(&self, id: &ProductId) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
             .get_item()
@@ -198,10 +220,15 @@ impl ProductStore for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        let Some(attributes) = output.item else {
+        Ok(output.item.map(Item::from))
+    }
+}
+
+impl ProductStore for DynamoStore {
+    async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
+        let Some(item) = self.get_item(id).await? else {
             return Ok(None);
         };
-        let item = Item::from(attributes);
         product_from_item(&item)
             .map(Some)
             .map_err(|source| StoreError::Malformed {

@@ -8,7 +8,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use product_catalog::app;
-use product_catalog::operator::Operator;
+use product_catalog::error::CatalogError;
+use product_catalog::operator::{Operator, OperatorError};
 
 #[derive(Parser)]
 #[command(version, about = "Operate the product catalog: table and cache")]
@@ -21,11 +22,16 @@ struct Cli {
 enum Command {
     /// Create the table (on-demand, stream with new and old images) if it does not exist.
     CreateTable,
-    /// Load a JSON array of products (objects with a string `productId`) into the table.
-    Load { file: PathBuf },
+    /// Load a JSON array of products into the table (BatchWriteItem, retried). Every
+    /// item is checked first; when any is invalid, nothing is written.
+    Load {
+        /// A file holding a JSON array of objects, each with a string `productId`.
+        file: PathBuf,
+    },
     /// Print one product as the API would serve it.
     Get { id: String },
-    /// Write one product (a JSON object) and drop its cache entry.
+    /// Write one product (a JSON object) and drop its cache entry. Attributes stored as
+    /// sets or binary stay so when the new value fits (JSON cannot say it).
     Put { file: PathBuf },
     /// Delete one product and drop its cache entry.
     Delete { id: String },
@@ -47,9 +53,22 @@ async fn main() -> anyhow::Result<()> {
                 bar.set_length(total as u64);
                 bar.inc(written as u64);
             };
-            let loaded = operator.load(&read(&file)?, progress).await?;
+            let loaded = operator.load(&read(&file)?, progress).await;
             bar.finish();
-            println!("loaded {loaded} products");
+            match loaded {
+                Ok(loaded) => println!("loaded {loaded} products"),
+                Err(OperatorError::Catalog(CatalogError::BadItems { bad, total })) => {
+                    for item in &bad {
+                        eprintln!("{}: {item}", file.display());
+                    }
+                    anyhow::bail!(
+                        "{} of {total} items in {} are invalid; nothing was written",
+                        bad.len(),
+                        file.display()
+                    );
+                }
+                Err(err) => return Err(err).context(format!("cannot load {}", file.display())),
+            }
         }
         Command::Get { id } => println!("{}", operator.get(&id).await?),
         Command::Put { file } => println!("stored {}", operator.put(&read(&file)?).await?),

@@ -21,6 +21,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     logging::init(config.mode);
+    runtime::log_panics();
     let emf = metrics::builder(&config.metrics_namespace, metrics::SERVICE_PRODUCT_API);
     let emf = match config.mode {
         Mode::Lambda => emf,

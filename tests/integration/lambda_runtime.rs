@@ -9,13 +9,28 @@ use std::time::{Duration, Instant};
 use fred::prelude::KeysInterface;
 use serde_json::Value;
 
-use crate::helpers::{RedisServer, emf_sum, sample_table, service_env};
+use crate::helpers::{RedisServer, emf_sum, fresh_table, sample_table, service_env};
 use crate::runtime_api::RuntimeApi;
 
-/// A product-api process in Lambda mode; its stdout lines are collected.
+/// A product-api process in Lambda mode; its stdout and stderr lines are collected.
 struct Function {
     child: Child,
     stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Collects the lines of `pipe` into a shared string, on a thread of its own.
+fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let lines = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            let mut all = sink.lock().unwrap();
+            all.push_str(&line);
+            all.push('\n');
+        }
+    });
+    lines
 }
 
 impl Function {
@@ -33,20 +48,16 @@ impl Function {
                 "2026/11/22/[$LATEST]0123456789abcdef",
             )
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let sink = Arc::clone(&stdout);
-        let pipe = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut all = sink.lock().unwrap();
-                all.push_str(&line);
-                all.push('\n');
-            }
-        });
-        Self { child, stdout }
+        let stdout = collect(child.stdout.take().unwrap());
+        let stderr = collect(child.stderr.take().unwrap());
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
     }
 
     /// Waits until `metric` adds up to `expected` in the EMF output.
@@ -71,6 +82,8 @@ impl Drop for Function {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // What the function logged, for a failing test's output.
+        eprint!("{}", self.stderr.lock().unwrap());
     }
 }
 
@@ -155,4 +168,79 @@ async fn lambda_mode_serves_rest_http_api_and_function_url_events() {
     // One EMF document per invocation, with the per-request counts.
     function.wait_for_metric("CacheMisses", 6.0);
     function.wait_for_metric("NotFound", 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_lambda_http_cannot_read_get_400_and_panics_log_one_json_line() {
+    // GIVEN a function in Lambda mode
+    let redis = RedisServer::start();
+    let table = fresh_table().await;
+    let runtime = RuntimeApi::start().await;
+    let function = Function::spawn(&runtime, service_env(&redis.url(), &table));
+
+    // WHEN it is sent events lambda_http's own types refuse to deserialize
+    let rest_header = |name: &str, value: &str| {
+        let mut event = fixture("apigw_rest_stage");
+        event["headers"][name] = value.into();
+        event["multiValueHeaders"][name] = serde_json::json!([value]);
+        event
+    };
+    let mut bad_method = fixture("apigw_rest_stage");
+    bad_method["httpMethod"] = "GE T".into();
+    let mut numeric_id = fixture("apigw_rest_stage");
+    numeric_id["pathParameters"]["productId"] = 10001.into();
+    let mut v2_header = fixture("function_url");
+    v2_header["headers"]["x-note"] = "a\u{1}b".into();
+    let cases = [
+        ("header value with \\x01", rest_header("X-Note", "a\u{1}b")),
+        ("header value with \\x7f", rest_header("X-Note", "a\u{7f}b")),
+        ("header name with a space", rest_header("X Note", "b")),
+        ("httpMethod GE T", bad_method),
+        ("numeric productId", numeric_id),
+        ("v2 header value with \\x01", v2_header),
+    ];
+    // THEN each is answered 400 with the JSON error, never a function error
+    for (name, event) in cases {
+        let reply = runtime
+            .invoke(event)
+            .await
+            .unwrap_or_else(|err| panic!("{name}: function error {err}"));
+        assert_eq!(reply["statusCode"], 400, "{name}: {reply}");
+        let body: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["error"], "bad_request", "{name}: {body}");
+        assert!(!body["requestId"].as_str().unwrap().is_empty(), "{name}");
+        assert_eq!(
+            header(&reply, "content-type").as_deref(),
+            Some("application/json"),
+            "{name}"
+        );
+    }
+
+    // WHEN an event makes lambda_http's conversion panic (a Host with a space)
+    let mut panicking = fixture("apigw_rest_stage");
+    panicking["headers"]["Host"] = "exa mple.com".into();
+    panicking["multiValueHeaders"]["Host"] = serde_json::json!(["exa mple.com"]);
+    let reply = runtime.invoke(panicking).await.unwrap();
+    assert_eq!(reply["statusCode"], 400, "{reply}");
+    // THEN the panic is logged as one JSON line, never as the default plain text
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        let logged = function.stderr.lock().unwrap().clone();
+        if let Some(line) = logged.lines().find(|line| line.contains("panic")) {
+            break line.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no panic logged: {logged}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let logged = function.stderr.lock().unwrap().clone();
+    assert!(!logged.contains("panicked at"), "{logged}");
+    let record: Value = serde_json::from_str(&line)
+        .unwrap_or_else(|err| panic!("not a JSON log line ({err}): {line}"));
+    assert_eq!(record["level"], "WARN", "{record}");
+    assert!(record["fields"]["panic"].is_string(), "{record}");
+    assert_eq!(
+        logged.lines().filter(|line| line.contains("panic")).count(),
+        1,
+        "{logged}"
+    );
 }

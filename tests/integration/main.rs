@@ -3,10 +3,12 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB`. Nothing here is skipped: a missing service fails the
 //! test with a message saying how to provide it.
 
+mod catalog_cli;
 mod healing;
 mod helpers;
 mod invalidator;
 mod lambda_runtime;
+mod local_limits;
 mod local_server;
 mod openapi;
 mod read_path;

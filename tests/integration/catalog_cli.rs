@@ -1,0 +1,205 @@
+//! The `catalog` CLI against the emulator: `load` checks the whole file before writing
+//! anything and names every bad item; `get` then `put` keeps sets and binary as they are.
+
+use std::collections::HashMap;
+use std::process::{Command, Output};
+
+use aws_sdk_dynamodb::types::{AttributeValue, Select};
+use product_catalog::adapters::DynamoStore;
+use serde_json::{Value, json};
+
+use crate::helpers::{dynamodb_endpoint, fresh_table};
+
+/// Runs `catalog` with the test environment and `TABLE_NAME`.
+fn catalog(table: &DynamoStore, args: &[&str]) -> Output {
+    dynamodb_endpoint();
+    Command::new(env!("CARGO_BIN_EXE_catalog"))
+        .env_clear()
+        .envs(std::env::vars().filter(|(k, _)| k.starts_with("AWS_")))
+        .env("TABLE_NAME", table.table().as_str())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+async fn count(table: &DynamoStore) -> i32 {
+    let client = product_catalog::adapters::aws::dynamodb_client().await;
+    client
+        .scan()
+        .table_name(table.table().as_str())
+        .select(Select::Count)
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .count()
+}
+
+/// `n` valid products, P-0 to P-(n-1).
+fn products(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| json!({"productId": format!("P-{i}"), "name": format!("product {i}"), "price": 1.5}))
+        .collect()
+}
+
+fn write_file(dir: &tempfile::TempDir, name: &str, items: &[Value]) -> String {
+    let path = dir.path().join(name);
+    let text = serde_json::to_string(items)
+        .unwrap()
+        .replace("\"__1e400__\"", "1e400");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn load_writes_nothing_when_any_item_is_invalid_and_names_each() {
+    let dir = tempfile::tempdir().unwrap();
+    // Bad items sit in the second batch of 25, after a batch that would be written.
+    let mut duplicate = products(40);
+    duplicate[27] = json!({"productId": "P-3", "name": "again"}); // id of item [3]
+    duplicate[33] = json!({"productId": "P-30", "name": "again"}); // in its own batch
+    let mut invalid_id = products(40);
+    invalid_id[30] = json!({"productId": "a/b", "name": "slash"});
+    invalid_id[31] = json!({"productId": "x".repeat(257)});
+    let mut too_large = products(40);
+    too_large[30] = json!({"productId": "P-big", "text": "x".repeat(410 * 1024)});
+    let mut bad_number = products(40);
+    // serde_json cannot hold 1e400 in a Value: a placeholder, replaced in the file's text.
+    bad_number[30] = json!({"productId": "P-num", "n": "__1e400__"});
+    let cases = [
+        (
+            "duplicate",
+            duplicate,
+            vec![("[27]", "P-3"), ("[33]", "P-30")],
+        ),
+        (
+            "invalid-id",
+            invalid_id,
+            vec![("[30]", "a/b"), ("[31]", "xxxx")],
+        ),
+        ("too-large", too_large, vec![("[30]", "P-big")]),
+        ("bad-number", bad_number, vec![("[30]", "P-num")]),
+    ];
+    for (name, items, named) in cases {
+        // GIVEN an empty table and a file with one or more bad items among good ones
+        let table = fresh_table().await;
+        let file = write_file(&dir, &format!("{name}.json"), &items);
+        // WHEN it is loaded
+        let output = catalog(&table, &["load", &file]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // THEN the load fails, writes nothing, and names every bad item
+        assert!(!output.status.success(), "{name}: {stderr}");
+        assert_eq!(
+            count(&table).await,
+            0,
+            "{name}: items were written: {stderr}"
+        );
+        for (index, id) in named {
+            assert!(
+                stderr
+                    .lines()
+                    .any(|line| line.contains(index) && line.contains(id)),
+                "{name}: item {index} ({id}) not named: {stderr}"
+            );
+        }
+        assert!(stderr.contains("nothing was written"), "{name}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn load_counts_exactly_what_the_table_holds() {
+    // GIVEN an empty table and 60 valid products (three batches)
+    let dir = tempfile::tempdir().unwrap();
+    let table = fresh_table().await;
+    let file = write_file(&dir, "ok.json", &products(60));
+    // WHEN they are loaded
+    let output = catalog(&table, &["load", &file]);
+    // THEN the CLI says 60 and the table holds 60
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("loaded 60 products"), "{stdout}");
+    assert_eq!(count(&table).await, 60);
+}
+
+#[tokio::test]
+async fn get_then_put_keeps_sets_and_binary() {
+    // GIVEN an item with string, number and binary sets and a binary value
+    let table = fresh_table().await;
+    let item: HashMap<String, AttributeValue> = HashMap::from([
+        ("productId".to_owned(), AttributeValue::S("P-sets".into())),
+        (
+            "tags".to_owned(),
+            AttributeValue::Ss(vec!["red".into(), "blue".into()]),
+        ),
+        (
+            "sizes".to_owned(),
+            AttributeValue::Ns(vec!["38".into(), "39.5".into()]),
+        ),
+        (
+            "blobs".to_owned(),
+            AttributeValue::Bs(vec![b"a".to_vec().into(), b"b".to_vec().into()]),
+        ),
+        (
+            "icon".to_owned(),
+            AttributeValue::B(b"\x89PNG".to_vec().into()),
+        ),
+        (
+            "list".to_owned(),
+            AttributeValue::L(vec![AttributeValue::S("x".into())]),
+        ),
+    ]);
+    let client = product_catalog::adapters::aws::dynamodb_client().await;
+    client
+        .put_item()
+        .table_name(table.table().as_str())
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+    // WHEN it is read with `catalog get`, edited, and written back with `catalog put`
+    let got = catalog(&table, &["get", "P-sets"]);
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    let mut product: Value = serde_json::from_slice(&got.stdout).unwrap();
+    product["name"] = "edited".into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("product.json");
+    std::fs::write(&path, product.to_string()).unwrap();
+    let put = catalog(&table, &["put", path.to_str().unwrap()]);
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    // THEN the stored types are unchanged
+    let stored = client
+        .get_item()
+        .table_name(table.table().as_str())
+        .key("productId", AttributeValue::S("P-sets".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let kind = |name: &str| match stored.get(name) {
+        Some(AttributeValue::Ss(_)) => "SS",
+        Some(AttributeValue::Ns(_)) => "NS",
+        Some(AttributeValue::Bs(_)) => "BS",
+        Some(AttributeValue::B(_)) => "B",
+        Some(AttributeValue::L(_)) => "L",
+        Some(AttributeValue::S(_)) => "S",
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(
+        ["tags", "sizes", "blobs", "icon", "list", "name"].map(kind),
+        ["SS", "NS", "BS", "B", "L", "S"]
+    );
+}
