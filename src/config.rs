@@ -204,6 +204,7 @@ pub struct InvalidatorConfig {
     pub mode: Mode,
     pub redis: RedisConfig,
     pub ttls: EntryTtls,
+    pub metrics_namespace: String,
 }
 
 /// catalog's configuration: each command checks for what it needs.
@@ -259,10 +260,7 @@ impl FromEnvironment for ApiConfig {
                 "required in Lambda mode (the sample catalog is for local runs only)",
             ));
         }
-        let metrics_namespace = env
-            .get(METRICS_NAMESPACE)
-            .unwrap_or_else(|| crate::metrics::NAMESPACE.to_owned());
-        validate_namespace(&metrics_namespace)?;
+        let metrics_namespace = env.metrics_namespace()?;
         Ok(Self {
             mode,
             listen_addr,
@@ -299,6 +297,7 @@ impl FromEnvironment for InvalidatorConfig {
             mode: env.mode(),
             redis,
             ttls: env.ttls()?,
+            metrics_namespace: env.metrics_namespace()?,
         })
     }
 }
@@ -327,6 +326,14 @@ impl Env<'_> {
         } else {
             Mode::Local
         }
+    }
+
+    fn metrics_namespace(&self) -> Result<String, ConfigError> {
+        let namespace = self
+            .get(METRICS_NAMESPACE)
+            .unwrap_or_else(|| crate::metrics::NAMESPACE.to_owned());
+        validate_namespace(&namespace)?;
+        Ok(namespace)
     }
 
     fn table(&self) -> Result<Option<TableName>, ConfigError> {
