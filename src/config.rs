@@ -5,6 +5,8 @@
 //! long entries live ([`EntryTtls`]). A bad value stops the process with an error naming
 //! the variable.
 
+use std::cell::RefCell;
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -204,6 +206,7 @@ pub struct InvalidatorConfig {
     pub mode: Mode,
     pub redis: RedisConfig,
     pub ttls: EntryTtls,
+    pub metrics_namespace: String,
 }
 
 /// catalog's configuration: each command checks for what it needs.
@@ -221,7 +224,24 @@ pub trait FromEnvironment: Sized {
     /// # Errors
     /// A [`ConfigError`] naming the first variable whose value is unusable.
     fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        Self::read(&Env(&lookup))
+        Self::from_os_lookup(|name| lookup(name).map(OsString::from))
+    }
+
+    /// Reads configuration through `lookup` of raw values: one that is not UTF-8 is an
+    /// error naming its variable, never taken as unset.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first variable whose value is unusable.
+    fn from_os_lookup(lookup: impl Fn(&str) -> Option<OsString>) -> Result<Self, ConfigError> {
+        let env = Env {
+            lookup: &lookup,
+            not_utf8: RefCell::new(None),
+        };
+        let config = Self::read(&env);
+        match env.not_utf8.into_inner() {
+            Some(err) => Err(err),
+            None => config,
+        }
     }
 
     /// Reads the process environment.
@@ -229,7 +249,7 @@ pub trait FromEnvironment: Sized {
     /// # Errors
     /// A [`ConfigError`] naming the first variable whose value is unusable.
     fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_os_lookup(|name| std::env::var_os(name))
     }
 
     #[doc(hidden)]
@@ -259,10 +279,7 @@ impl FromEnvironment for ApiConfig {
                 "required in Lambda mode (the sample catalog is for local runs only)",
             ));
         }
-        let metrics_namespace = env
-            .get(METRICS_NAMESPACE)
-            .unwrap_or_else(|| crate::metrics::NAMESPACE.to_owned());
-        validate_namespace(&metrics_namespace)?;
+        let metrics_namespace = env.metrics_namespace()?;
         Ok(Self {
             mode,
             listen_addr,
@@ -299,6 +316,7 @@ impl FromEnvironment for InvalidatorConfig {
             mode: env.mode(),
             redis,
             ttls: env.ttls()?,
+            metrics_namespace: env.metrics_namespace()?,
         })
     }
 }
@@ -314,11 +332,24 @@ impl FromEnvironment for CatalogConfig {
 
 /// The environment as the readers above see it: empty values count as unset.
 #[doc(hidden)]
-pub struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+pub struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<OsString>,
+    /// The first variable whose value is not UTF-8 (reported instead of the result).
+    not_utf8: RefCell<Option<ConfigError>>,
+}
 
 impl Env<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).filter(|value| !value.is_empty())
+    fn get(&self, name: &'static str) -> Option<String> {
+        match (self.lookup)(name)?.into_string() {
+            Ok(value) => Some(value).filter(|value| !value.is_empty()),
+            Err(raw) => {
+                self.not_utf8.borrow_mut().get_or_insert_with(|| {
+                    let shown = redact_url(&raw.to_string_lossy());
+                    ConfigError::invalid(name, &shown, "not valid UTF-8")
+                });
+                None
+            }
+        }
     }
 
     fn mode(&self) -> Mode {
@@ -327,6 +358,14 @@ impl Env<'_> {
         } else {
             Mode::Local
         }
+    }
+
+    fn metrics_namespace(&self) -> Result<String, ConfigError> {
+        let namespace = self
+            .get(METRICS_NAMESPACE)
+            .unwrap_or_else(|| crate::metrics::NAMESPACE.to_owned());
+        validate_namespace(&namespace)?;
+        Ok(namespace)
     }
 
     fn table(&self) -> Result<Option<TableName>, ConfigError> {
@@ -410,33 +449,43 @@ fn validate_redis_url(raw: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// CloudWatch namespaces: 1 to 255 characters, not starting with `AWS/`.
+/// CloudWatch's rules for a namespace: 1 to 255 characters of `0-9 A-Z a-z . - _ / # :`
+/// and space, at least one not a space, not starting with `:` or `AWS/`.
 fn validate_namespace(namespace: &str) -> Result<(), ConfigError> {
-    if namespace.len() <= 255
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b" .-_/#:".contains(&b);
+    if (1..=255).contains(&namespace.len())
+        && namespace.bytes().all(allowed)
+        && namespace.bytes().any(|b| b != b' ')
+        && !namespace.starts_with(':')
         && !namespace.starts_with("AWS/")
-        && !namespace.chars().any(char::is_control)
     {
         Ok(())
     } else {
         Err(ConfigError::invalid(
             METRICS_NAMESPACE,
             namespace,
-            "expected 1 to 255 printable characters, not starting with AWS/",
+            "expected 1 to 255 characters of 0-9 A-Z a-z . - _ / # : and space, \
+             not all spaces, not starting with ':' or AWS/",
         ))
     }
 }
 
-/// Hides the password of a URL such as `rediss://user:secret@host:6379`.
+/// Hides the password and the query (which may carry one too) of a URL such as
+/// `rediss://user:secret@host:6379/0?password=secret`.
 fn redact_url(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((base, _)) => (base, "?***"),
+        None => (url, ""),
+    };
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return format!("{url}{query}");
     };
     match rest.rsplit_once('@') {
         Some((credentials, host)) => {
             let user = credentials.split_once(':').map_or("", |(user, _)| user);
-            format!("{scheme}://{user}:***@{host}")
+            format!("{scheme}://{user}:***@{host}{query}")
         }
-        None => url.to_owned(),
+        None => format!("{url}{query}"),
     }
 }
 
@@ -583,6 +632,45 @@ mod tests {
         // AND a secret with a URL is kept, typed
         let ok = api(&[(REDIS_AUTH_SECRET_ARN, ARN), (REDIS_URL, "rediss://c:6379")]).unwrap();
         assert_eq!(ok.redis.unwrap().auth_secret.unwrap().as_str(), ARN);
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_naming_its_variable() {
+        use std::os::unix::ffi::OsStringExt;
+        for var in [CACHE_TTL_SECONDS, REDIS_URL, TABLE_NAME] {
+            // GIVEN one variable whose value is not UTF-8
+            let lookup = |name: &str| (name == var).then(|| OsString::from_vec(vec![0xff]));
+            // WHEN product-api reads it THEN it is an error naming it, not "unset"
+            let err = ApiConfig::from_os_lookup(lookup).unwrap_err();
+            assert!(err.to_string().contains(var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn metrics_namespaces_follow_cloudwatch_rules() {
+        for good in ["ProductCatalog", "Team/Product-Catalog_1.0", "a #b:c"] {
+            assert!(api(&[(METRICS_NAMESPACE, good)]).is_ok(), "{good}");
+        }
+        for bad in [
+            "AWS/Lambda",
+            ":x",
+            "   ",
+            "caf\u{e9}",
+            "a\tb",
+            "a\"b",
+            &"x".repeat(256),
+        ] {
+            let err = api(&[(METRICS_NAMESPACE, bad)]).unwrap_err();
+            assert!(err.to_string().contains(METRICS_NAMESPACE), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_query_string_in_the_redis_url_is_redacted_too() {
+        let url = RedisUrl::try_from("rediss://cache:6379/0?password=hunter2".to_owned()).unwrap();
+        assert_eq!(format!("{url:?}"), "rediss://cache:6379/0?***");
+        let err = api(&[(REDIS_URL, "http://cache:6379?password=hunter2")]).unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

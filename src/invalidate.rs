@@ -32,33 +32,43 @@ pub enum Change {
     Drop(ProductId),
 }
 
-/// The change a record asks for; `None` for records that concern no servable product
-/// (no string `productId` key, or an id the API could never be asked for).
-pub fn change_from_record(record: &EventRecord) -> Option<Change> {
+/// Why a record cannot be applied: it is reported, so Lambda retries it and, after the
+/// event source mapping's bounded retries, sends it to the on-failure destination.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unappliable {
+    #[error("the record's Keys hold no string productId")]
+    NoProductId,
+    #[error("unknown stream event name {0:?}")]
+    UnknownEvent(String),
+}
+
+/// The change a record asks for; `Ok(None)` for an id the API could never be asked for
+/// (nothing of it can be cached).
+///
+/// # Errors
+/// [`Unappliable`] when the record names no product or an unknown event.
+pub fn change_from_record(record: &EventRecord) -> Result<Option<Change>, Unappliable> {
     let id = match record.change.keys.get(ID_ATTRIBUTE) {
-        Some(AttributeValue::S(raw)) => ProductId::parse(raw).ok()?,
-        _ => return None,
+        Some(AttributeValue::S(raw)) => match ProductId::parse(raw) {
+            Ok(id) => id,
+            Err(_) => return Ok(None),
+        },
+        _ => return Err(Unappliable::NoProductId),
     };
     match record.event_name.as_str() {
-        "REMOVE" => Some(Change::Remove(id)),
+        "REMOVE" => Ok(Some(Change::Remove(id))),
         "INSERT" | "MODIFY" if record.change.new_image.is_empty() => {
             // A stream without new images (KEYS_ONLY): dropping is all we can do.
-            Some(Change::Drop(id))
+            Ok(Some(Change::Drop(id)))
         }
         "INSERT" | "MODIFY" => match product_from_item(&record.change.new_image) {
-            Ok(product) => Some(Change::Refresh(id, product)),
+            Ok(product) => Ok(Some(Change::Refresh(id, product))),
             Err(err) => {
                 warn!(id = %id, error = %report(&err), "new image cannot be served; dropping the entry");
-                Some(Change::Drop(id))
+                Ok(Some(Change::Drop(id)))
             }
         },
-        other => {
-            warn!(
-                event = other,
-                "unknown stream event name; ignoring the record"
-            );
-            None
-        }
+        other => Err(Unappliable::UnknownEvent(other.to_owned())),
     }
 }
 
@@ -67,6 +77,8 @@ pub struct Invalidator<C> {
     cache: C,
     ttl: Duration,
     negative_ttl: NegativeTtl,
+    /// Records that could not be applied (metric `UnappliableRecords`).
+    unappliable: metrics::Counter,
 }
 
 impl<C: Cache> Invalidator<C> {
@@ -75,6 +87,7 @@ impl<C: Cache> Invalidator<C> {
             cache,
             ttl,
             negative_ttl,
+            unappliable: crate::metrics::register_invalidator(),
         }
     }
 
@@ -109,11 +122,18 @@ impl<C: Cache> Invalidator<C> {
     pub async fn handle(&self, event: &Event) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
         for record in &event.records {
-            let Some(change) = change_from_record(record) else {
-                continue;
+            let failed = match change_from_record(record) {
+                Ok(None) => continue,
+                Ok(Some(change)) => self.apply(&change).await.err().map(|err| {
+                    warn!(event_id = record.event_id, error = %report(&err), "cache update failed; the batch will be retried from this record");
+                }),
+                Err(reason) => {
+                    warn!(event_id = record.event_id, error = %reason, "record cannot be applied; reporting it for retry and the on-failure destination");
+                    self.unappliable.increment(1);
+                    Some(())
+                }
             };
-            if let Err(err) = self.apply(&change).await {
-                warn!(event_id = record.event_id, error = %report(&err), "cache update failed; the batch will be retried from this record");
+            if failed.is_some() {
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = Some(
                     record
@@ -298,5 +318,36 @@ mod tests {
         assert!(cache.get("product:a").is_some());
         assert!(cache.get("product:c").is_none());
         assert_eq!(invalidator.cache().calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn records_that_cannot_be_applied_are_reported_not_dropped() {
+        type Spoil = fn(&mut serde_json::Value);
+        let cases: [(&str, Spoil); 3] = [
+            ("empty Keys", |r| {
+                r["dynamodb"]["Keys"] = serde_json::json!({})
+            }),
+            ("numeric productId", |r| {
+                r["dynamodb"]["Keys"]["productId"] = serde_json::json!({"N": "7"});
+            }),
+            ("unknown event", |r| r["eventName"] = "TRUNCATE".into()),
+        ];
+        for (case, spoil) in cases {
+            // GIVEN a good record, a record that cannot be applied, then a good one
+            let invalidator = invalidator(MemoryCache::default());
+            let mut batch = records(&[
+                ("MODIFY", "a", "1"),
+                ("MODIFY", "b", "2"),
+                ("MODIFY", "c", "3"),
+            ]);
+            spoil(&mut batch[1]);
+            // WHEN the batch is handled
+            let response = invalidator.handle(&event(&batch)).await;
+            // THEN the bad record is reported (Lambda retries it, then sends it to the
+            // on-failure destination), and nothing after it is applied before it
+            assert_eq!(failed(&response), ["1001"], "{case}");
+            assert!(invalidator.cache().get("product:a").is_some(), "{case}");
+            assert!(invalidator.cache().get("product:c").is_none(), "{case}");
+        }
     }
 }

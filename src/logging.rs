@@ -1,5 +1,8 @@
 //! Logging set-up: on stderr (stdout carries the EMF metric lines), JSON in Lambda,
-//! human-readable locally. `RUST_LOG` overrides the level.
+//! human-readable locally. `RUST_LOG` overrides the level; one that does not parse is
+//! reported (and the default used), not silently ignored.
+
+use tracing_subscriber::EnvFilter;
 
 use crate::config::Mode;
 
@@ -11,8 +14,8 @@ pub fn init(mode: Mode) {
         // local load it drops the rest and would log each drop.
         Mode::Local => "info,metrics_cloudwatch_embedded=off",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let rust_log = std::env::var(EnvFilter::DEFAULT_ENV).ok();
+    let (filter, rejected) = filter(rust_log.as_deref(), default);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -24,5 +27,37 @@ pub fn init(mode: Mode) {
             .with_current_span(false)
             .init(),
         Mode::Local => builder.init(),
+    }
+    if let Some(reason) = rejected {
+        tracing::warn!(default, "{reason}; logging with the default filter instead");
+    }
+}
+
+/// The filter `RUST_LOG` asks for, or `default` and why `RUST_LOG` was not used.
+fn filter(rust_log: Option<&str>, default: &str) -> (EnvFilter, Option<String>) {
+    match rust_log.filter(|value| !value.is_empty()) {
+        None => (EnvFilter::new(default), None),
+        Some(value) => match EnvFilter::try_new(value) {
+            Ok(filter) => (filter, None),
+            Err(err) => (
+                EnvFilter::new(default),
+                Some(format!("RUST_LOG={value:?} does not parse: {err}")),
+            ),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rust_log_that_does_not_parse_is_reported() {
+        // GIVEN valid, absent and invalid RUST_LOG values
+        // THEN only the invalid one comes back with a reason naming RUST_LOG
+        assert!(filter(Some("debug,hyper=warn"), "info").1.is_none());
+        assert!(filter(None, "info").1.is_none());
+        let (_, reason) = filter(Some("hyper=loud"), "info");
+        assert!(reason.is_some_and(|r| r.contains("RUST_LOG")));
     }
 }

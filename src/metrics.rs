@@ -35,6 +35,18 @@ pub const ALL: [&str; 6] = [
     LATENCY,
 ];
 
+/// cache-invalidator's value of the [`DIMENSION`].
+pub const SERVICE_CACHE_INVALIDATOR: &str = "cache-invalidator";
+/// A stream record cache-invalidator cannot apply (no productId, unknown event): it is
+/// reported for retry and, after the mapping's retries, goes to the on-failure queue.
+pub const UNAPPLIABLE_RECORDS: &str = "UnappliableRecords";
+
+/// Registers cache-invalidator's counter with whatever recorder is installed.
+pub fn register_invalidator() -> Counter {
+    metrics::describe_counter!(UNAPPLIABLE_RECORDS, Unit::Count, "");
+    metrics::counter!(UNAPPLIABLE_RECORDS)
+}
+
 /// How often local mode prints its metrics (Lambda mode flushes after each invocation).
 pub const LOCAL_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 

@@ -879,4 +879,28 @@ mod tests {
         // THEN a lease lives longer, so a slow read never fills after its lease is gone
         assert!(LEASE_TTL > STORE_READ_TIMEOUT);
     }
+
+    #[tokio::test]
+    async fn a_value_that_only_looks_like_json_is_never_served_and_is_replaced() {
+        // GIVEN bytes that start with { and end with } but are not JSON
+        let store = FakeStore::with(&[P1]);
+        let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
+        let garbage = Bytes::from_static(b"{not json}");
+        service
+            .cache()
+            .set("product:p1", garbage, TTL)
+            .await
+            .unwrap();
+        // WHEN the product is read
+        let served = service.get(&id("p1")).await.unwrap();
+        // THEN the table's product is served as a miss, and replaces the garbage
+        assert_eq!(
+            (served.cache, served.product.body().as_ref()),
+            (CacheStatus::Miss, P1.as_bytes())
+        );
+        assert_eq!(
+            cached(&service, "product:p1"),
+            Some(CacheEntry::Product(product(P1)))
+        );
+    }
 }

@@ -7,10 +7,11 @@ use std::io::Read as _;
 
 use anyhow::Context as _;
 use aws_lambda_events::event::dynamodb::Event;
-use lambda_http::lambda_runtime::{self, LambdaEvent, service_fn};
+use lambda_http::lambda_runtime::{self, LambdaEvent};
+use metrics_cloudwatch_embedded::lambda::handler;
 use product_catalog::config::{InvalidatorConfig, Mode};
 use product_catalog::invalidate::Invalidator;
-use product_catalog::{app, logging};
+use product_catalog::{app, logging, metrics};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -21,10 +22,16 @@ async fn main() -> anyhow::Result<()> {
     let invalidator = Invalidator::new(cache, config.ttls.product, config.ttls.negative);
 
     if config.mode == Mode::Lambda {
+        let emf = metrics::builder(
+            &config.metrics_namespace,
+            metrics::SERVICE_CACHE_INVALIDATOR,
+        );
+        let collector = metrics::install(emf).map_err(|err| anyhow::anyhow!(err))?;
         let invalidator = &invalidator;
-        return lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| async move {
+        // EMF lines are flushed after each invocation.
+        return handler::run(collector, move |event: LambdaEvent<Event>| async move {
             Ok::<_, lambda_runtime::Error>(invalidator.handle(&event.payload).await)
-        }))
+        })
         .await
         .map_err(|err| anyhow::anyhow!(err));
     }

@@ -220,7 +220,13 @@ pub async fn load_sample(store: &DynamoStore) {
 
 /// product-api's configuration for these services, read as the binary would.
 pub fn api_config(redis_url: &str, table: &DynamoStore) -> ApiConfig {
-    let env = service_env(redis_url, table);
+    api_config_with(redis_url, table, &[])
+}
+
+/// The same, with more variables.
+pub fn api_config_with(redis_url: &str, table: &DynamoStore, more: &[(&str, &str)]) -> ApiConfig {
+    let mut env = service_env(redis_url, table);
+    env.extend(more.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     ApiConfig::from_lookup(|name| {
         env.iter()
             .find(|(key, _)| key == name)

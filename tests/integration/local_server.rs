@@ -114,6 +114,52 @@ fn a_bad_variable_stops_start_up_with_its_name() {
 }
 
 #[test]
+fn a_value_that_is_not_utf8_stops_start_up_with_its_name() {
+    use std::os::unix::ffi::OsStrExt;
+    // GIVEN CACHE_TTL_SECONDS set to a byte that is not UTF-8
+    let bad = std::ffi::OsStr::from_bytes(b"\xff");
+    // WHEN product-api starts THEN it exits with 2 naming the variable (not "unset": 300)
+    let output = Command::new(BINARY)
+        .env_clear()
+        .env("CACHE_TTL_SECONDS", bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("CACHE_TTL_SECONDS"), "{stderr}");
+}
+
+#[test]
+fn a_rust_log_that_does_not_parse_is_reported() {
+    // GIVEN a RUST_LOG that does not parse
+    let port = free_port();
+    let mut server = ChildGuard(
+        Command::new(BINARY)
+            .env_clear()
+            .env("RUST_LOG", "hyper=loud")
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // WHEN product-api starts THEN it serves, and its log says RUST_LOG was not used
+    wait_for_port(port, "product-api");
+    let _ = server.kill();
+    let mut stderr = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("RUST_LOG=\"hyper=loud\" does not parse"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_embedded_default_needs_no_services() {
     // GIVEN product-api with an empty environment (in-process cache, sample catalog)
     let (server, port) = product_api(&[]);

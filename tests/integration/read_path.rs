@@ -14,7 +14,9 @@ use product_catalog::http::Api;
 use product_catalog::item::item_from_json;
 use product_catalog::service::ProductService;
 
-use crate::helpers::{RedisServer, api_config, free_port, fresh_table, sample_table};
+use crate::helpers::{
+    RedisServer, api_config, api_config_with, free_port, fresh_table, sample_table,
+};
 
 async fn get(api: &ProductApi, id: &str) -> Response<Bytes> {
     let path = format!(
@@ -216,4 +218,63 @@ async fn a_failing_table_still_serves_cached_products_and_503s_the_rest() {
     assert_eq!(uncached.headers()["retry-after"], "1");
     let body: serde_json::Value = serde_json::from_slice(uncached.body()).unwrap();
     assert_eq!(body["error"], "unavailable");
+}
+
+#[tokio::test]
+async fn a_missing_marker_that_lost_its_ttl_stops_being_believed_within_its_ttl() {
+    // GIVEN NEGATIVE_CACHE_TTL_SECONDS=2 and an id the table lacks, remembered as missing
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let config = api_config_with(&redis.url(), &table, &[("NEGATIVE_CACHE_TTL_SECONDS", "2")]);
+    let api = app::build(&config).await.unwrap();
+    let marked = Instant::now();
+    assert_eq!(get(&api, "late-1").await.status(), StatusCode::NOT_FOUND);
+    // WHEN the marker loses its TTL (PERSIST) and the product is written without a
+    // stream invalidation
+    let client = redis.client().await;
+    let persisted: bool = client.persist("product:late-1").await.unwrap();
+    assert!(persisted);
+    let item = item_from_json(r#"{"name":"Late","productId":"late-1"}"#).unwrap();
+    table.put(item).await.unwrap();
+    // THEN the marker is believed until its own expiry, and not after: the product is
+    // served (a MISS) within the 2 s, and cached with the product TTL
+    while get(&api, "late-1").await.status() == StatusCode::NOT_FOUND {
+        assert!(
+            marked.elapsed() < Duration::from_millis(2_500),
+            "still 404 {:?} after a 2 s marker was written",
+            marked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        marked.elapsed() >= Duration::from_millis(1_900),
+        "{:?}",
+        marked.elapsed()
+    );
+    let stored: Bytes = client.get("product:late-1").await.unwrap();
+    assert_eq!(stored.as_ref(), br#"{"name":"Late","productId":"late-1"}"#);
+    let ttl: i64 = client.ttl("product:late-1").await.unwrap();
+    assert!((295..=300).contains(&ttl), "TTL {ttl}");
+}
+
+#[tokio::test]
+async fn a_value_that_only_looks_like_json_is_never_served_and_is_replaced() {
+    // GIVEN bytes that start with { and end with } but are not JSON, under a product's key
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
+    let client = redis.client().await;
+    let _: () = client
+        .set("product:P-10012", "{not json}", None, None, false)
+        .await
+        .unwrap();
+    // WHEN the product is read
+    let response = get(&api, "P-10012").await;
+    // THEN the table's product is served (a MISS), and it replaces the bad value
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(x_cache(&response), "MISS");
+    serde_json::from_slice::<serde_json::Value>(response.body()).expect("a JSON body");
+    let stored: Bytes = client.get("product:P-10012").await.unwrap();
+    assert_eq!(stored, response.body());
+    assert_eq!(x_cache(&get(&api, "P-10012").await), "HIT");
 }

@@ -12,6 +12,7 @@ locals {
     REDIS_AUTH_SECRET_ARN      = var.redis_auth_secret_arn
     CACHE_TTL_SECONDS          = tostring(var.cache_ttl_seconds)
     NEGATIVE_CACHE_TTL_SECONDS = tostring(var.negative_cache_ttl_seconds)
+    METRICS_NAMESPACE          = var.metrics_namespace
   }
   # The request path's Redis timeout; the invalidator keeps its own, longer default
   # (a slow write is better than a failed one, which blocks the shard).
@@ -19,7 +20,6 @@ locals {
     TABLE_NAME           = var.table_name
     REDIS_TIMEOUT_MS     = tostring(var.redis_timeout_ms)
     HTTP_MAX_AGE_SECONDS = tostring(var.http_max_age_seconds)
-    METRICS_NAMESPACE    = var.metrics_namespace
   })
 }
 
