@@ -433,6 +433,23 @@ fn the_dashboard_and_alarms_use_exactly_the_metrics_the_code_emits() {
     let passes_namespace = Regex::new(r"METRICS_NAMESPACE\s*=\s*var\.metrics_namespace").unwrap();
     assert!(passes_namespace.is_match(&functions.text));
 
+    // cache-invalidator's own metric: same namespace, its dimension value.
+    let Expression::Object(invalidator) = &monitoring.locals["invalidator_metric"] else {
+        panic!("local.invalidator_metric must be an object")
+    };
+    let names: BTreeSet<String> = invalidator
+        .values()
+        .map(|v| expr_text(v).trim_matches('"').to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([metrics::UNAPPLIABLE_RECORDS.to_owned()])
+    );
+    assert_eq!(
+        expr_text(&monitoring.locals["invalidator_dimension_value"]),
+        format!("\"{}\"", metrics::SERVICE_CACHE_INVALIDATOR)
+    );
+
     // The alarms the service promises.
     for alarm in [
         "api_5xx_rate",
@@ -440,6 +457,7 @@ fn the_dashboard_and_alarms_use_exactly_the_metrics_the_code_emits() {
         "low_hit_ratio",
         "cache_evictions",
         "stream_iterator_age",
+        "unappliable_records",
     ] {
         assert!(
             monitoring

@@ -9,6 +9,11 @@ locals {
   # Emitted by product-api (src/metrics.rs): namespace var.metrics_namespace, one dimension.
   dimension_name  = "Service"
   dimension_value = "product-api"
+  # Emitted by cache-invalidator (src/metrics.rs), same namespace, its own dimension value.
+  invalidator_dimension_value = "cache-invalidator"
+  invalidator_metric = {
+    unappliable = "UnappliableRecords"
+  }
   metric = {
     hits         = "CacheHits"
     misses       = "CacheMisses"
@@ -141,6 +146,7 @@ locals {
         metrics = [
           ["AWS/Lambda", "IteratorAge", "FunctionName", var.invalidator_function_name, { stat = "Maximum" }],
           ["AWS/Lambda", "Errors", "FunctionName", var.invalidator_function_name, { stat = "Sum" }],
+          [var.metrics_namespace, local.invalidator_metric.unappliable, local.dimension_name, local.invalidator_dimension_value, { stat = "Sum" }],
         ]
       }
     },
@@ -324,6 +330,22 @@ resource "aws_cloudwatch_metric_alarm" "stream_iterator_age" {
   evaluation_periods  = 5
   datapoints_to_alarm = 3
   threshold           = 60000
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+resource "aws_cloudwatch_metric_alarm" "unappliable_records" {
+  alarm_name          = "${var.name}-unappliable-stream-records"
+  alarm_description   = "cache-invalidator got stream records it cannot apply (no productId, unknown event): they are retried, then parked in the stream's failure queue."
+  namespace           = var.metrics_namespace
+  metric_name         = local.invalidator_metric.unappliable
+  dimensions          = { (local.dimension_name) = local.invalidator_dimension_value }
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_sns_topic.alarms.arn]
