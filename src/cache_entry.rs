@@ -28,6 +28,16 @@ const LEASE_PREFIX: &[u8] = b"!lease:v1:";
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
 /// The shortest negative TTL: below it a marker would not save a table read.
 pub const MIN_NEGATIVE_TTL: Duration = Duration::from_secs(1);
+/// The longest negative TTL configuration admits.
+pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(3600);
+/// No marker the service writes expires later than this from now (the longest negative
+/// TTL, with a minute for clocks that differ between processes): one that claims to is
+/// not ours, or was written by a clock far ahead, and is not believed.
+const MARKER_HORIZON: Duration = Duration::from_secs(MAX_NEGATIVE_TTL.as_secs() + 60);
+/// A marker's own expiry is computed just before the key's TTL starts; it counts as
+/// passed (the TTL was lost) only this long after, so a marker Redis is about to expire
+/// is not mistaken for one that lost its TTL.
+const EXPIRY_GRACE: Duration = Duration::from_secs(1);
 
 /// How long an id the table lacks is remembered: at least [`MIN_NEGATIVE_TTL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +83,21 @@ impl Expiry {
 
     pub fn has_passed(self) -> bool {
         unix_millis_now() >= self.unix_millis
+    }
+
+    /// Later than any marker the service writes could expire.
+    fn beyond_horizon(self) -> bool {
+        self > Self::after(MARKER_HORIZON)
+    }
+
+    /// Passed by more than [`EXPIRY_GRACE`].
+    fn passed_with_grace(self) -> bool {
+        Self {
+            unix_millis: self
+                .unix_millis
+                .saturating_add(EXPIRY_GRACE.as_millis() as u64),
+        }
+        .has_passed()
     }
 }
 
@@ -159,12 +184,12 @@ impl CacheEntry {
             return Self::Product(Product::from_json_bytes(bytes));
         }
         if let Some(rest) = bytes.strip_prefix(MISSING_PREFIX) {
-            if let Some(expiry) = parse_expiry(rest) {
+            if let Some(expiry) = parse_expiry(rest).filter(|e| !e.beyond_horizon()) {
                 return Self::Missing(expiry);
             }
         } else if let Some(rest) = bytes.strip_prefix(LEASE_PREFIX) {
             let lease = rest.iter().position(|b| *b == b':').and_then(|colon| {
-                let expiry = parse_expiry(&rest[..colon])?;
+                let expiry = parse_expiry(&rest[..colon]).filter(|e| !e.beyond_horizon())?;
                 (colon + 1 < rest.len()).then_some(expiry)
             });
             if let Some(expiry) = lease {
@@ -177,8 +202,8 @@ impl CacheEntry {
     /// Whether this is a marker whose own expiry has passed (it lost its TTL).
     pub fn is_expired_marker(&self) -> bool {
         match self {
-            Self::Missing(expiry) => expiry.has_passed(),
-            Self::Lease(lease) => lease.expiry.has_passed(),
+            Self::Missing(expiry) => expiry.passed_with_grace(),
+            Self::Lease(lease) => lease.expiry.passed_with_grace(),
             Self::Product(_) | Self::Corrupt(_) => false,
         }
     }
@@ -293,5 +318,35 @@ mod tests {
             Duration::from_secs(5)
         );
         assert_eq!(NegativeTtl::default().get(), DEFAULT_NEGATIVE_TTL);
+    }
+
+    #[test]
+    fn a_marker_expiring_beyond_any_ttl_we_write_is_not_believed() {
+        // GIVEN markers that claim to live far longer than any the service writes (not
+        // ours, or a clock far ahead), kept for good once their TTL is lost
+        let far = Expiry::after(MARKER_HORIZON + Duration::from_secs(60));
+        let missing = marker(MISSING_PREFIX, far).freeze();
+        let lease = Lease::with_token(far, "t").to_bytes();
+        let absurd = Bytes::from_static(b"!missing:v1:18446744073709551615");
+        // THEN they are corrupt entries (a miss, overwritten), not markers
+        for bytes in [missing, lease, absurd] {
+            assert!(
+                matches!(CacheEntry::decode(bytes.clone()), CacheEntry::Corrupt(_)),
+                "{bytes:?}"
+            );
+        }
+        // AND the longest negative TTL still decodes as a marker
+        let longest = CacheEntry::missing(NegativeTtl::new(MAX_NEGATIVE_TTL));
+        assert_eq!(CacheEntry::decode(longest.encode()), longest);
+    }
+
+    #[test]
+    fn a_marker_is_past_its_expiry_only_after_a_grace() {
+        // GIVEN a marker whose own expiry passed a moment ago (Redis is about to expire it)
+        let just = Expiry::at_unix_millis(unix_millis_now() - 100);
+        // THEN it is not yet taken for one that lost its TTL; a second later it is
+        assert!(!CacheEntry::Missing(just).is_expired_marker());
+        let long_ago = Expiry::at_unix_millis(unix_millis_now() - 1_500);
+        assert!(CacheEntry::Missing(long_ago).is_expired_marker());
     }
 }

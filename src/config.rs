@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, NegativeTtl};
+use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, MAX_NEGATIVE_TTL, NegativeTtl};
 use crate::error::ConfigError;
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
@@ -406,7 +406,8 @@ impl Env<'_> {
         let negative = match self.get(NEGATIVE_CACHE_TTL_SECONDS) {
             None => DEFAULT_NEGATIVE_TTL,
             Some(raw) => {
-                Duration::from_secs(parse_in_range(NEGATIVE_CACHE_TTL_SECONDS, &raw, 1, 3600)?)
+                let max = MAX_NEGATIVE_TTL.as_secs();
+                Duration::from_secs(parse_in_range(NEGATIVE_CACHE_TTL_SECONDS, &raw, 1, max)?)
             }
         };
         Ok(EntryTtls {
@@ -473,19 +474,20 @@ fn validate_namespace(namespace: &str) -> Result<(), ConfigError> {
 /// Hides the password and the query (which may carry one too) of a URL such as
 /// `rediss://user:secret@host:6379/0?password=secret`.
 fn redact_url(url: &str) -> String {
-    let (url, query) = match url.split_once('?') {
-        Some((base, _)) => (base, "?***"),
-        None => (url, ""),
+    let hide_query = |part: &str| match part.split_once('?') {
+        Some((base, _)) => format!("{base}?***"),
+        None => part.to_owned(),
     };
     let Some((scheme, rest)) = url.split_once("://") else {
-        return format!("{url}{query}");
+        return hide_query(url);
     };
+    // Credentials first, up to the last '@': a password may hold '?', '/' or '#'.
     match rest.rsplit_once('@') {
-        Some((credentials, host)) => {
-            let user = credentials.split_once(':').map_or("", |(user, _)| user);
-            format!("{scheme}://{user}:***@{host}{query}")
-        }
-        None => format!("{url}{query}"),
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{}", hide_query(host)),
+            None => format!("{scheme}://{credentials}@{}", hide_query(host)),
+        },
+        None => format!("{scheme}://{}", hide_query(rest)),
     }
 }
 
@@ -679,5 +681,24 @@ mod tests {
         assert_eq!(config.redis, None);
         assert_eq!(config.table, None);
         assert_eq!(config.ttls.product, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_password_is_hidden_whatever_characters_it_holds() {
+        for (url, shown) in [
+            (
+                "redis://user:s3cr?et@host:6379",
+                "redis://user:***@host:6379",
+            ),
+            (
+                "redis://:p/a#ss@host:6379/0?x=1",
+                "redis://:***@host:6379/0?***",
+            ),
+            ("redis://user@host:6379", "redis://user@host:6379"),
+            ("redis://host:6379?password=x", "redis://host:6379?***"),
+            ("host?password=x", "host?***"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
     }
 }

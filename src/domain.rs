@@ -80,7 +80,9 @@ impl Product {
     /// validating scan that builds nothing (a few microseconds for a typical product):
     /// bytes that merely look like an object are never served as `application/json`.
     pub fn looks_valid(bytes: &[u8]) -> bool {
+        // serde_json does not check UTF-8 inside strings it skips: ask first.
         bytes.first() == Some(&b'{')
+            && std::str::from_utf8(bytes).is_ok()
             && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
     }
 }
@@ -147,5 +149,12 @@ mod tests {
         assert!(!Product::looks_valid(b"{not json}"));
         assert!(!Product::looks_valid(br#"{"a":1} {"b":2}"#));
         assert!(!Product::looks_valid(br#"["not an object"]"#));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf_8_are_never_a_product() {
+        // serde_json skips string contents without checking them
+        assert!(!Product::looks_valid(b"{\"a\":\"\xff\xfe\"}"));
+        assert!(Product::looks_valid("{\"a\":\"caf\u{e9}\"}".as_bytes()));
     }
 }
