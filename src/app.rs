@@ -38,7 +38,8 @@ pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
     let (cache, store) = tokio::join!(build_cache(config), build_store(config.table.as_ref()));
     let service = ProductService::new(cache?, store?, config.ttls.product)
         .with_negative_ttl(config.ttls.negative)
-        .with_l1(config.l1_entries, config.l1_ttl);
+        .with_l1(config.l1_entries, config.l1_ttl)
+        .with_stale_ttl(config.ttls.stale);
     Ok(Api::new(service, config.http_max_age))
 }
 

@@ -36,8 +36,9 @@ pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(3600);
 const MARKER_HORIZON: Duration = Duration::from_secs(MAX_NEGATIVE_TTL.as_secs() + 60);
 /// A marker's own expiry is computed just before the key's TTL starts; it counts as
 /// passed (the TTL was lost) only this long after, so a marker Redis is about to expire
-/// is not mistaken for one that lost its TTL.
-const EXPIRY_GRACE: Duration = Duration::from_secs(1);
+/// is not mistaken for one that lost its TTL. Short: the marker must still stop being
+/// believed within about its intended TTL.
+const EXPIRY_GRACE: Duration = Duration::from_millis(200);
 
 /// How long an id the table lacks is remembered: at least [`MIN_NEGATIVE_TTL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +230,147 @@ fn parse_expiry(digits: &[u8]) -> Option<Expiry> {
         .map(Expiry::at_unix_millis)
 }
 
+// ---- Last-known-good copies -------------------------------------------------------
+//
+// Besides `product:<id>`, a product's served bytes are kept under a second key for much
+// longer (`STALE_TTL_SECONDS`), to be served as STALE when the table cannot answer.
+//
+// The key is `product:/stale/{<tag>}<id>`:
+// - it never equals `product:<id>` of a valid id: that would need an id starting with
+//   `/stale/`, and a valid id never contains `/`; and two ids never share a copy key,
+//   because `<tag>` holds no `}` (so the first `}` ends it) and the id follows it as is;
+// - it starts with `product:`, so the serverless ACL pattern `~product:*` covers it;
+// - `<tag>` is a short string whose hash slot is the slot of `product:<id>`, so in
+//   cluster mode both keys live on the same shard: the fill writes both in one script
+//   (one round trip), and a REMOVE can reach both. Ids may hold `{` and `}`, so the
+//   slot of `product:<id>` is sometimes that of a hash tag inside the id, sometimes
+//   that of the whole key; wrapping the id itself in braces could not follow both
+//   rules (an id with a `}` would end the tag early), while a tag chosen by slot can.
+//
+// The value is `!stale:v1:<written>:` (Unix milliseconds) followed by the served bytes,
+// exactly: the age header is derived from `<written>`, and what is served is what a hit
+// would have served.
+
+/// Start of a last-known-good copy's key.
+const STALE_KEY_PREFIX: &str = "product:/stale/{";
+/// Start of a last-known-good copy's value.
+const STALE_PREFIX: &[u8] = b"!stale:v1:";
+
+/// Default time a last-known-good copy is kept.
+pub const DEFAULT_STALE_TTL: Duration = Duration::from_secs(86_400);
+
+/// The key of the last-known-good copy of the product cached under `product_key`
+/// (`product:<id>`, from [`crate::domain::ProductId::cache_key`]).
+pub fn stale_key(product_key: &str) -> String {
+    let id = product_key
+        .strip_prefix(crate::domain::CACHE_KEY_PREFIX)
+        .unwrap_or(product_key);
+    let tag = slot_tag(fred::util::redis_keyslot(product_key.as_bytes()));
+    let mut key = String::with_capacity(STALE_KEY_PREFIX.len() + tag.len() + 1 + id.len());
+    key.push_str(STALE_KEY_PREFIX);
+    key.push_str(tag);
+    key.push('}');
+    key.push_str(id);
+    key
+}
+
+/// Cluster hash slots (16384).
+const SLOTS: usize = 16_384;
+
+/// A short alphanumeric string whose hash slot is `slot` (the table is built once, on
+/// first use: about 250,000 CRC16s of at most four bytes).
+fn slot_tag(slot: u16) -> &'static str {
+    static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+        let mut tags = vec![String::new(); SLOTS];
+        let mut left = SLOTS;
+        let mut candidate: Vec<u8> = Vec::new();
+        // Every string over ALPHABET in order of length, then of digits.
+        'search: for len in 1..=4 {
+            candidate.clear();
+            candidate.resize(len, 0);
+            loop {
+                let tag: Vec<u8> = candidate
+                    .iter()
+                    .map(|&d| ALPHABET[usize::from(d)])
+                    .collect();
+                let slot = usize::from(fred::util::redis_keyslot(&tag));
+                if let Some(free) = tags.get_mut(slot).filter(|t| t.is_empty()) {
+                    *free = String::from_utf8_lossy(&tag).into_owned();
+                    left -= 1;
+                    if left == 0 {
+                        break 'search;
+                    }
+                }
+                // Next candidate of this length (an odometer over ALPHABET).
+                let mut digit = len;
+                loop {
+                    if digit == 0 {
+                        continue 'search;
+                    }
+                    digit -= 1;
+                    candidate[digit] += 1;
+                    if usize::from(candidate[digit]) < ALPHABET.len() {
+                        break;
+                    }
+                    candidate[digit] = 0;
+                }
+            }
+        }
+        tags
+    });
+    tags.get(usize::from(slot) % SLOTS)
+        .map_or("", String::as_str)
+}
+
+/// A product's last-known-good copy: its served bytes and when they were written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaleCopy {
+    written: Expiry,
+    product: Product,
+}
+
+impl StaleCopy {
+    /// A copy of `product` written now.
+    pub fn now(product: Product) -> Self {
+        Self {
+            written: Expiry::after(Duration::ZERO),
+            product,
+        }
+    }
+
+    /// The bytes to store under [`stale_key`].
+    pub fn encode(&self) -> Bytes {
+        let mut bytes = marker(STALE_PREFIX, self.written);
+        bytes.put_u8(b':');
+        bytes.put_slice(self.product.body());
+        bytes.freeze()
+    }
+
+    /// The copy in `bytes`; `None` when they are not one (then they are not served).
+    pub fn decode(bytes: &Bytes) -> Option<Self> {
+        let rest = bytes.strip_prefix(STALE_PREFIX)?;
+        let colon = rest.iter().position(|b| *b == b':')?;
+        let written = parse_expiry(&rest[..colon])?;
+        let start = STALE_PREFIX.len() + colon + 1;
+        let body = bytes.slice(start..);
+        Product::looks_valid(&body).then(|| Self {
+            written,
+            product: Product::from_json_bytes(body),
+        })
+    }
+
+    /// How long ago the copy was written (zero if the clock went back).
+    pub fn age(&self) -> Duration {
+        Duration::from_millis(unix_millis_now().saturating_sub(self.written.unix_millis))
+    }
+
+    pub fn into_product(self) -> Product {
+        self.product
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,9 +486,67 @@ mod tests {
     fn a_marker_is_past_its_expiry_only_after_a_grace() {
         // GIVEN a marker whose own expiry passed a moment ago (Redis is about to expire it)
         let just = Expiry::at_unix_millis(unix_millis_now() - 100);
-        // THEN it is not yet taken for one that lost its TTL; a second later it is
+        // THEN it is not yet taken for one that lost its TTL; past the grace it is
         assert!(!CacheEntry::Missing(just).is_expired_marker());
         let long_ago = Expiry::at_unix_millis(unix_millis_now() - 1_500);
         assert!(CacheEntry::Missing(long_ago).is_expired_marker());
+    }
+
+    #[test]
+    fn stale_keys_share_the_product_keys_slot_and_never_equal_a_product_key() {
+        // GIVEN ids with and without hash tags, braces, colons and unicode
+        let ids = [
+            "p1", "a:stale", "{x}", "a{b}c", "a}b", "{}z", "{", "}", "a{", "é😀", "0",
+        ];
+        let mut keys = std::collections::HashSet::new();
+        for raw in ids {
+            let product_key = crate::domain::ProductId::parse(raw).unwrap().cache_key();
+            let key = stale_key(&product_key);
+            // THEN the copy lives in the same cluster slot, under product:, and is its own
+            assert_eq!(
+                fred::util::redis_keyslot(key.as_bytes()),
+                fred::util::redis_keyslot(product_key.as_bytes()),
+                "{key}"
+            );
+            assert!(key.starts_with("product:/stale/{"), "{key}");
+            assert!(crate::domain::ProductId::parse(&key["product:".len()..]).is_err());
+            assert!(keys.insert(key));
+        }
+        assert_eq!(stale_key("product:p1").rsplit('}').next(), Some("p1"));
+    }
+
+    #[test]
+    fn every_slot_has_a_tag() {
+        for slot in 0..16_384u16 {
+            let tag = slot_tag(slot);
+            assert!(!tag.is_empty() && !tag.contains('}'), "{slot}");
+            assert_eq!(fred::util::redis_keyslot(tag.as_bytes()), slot);
+        }
+    }
+
+    #[test]
+    fn a_stale_copy_keeps_the_exact_bytes_and_its_age() {
+        // GIVEN a copy written 90 s ago
+        let body = Bytes::from_static(br#"{"price":1.10,"productId":"1"}"#);
+        let written = Expiry::at_unix_millis(unix_millis_now() - 90_000);
+        let copy = StaleCopy {
+            written,
+            product: Product::from_json_bytes(body.clone()),
+        };
+        // WHEN encoded and decoded THEN the bytes and the age survive
+        let encoded = copy.encode();
+        assert!(encoded.starts_with(b"!stale:v1:"));
+        let decoded = StaleCopy::decode(&encoded).unwrap();
+        assert_eq!(decoded.age().as_secs(), 90);
+        assert_eq!(decoded.into_product().body(), &body);
+        // AND anything else is no copy
+        for bad in [
+            &b"{}"[..],
+            b"!stale:v1:x:{}",
+            b"!stale:v1:1:garbage",
+            b"!stale:v1:1",
+        ] {
+            assert_eq!(StaleCopy::decode(&Bytes::from_static(bad)), None);
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, MAX_NEGATIVE_TTL, NegativeTtl};
+use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, DEFAULT_STALE_TTL, MAX_NEGATIVE_TTL, NegativeTtl};
 use crate::error::ConfigError;
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
@@ -18,6 +18,7 @@ pub const REDIS_URL: &str = "REDIS_URL";
 pub const REDIS_AUTH_SECRET_ARN: &str = "REDIS_AUTH_SECRET_ARN";
 pub const CACHE_TTL_SECONDS: &str = "CACHE_TTL_SECONDS";
 pub const NEGATIVE_CACHE_TTL_SECONDS: &str = "NEGATIVE_CACHE_TTL_SECONDS";
+pub const STALE_TTL_SECONDS: &str = "STALE_TTL_SECONDS";
 pub const REDIS_TIMEOUT_MS: &str = "REDIS_TIMEOUT_MS";
 pub const HTTP_MAX_AGE_SECONDS: &str = "HTTP_MAX_AGE_SECONDS";
 pub const L1_CACHE_ENTRIES: &str = "L1_CACHE_ENTRIES";
@@ -178,6 +179,9 @@ pub struct EntryTtls {
     pub product: Duration,
     /// How long an id the table lacks is remembered.
     pub negative: NegativeTtl,
+    /// How long a product's last-known-good copy is kept (`STALE_TTL_SECONDS`); `None`
+    /// (0) keeps none.
+    pub stale: Option<Duration>,
 }
 
 /// product-api's configuration.
@@ -413,7 +417,19 @@ impl Env<'_> {
         Ok(EntryTtls {
             product,
             negative: NegativeTtl::new(negative),
+            stale: self.stale_ttl()?,
         })
+    }
+
+    /// `STALE_TTL_SECONDS`: 0 turns last-known-good copies off; at most 30 days.
+    fn stale_ttl(&self) -> Result<Option<Duration>, ConfigError> {
+        match self.get(STALE_TTL_SECONDS) {
+            None => Ok(Some(DEFAULT_STALE_TTL)),
+            Some(raw) => {
+                let seconds = parse_in_range(STALE_TTL_SECONDS, &raw, 0, 30 * 24 * 3600)?;
+                Ok((seconds > 0).then(|| Duration::from_secs(seconds)))
+            }
+        }
     }
 }
 
@@ -699,6 +715,29 @@ mod tests {
             ("host?password=x", "host?***"),
         ] {
             assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn stale_ttl_defaults_to_a_day_and_zero_turns_it_off_for_both_binaries() {
+        let url = (REDIS_URL, "redis://cache:6379");
+        let stale = |vars: &[(&str, &str)]| {
+            let api = api(vars).unwrap().ttls.stale;
+            assert_eq!(read::<InvalidatorConfig>(vars).unwrap().ttls.stale, api);
+            api
+        };
+        assert_eq!(stale(&[url]), Some(Duration::from_secs(86_400)));
+        assert_eq!(stale(&[url, (STALE_TTL_SECONDS, "0")]), None);
+        assert_eq!(
+            stale(&[url, (STALE_TTL_SECONDS, "600")]),
+            Some(Duration::from_secs(600))
+        );
+        for bad in ["-1", "a day", "2592001", "1.5"] {
+            let err = api(&[(STALE_TTL_SECONDS, bad)]).unwrap_err().to_string();
+            assert!(
+                err.contains(STALE_TTL_SECONDS) && err.contains(bad),
+                "{bad}: {err}"
+            );
         }
     }
 }

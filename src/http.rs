@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 use http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER,
+    AGE, ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RETRY_AFTER,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use lambda_http::RequestExt;
@@ -22,7 +22,7 @@ use tracing::error;
 use crate::domain::ProductId;
 use crate::error::{IdError, ServiceError, report};
 use crate::ports::{Cache, ProductStore};
-use crate::service::{ProductService, Served};
+use crate::service::{CacheStatus, ProductService, Served};
 
 /// The path parameter named in the API Gateway resource `/product/{productId}`.
 pub const PATH_PARAMETER: &str = "productId";
@@ -33,6 +33,11 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const ALLOWED: HeaderValue = HeaderValue::from_static("GET, HEAD");
+/// `Cache-Control` of a `STALE` answer: a downstream cache may keep it only briefly (and,
+/// as its `Age` counts against `max-age`, usually not at all), so the fresh product is
+/// served as soon as the table answers again.
+const STALE_CACHE_CONTROL: HeaderValue =
+    HeaderValue::from_static("public, max-age=5, must-revalidate");
 /// Seconds a client should wait after a 503.
 const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
 
@@ -122,6 +127,10 @@ impl<C: Cache, S: ProductStore> Api<C, S> {
         headers.insert(ETAG, etag);
         headers.insert(CACHE_CONTROL, self.cache_control.clone());
         headers.insert(X_CACHE, HeaderValue::from_static(served.cache.as_str()));
+        if let CacheStatus::Stale { age_secs } = served.cache {
+            headers.insert(AGE, HeaderValue::from(age_secs));
+            headers.insert(CACHE_CONTROL, STALE_CACHE_CONTROL);
+        }
         response
     }
 }

@@ -6,6 +6,10 @@
 //! reader's fill lease, which is what keeps a reader holding an older copy from putting
 //! it back (see `service.rs`). Applying a record twice gives the same state, so
 //! redelivery is harmless.
+//!
+//! Last-known-good copies (`STALE_TTL_SECONDS`) follow: INSERT and MODIFY rewrite the
+//! copy with the new bytes, REMOVE deletes it (a deleted product is never served, stale
+//! or not), and so does a change whose new image cannot be served.
 
 use std::time::Duration;
 
@@ -14,7 +18,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use serde_dynamo::AttributeValue;
 use tracing::warn;
 
-use crate::cache_entry::{CacheEntry, NegativeTtl};
+use crate::cache_entry::{CacheEntry, NegativeTtl, StaleCopy, stale_key};
 use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, report};
 use crate::item::{ID_ATTRIBUTE, product_from_item};
@@ -79,6 +83,9 @@ pub struct Invalidator<C> {
     negative_ttl: NegativeTtl,
     /// Records that could not be applied (metric `UnappliableRecords`).
     unappliable: metrics::Counter,
+    /// How long a refreshed product's last-known-good copy is kept; `None`: no copy is
+    /// written (REMOVE still deletes any left from before).
+    stale_ttl: Option<Duration>,
 }
 
 impl<C: Cache> Invalidator<C> {
@@ -88,7 +95,15 @@ impl<C: Cache> Invalidator<C> {
             ttl,
             negative_ttl,
             unappliable: crate::metrics::register_invalidator(),
+            stale_ttl: None,
         }
+    }
+
+    /// Keeps last-known-good copies in step with the stream (`STALE_TTL_SECONDS`).
+    #[must_use]
+    pub fn with_stale_ttl(mut self, stale_ttl: Option<Duration>) -> Self {
+        self.stale_ttl = stale_ttl;
+        self
     }
 
     pub fn cache(&self) -> &C {
@@ -100,6 +115,29 @@ impl<C: Cache> Invalidator<C> {
     /// # Errors
     /// [`CacheError`] when the cache cannot be written; the record must be retried.
     pub async fn apply(&self, change: &Change) -> Result<(), CacheError> {
+        self.apply_to_entry(change).await?;
+        self.apply_to_copy(change).await
+    }
+
+    /// The change to the product's last-known-good copy: rewritten on a refresh,
+    /// deleted otherwise. After [`Self::apply_to_entry`], so a reader's fill (which
+    /// writes the copy only while it holds its lease) cannot bring a deleted copy back.
+    async fn apply_to_copy(&self, change: &Change) -> Result<(), CacheError> {
+        match (change, self.stale_ttl) {
+            (Change::Refresh(id, product), Some(stale_ttl)) => {
+                let copy = StaleCopy::now(product.clone()).encode();
+                self.cache
+                    .set(&stale_key(&id.cache_key()), copy, stale_ttl)
+                    .await
+            }
+            (Change::Refresh(_, _), None) => Ok(()),
+            (Change::Remove(id) | Change::Drop(id), _) => {
+                self.cache.delete(&stale_key(&id.cache_key())).await
+            }
+        }
+    }
+
+    async fn apply_to_entry(&self, change: &Change) -> Result<(), CacheError> {
         match change {
             Change::Refresh(id, product) => {
                 self.cache

@@ -22,17 +22,20 @@ pub const CACHE_ERRORS: &str = "CacheErrors";
 pub const STORE_ERRORS: &str = "StoreErrors";
 /// A product request for an id the table does not hold.
 pub const NOT_FOUND: &str = "NotFound";
+/// A product served from its last-known-good copy because the table could not answer.
+pub const STALE_SERVED: &str = "StaleServed";
 /// Time to answer a request, in milliseconds.
 pub const LATENCY: &str = "Latency";
 
 /// Every metric the service emits, for the dashboard check.
-pub const ALL: [&str; 6] = [
+pub const ALL: [&str; 7] = [
     CACHE_HITS,
     CACHE_MISSES,
     CACHE_ERRORS,
     STORE_ERRORS,
     NOT_FOUND,
     LATENCY,
+    STALE_SERVED,
 ];
 
 /// cache-invalidator's value of the [`DIMENSION`].
@@ -58,6 +61,7 @@ pub struct Meters {
     pub cache_errors: Counter,
     pub store_errors: Counter,
     pub not_found: Counter,
+    pub stale_served: Counter,
     pub latency: Histogram,
 }
 
@@ -71,6 +75,7 @@ impl Meters {
             CACHE_ERRORS,
             STORE_ERRORS,
             NOT_FOUND,
+            STALE_SERVED,
         ] {
             metrics::describe_counter!(counter, Unit::Count, "");
         }
@@ -80,6 +85,7 @@ impl Meters {
             cache_errors: metrics::counter!(CACHE_ERRORS),
             store_errors: metrics::counter!(STORE_ERRORS),
             not_found: metrics::counter!(NOT_FOUND),
+            stale_served: metrics::counter!(STALE_SERVED),
             latency: metrics::histogram!(LATENCY),
         }
     }

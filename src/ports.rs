@@ -56,12 +56,37 @@ pub trait Cache: Send + Sync + 'static {
     /// # Errors
     /// [`CacheError`] when the delete cannot be made in time.
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), CacheError>> + Send;
+
+    /// The value under `key`, if any; a plain read that leases nothing (for keys the
+    /// read path only looks at, such as a last-known-good copy).
+    ///
+    /// # Errors
+    /// [`CacheError`] when the cache cannot answer in time.
+    fn read(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, CacheError>> + Send;
+
+    /// [`Cache::fill`], and when it replaced the lease, also stores `copy` under
+    /// `copy_key` for `copy_ttl`, in the same round trip where the cache allows (Redis:
+    /// one script; `copy_key` must be in the same cluster slot as `key`). When the lease
+    /// was lost (an invalidation wrote the key), the copy is not written either: the
+    /// invalidation has already written or deleted it.
+    ///
+    /// # Errors
+    /// [`CacheError`] when the writes cannot be made in time.
+    fn fill_keeping_copy(
+        &self,
+        key: &str,
+        lease: Bytes,
+        value: Bytes,
+        ttl: Duration,
+        copy: (&str, Bytes, Duration),
+    ) -> impl Future<Output = Result<bool, CacheError>> + Send;
 }
 
 /// Implements [`Cache`] for a type that forwards every call to another cache, writing
-/// the four signatures once. `$route!(self, Op, key, cache => call)` binds `cache` to
+/// the signatures once. `$route!(self, Op, key, cache => call)` binds `cache` to
 /// the cache this call goes to and evaluates `call`; it may also return early with an
-/// error. `Op` names the operation (`ReadOrLease`, `Fill`, `Set`, `Delete`).
+/// error. `Op` names the operation (`ReadOrLease`, `Fill`, `Set`, `Delete`, `Read`,
+/// `FillKeepingCopy`).
 macro_rules! forward_cache {
     (impl[$($generics:tt)*] for $ty:ty, $route:ident) => {
         impl<$($generics)*> $crate::ports::Cache for $ty {
@@ -95,6 +120,26 @@ macro_rules! forward_cache {
 
             async fn delete(&self, key: &str) -> Result<(), $crate::error::CacheError> {
                 $route!(self, Delete, key, cache => cache.delete(key).await)
+            }
+
+            async fn read(
+                &self,
+                key: &str,
+            ) -> Result<Option<::bytes::Bytes>, $crate::error::CacheError> {
+                $route!(self, Read, key, cache => cache.read(key).await)
+            }
+
+            async fn fill_keeping_copy(
+                &self,
+                key: &str,
+                lease: ::bytes::Bytes,
+                value: ::bytes::Bytes,
+                ttl: ::std::time::Duration,
+                copy: (&str, ::bytes::Bytes, ::std::time::Duration),
+            ) -> Result<bool, $crate::error::CacheError> {
+                $route!(self, FillKeepingCopy, key, cache => {
+                    cache.fill_keeping_copy(key, lease, value, ttl, copy).await
+                })
             }
         }
     };

@@ -16,7 +16,11 @@
 //! - an error about one key (a value of the wrong type) is not an outage: that request
 //!   is served from the table and the key is deleted, but the breaker counts the cache
 //!   as up (it answered), so other ids keep their hits;
-//! - table trouble: `StoreErrors` and an error the HTTP layer turns into a 503.
+//! - table trouble: `StoreErrors` and an error the HTTP layer turns into a 503, unless
+//!   a last-known-good copy is kept (`STALE_TTL_SECONDS`): every fill also writes the
+//!   served bytes under the copy's key (in the fill's own script), and when the table
+//!   cannot answer (and only then: never when it answered, found or not found) the copy
+//!   is served as `STALE`, with its age.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,7 +32,7 @@ use tokio::sync::OnceCell;
 use tracing::warn;
 
 use crate::breaker::Breaker;
-use crate::cache_entry::{CacheEntry, Lease, NegativeTtl};
+use crate::cache_entry::{CacheEntry, Lease, NegativeTtl, StaleCopy, stale_key};
 use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, CacheErrorKind, ServiceError, report};
 use crate::metrics::Meters;
@@ -48,6 +52,11 @@ pub enum CacheStatus {
     Miss,
     /// The cache could not be used; the product came from the table.
     Bypass,
+    /// The table could not answer; the product is its last-known-good copy, written
+    /// this many seconds ago.
+    Stale {
+        age_secs: u64,
+    },
 }
 
 impl CacheStatus {
@@ -56,6 +65,7 @@ impl CacheStatus {
             Self::Hit => "HIT",
             Self::Miss => "MISS",
             Self::Bypass => "BYPASS",
+            Self::Stale { .. } => "STALE",
         }
     }
 }
@@ -140,6 +150,8 @@ pub struct ProductService<C, S> {
     meters: Meters,
     /// Optional in-process tier for hot keys, in front of the cache.
     l1: Option<moka::sync::Cache<String, Product>>,
+    /// How long last-known-good copies are kept; `None`: none are.
+    stale_ttl: Option<Duration>,
 }
 
 impl<C: Cache, S: ProductStore> ProductService<C, S> {
@@ -153,7 +165,16 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             flights: Flights::default(),
             meters: Meters::register(),
             l1: None,
+            stale_ttl: None,
         }
+    }
+
+    /// Keeps a last-known-good copy of every product filled, for `stale_ttl`, and serves
+    /// it when the table cannot answer; `None` keeps none.
+    #[must_use]
+    pub fn with_stale_ttl(mut self, stale_ttl: Option<Duration>) -> Self {
+        self.stale_ttl = stale_ttl;
+        self
     }
 
     /// Adds an in-process tier of at most `entries` products kept for `ttl`. It saves a
@@ -205,6 +226,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             Some(product) => (Ok(product), CacheStatus::Hit),
             None => {
                 let outcome = self.lookup(id, &key).await;
+                let outcome = self.or_last_known_good(&key, outcome).await;
                 self.remember(key, &outcome);
                 outcome
             }
@@ -218,6 +240,10 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         match cache {
             CacheStatus::Hit => self.meters.hits.increment(1),
             CacheStatus::Miss | CacheStatus::Bypass => self.meters.misses.increment(1),
+            CacheStatus::Stale { .. } => {
+                self.meters.misses.increment(1);
+                self.meters.stale_served.increment(1);
+            }
         }
         if matches!(result, Err(ServiceError::NotFound(_))) {
             self.meters.not_found.increment(1);
@@ -338,6 +364,10 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     async fn read_and_fill(&self, id: &ProductId, key: &str, lease: &Lease) -> Outcome {
         let (result, status) = self.read_store(id, CacheStatus::Miss).await;
         let (entry, ttl) = match &result {
+            Ok(product) if self.stale_ttl.is_some() => {
+                self.fill_keeping_copy(key, lease, product).await;
+                return (result, status);
+            }
             Ok(product) => (CacheEntry::Product(product.clone()), self.ttl),
             Err(ServiceError::NotFound(_)) => (
                 CacheEntry::missing(self.negative_ttl),
@@ -351,6 +381,51 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         self.guarded(self.cache.fill(key, lease.to_bytes(), entry.encode(), ttl))
             .await;
         (result, status)
+    }
+
+    /// The fill, with the product's last-known-good copy written in the same round trip
+    /// (and only if the fill itself happens).
+    async fn fill_keeping_copy(&self, key: &str, lease: &Lease, product: &Product) {
+        let Some(stale_ttl) = self.stale_ttl else {
+            return;
+        };
+        let copy_key = stale_key(key);
+        let copy = StaleCopy::now(product.clone()).encode();
+        let value = CacheEntry::Product(product.clone()).encode();
+        let fill = self.cache.fill_keeping_copy(
+            key,
+            lease.to_bytes(),
+            value,
+            self.ttl,
+            (&copy_key, copy, stale_ttl),
+        );
+        self.guarded(fill).await;
+    }
+
+    /// When the table could not answer, the product's last-known-good copy if one is
+    /// kept, as `STALE`; every other outcome as it is. A table that answered (a product,
+    /// or none) is never second-guessed by a copy.
+    async fn or_last_known_good(&self, key: &str, outcome: Outcome) -> Outcome {
+        if self.stale_ttl.is_none() || !matches!(outcome.0, Err(ServiceError::Store(_))) {
+            return outcome;
+        }
+        let copy_key = stale_key(key);
+        let copy = self
+            .guarded(self.cache.read(&copy_key))
+            .await
+            .flatten()
+            .and_then(|bytes| StaleCopy::decode(&bytes));
+        match copy {
+            Some(copy) => {
+                let age_secs = copy.age().as_secs();
+                warn!(
+                    key,
+                    age_secs, "table unavailable; serving the last-known-good copy"
+                );
+                (Ok(copy.into_product()), CacheStatus::Stale { age_secs })
+            }
+            None => outcome,
+        }
     }
 
     async fn read_store(&self, id: &ProductId, status: CacheStatus) -> Outcome {
@@ -902,5 +977,86 @@ mod tests {
             cached(&service, "product:p1"),
             Some(CacheEntry::Product(product(P1)))
         );
+    }
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    #[tokio::test]
+    async fn a_table_outage_serves_the_last_known_good_copy_as_stale() {
+        // GIVEN p1 served once with copies kept, then its 300 s entry gone
+        let store = FakeStore::with(&[P1]);
+        let cache = MemoryCache::default();
+        let service =
+            ProductService::new(cache.clone(), store.clone(), TTL).with_stale_ttl(Some(DAY));
+        service.get(&id("p1")).await.unwrap();
+        cache.delete("product:p1").await.unwrap();
+        // WHEN the table fails
+        store.failing.store(true, Ordering::SeqCst);
+        // THEN p1 is served STALE with its exact bytes, and a never-served id is an error
+        let served = service.get(&id("p1")).await.unwrap();
+        assert!(matches!(served.cache, CacheStatus::Stale { age_secs: 0 }));
+        assert_eq!(served.product.body().as_ref(), P1.as_bytes());
+        assert!(matches!(
+            service.get(&id("never")).await,
+            Err(ServiceError::Store(_))
+        ));
+        // AND once the table is back, the next miss is a MISS
+        store.failing.store(false, Ordering::SeqCst);
+        assert_eq!(
+            service.get(&id("p1")).await.unwrap().cache,
+            CacheStatus::Miss
+        );
+    }
+
+    #[tokio::test]
+    async fn a_copy_is_never_served_when_the_table_answered_or_when_copies_are_off() {
+        // GIVEN p1 served with copies kept, then deleted from the table
+        let store = FakeStore::with(&[P1]);
+        let cache = MemoryCache::default();
+        let service =
+            ProductService::new(cache.clone(), store.clone(), TTL).with_stale_ttl(Some(DAY));
+        service.get(&id("p1")).await.unwrap();
+        cache.delete("product:p1").await.unwrap();
+        store.products.lock().unwrap().clear();
+        // WHEN read THEN the table's "not found" wins over the copy
+        assert!(matches!(
+            service.get(&id("p1")).await,
+            Err(ServiceError::NotFound(_))
+        ));
+        // AND with copies off, a table outage is an error as before
+        let off = ProductService::new(MemoryCache::default(), FakeStore::with(&[P1]), TTL)
+            .with_stale_ttl(None);
+        off.get(&id("p1")).await.unwrap();
+        off.cache().delete("product:p1").await.unwrap();
+        off.store().failing.store(true, Ordering::SeqCst);
+        assert!(matches!(
+            off.get(&id("p1")).await,
+            Err(ServiceError::Store(_))
+        ));
+        assert_eq!(off.cache().get(&stale_key("product:p1")), None);
+    }
+
+    #[tokio::test]
+    async fn a_product_removed_through_the_stream_is_never_served_stale() {
+        // GIVEN p1 served with copies kept, then removed through the stream
+        let store = FakeStore::with(&[P1]);
+        let cache = MemoryCache::default();
+        let service =
+            ProductService::new(cache.clone(), store.clone(), TTL).with_stale_ttl(Some(DAY));
+        service.get(&id("p1")).await.unwrap();
+        Invalidator::new(cache.clone(), TTL, NegativeTtl::default())
+            .with_stale_ttl(Some(DAY))
+            .apply(&Change::Remove(id("p1")))
+            .await
+            .unwrap();
+        // WHEN the marker expires and the table fails
+        cache.delete("product:p1").await.unwrap();
+        store.failing.store(true, Ordering::SeqCst);
+        // THEN there is no copy to serve
+        assert_eq!(cache.get(&stale_key("product:p1")), None);
+        assert!(matches!(
+            service.get(&id("p1")).await,
+            Err(ServiceError::Store(_))
+        ));
     }
 }

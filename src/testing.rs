@@ -15,6 +15,8 @@ pub enum CacheOp {
     Fill,
     Set,
     Delete,
+    Read,
+    FillKeepingCopy,
 }
 
 /// Which calls a [`TestCache`] fails.

@@ -27,9 +27,10 @@ fn one_flush_gives_the_documented_emf_document() {
         r#""Dimensions":[["Service"]],"Metrics":["#,
         r#"{"Name":"CacheErrors","Unit":"Count"},{"Name":"CacheHits","Unit":"Count"},"#,
         r#"{"Name":"CacheMisses","Unit":"Count"},{"Name":"Latency","Unit":"Milliseconds"},"#,
-        r#"{"Name":"NotFound","Unit":"Count"},{"Name":"StoreErrors","Unit":"Count"}]}]},"#,
+        r#"{"Name":"NotFound","Unit":"Count"},{"Name":"StaleServed","Unit":"Count"},"#,
+        r#"{"Name":"StoreErrors","Unit":"Count"}]}]},"#,
         r#""Service":"product-api","CacheErrors":0,"CacheHits":1,"CacheMisses":1,"#,
-        r#""Latency":[1.5,12.0],"NotFound":1,"StoreErrors":0}"#,
+        r#""Latency":[1.5,12.0],"NotFound":1,"StaleServed":0,"StoreErrors":0}"#,
         "\n"
     );
     assert_eq!(String::from_utf8(out).unwrap(), expected);

@@ -134,6 +134,28 @@ impl Cache for MemoryCache {
         self.entries.invalidate(key);
         Ok(())
     }
+
+    async fn read(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        Ok(self.get(key))
+    }
+
+    /// The fill, then the copy: two steps, not one. An invalidation landing between
+    /// them could leave a copy it had just deleted; in-process caches serve one local
+    /// process, which runs no invalidator.
+    async fn fill_keeping_copy(
+        &self,
+        key: &str,
+        lease: Bytes,
+        value: Bytes,
+        ttl: Duration,
+        (copy_key, copy, copy_ttl): (&str, Bytes, Duration),
+    ) -> Result<bool, CacheError> {
+        let filled = self.fill(key, lease, value, ttl).await?;
+        if filled {
+            self.set(copy_key, copy, copy_ttl).await?;
+        }
+        Ok(filled)
+    }
 }
 
 #[cfg(test)]

@@ -114,6 +114,17 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0";
 
+/// [`FILL_IF_LEASED`], and when it filled, also the last-known-good copy under KEYS[2]
+/// (same slot as KEYS[1], see `cache_entry::stale_key`): one round trip, and a copy is
+/// never written by a reader whose lease an invalidation took.
+const FILL_IF_LEASED_KEEPING_COPY: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+  return 1
+end
+return 0";
+
 /// Sorts a `fred` error into an outage or a problem of one call or one key, so that one
 /// bad key cannot open the breaker and take the cache from every other key.
 fn cache_error(operation: &'static str, key: &str, err: FredError) -> CacheError {
@@ -206,5 +217,32 @@ impl Cache for RedisCache {
             .await
             .map(drop)
             .map_err(|err| cache_error("DEL", key, err))
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        self.get(key).await
+    }
+
+    async fn fill_keeping_copy(
+        &self,
+        key: &str,
+        lease: Bytes,
+        value: Bytes,
+        ttl: Duration,
+        (copy_key, copy, copy_ttl): (&str, Bytes, Duration),
+    ) -> Result<bool, CacheError> {
+        let args = vec![
+            Value::Bytes(lease),
+            Value::Bytes(value),
+            Value::Integer(ttl_millis(ttl)),
+            Value::Bytes(copy),
+            Value::Integer(ttl_millis(copy_ttl)),
+        ];
+        let replaced: i64 = self
+            .pool
+            .eval(FILL_IF_LEASED_KEEPING_COPY, vec![key, copy_key], args)
+            .await
+            .map_err(|err| cache_error("EVAL", key, err))?;
+        Ok(replaced == 1)
     }
 }

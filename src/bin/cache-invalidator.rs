@@ -19,7 +19,8 @@ async fn main() -> anyhow::Result<()> {
     logging::init(config.mode);
     // An unreachable Redis is logged: records then fail and are retried.
     let cache = app::connect_redis(&config.redis, 1).await?;
-    let invalidator = Invalidator::new(cache, config.ttls.product, config.ttls.negative);
+    let invalidator = Invalidator::new(cache, config.ttls.product, config.ttls.negative)
+        .with_stale_ttl(config.ttls.stale);
 
     if config.mode == Mode::Lambda {
         let emf = metrics::builder(

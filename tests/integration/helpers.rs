@@ -264,13 +264,24 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Self {
+        Self::start_on(free_port())
+    }
+
+    /// Starts it again on the same port, empty (the emulator keeps nothing), as after
+    /// an outage.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        *self = Self::start_on(port);
+    }
+
+    fn start_on(port: u16) -> Self {
         let cli = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tools/emulator/node_modules/dynalite/cli.js");
         assert!(
             cli.exists(),
             "dynalite is not installed: run `make test` (scripts/install-tools.sh installs it)"
         );
-        let port = free_port();
         let child = Command::new("node")
             .arg(cli)
             .args([

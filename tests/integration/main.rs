@@ -15,6 +15,7 @@ mod read_path;
 mod reliability;
 mod secrets;
 mod smoke;
+mod stale;
 mod tls_cluster;
 
 #[path = "../support/runtime_api.rs"]

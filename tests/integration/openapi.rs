@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use regex::Regex;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::helpers::{ChildGuard, free_port, product_api};
+use crate::helpers::{ChildGuard, Emulator, RedisServer, free_port, product_api};
 
 const PATH: &str = "/product/{productId}";
 /// Set by the HTTP stack, not by the API.
@@ -214,8 +214,9 @@ fn check(doc: &Yaml, exchange: &Exchange) -> Result<(), String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_openapi_document_describes_every_response_and_every_documented_status_occurs() {
-    // GIVEN the document and three local servers: the embedded default, one whose Redis is
-    // down (BYPASS), one whose table cannot be reached (503)
+    // GIVEN the document and four local servers: the embedded default, one whose Redis is
+    // down (BYPASS), one whose table cannot be reached (503), and one whose table went
+    // away after it served a product (STALE)
     let doc = spec();
     let embedded = Server::start(&[]);
     let closed = format!("127.0.0.1:{}", free_port());
@@ -232,8 +233,29 @@ async fn the_openapi_document_describes_every_response_and_every_documented_stat
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]);
 
+    let redis = RedisServer::start();
+    let mut emulator = Emulator::start();
+    emulator.sample_table().await;
+    let redis_url = redis.url();
+    let table_gone = Server::start(&[
+        ("TABLE_NAME", "Products"),
+        ("REDIS_URL", &redis_url),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &emulator.endpoint),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]);
+    let served = send(&table_gone, "GET", "/product/P-10004", &[]).await;
+    assert_eq!(served.status, 200);
+    // The 300-second entry runs out during the outage; the last-known-good copy stays.
+    let _: i64 = fred::prelude::KeysInterface::del(&redis.client().await, "product:P-10004")
+        .await
+        .unwrap();
+    emulator.stop();
+
     // WHEN every kind of request is sent
-    let mut exchanges = Vec::new();
+    let mut exchanges = vec![served];
     for method in ["GET", "HEAD"] {
         exchanges.push(send(&embedded, method, "/product/P-10001", &[]).await);
         exchanges.push(send(&embedded, method, "/product/P-10001", &[]).await);
@@ -260,6 +282,7 @@ async fn the_openapi_document_describes_every_response_and_every_documented_stat
         exchanges.push(send(&embedded, method, "/product/a%2Fb", &[]).await);
         exchanges.push(send(&redis_down, method, "/product/P-10002", &[]).await);
         exchanges.push(send(&table_down, method, "/product/P-10003", &[]).await);
+        exchanges.push(send(&table_gone, method, "/product/P-10004", &[]).await);
     }
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
         exchanges.push(send(&embedded, method, "/product/P-10001", &[]).await);
@@ -282,7 +305,7 @@ async fn the_openapi_document_describes_every_response_and_every_documented_stat
         .filter(|(k, _)| k == "x-cache")
         .map(|(_, v)| v.as_str())
         .collect();
-    assert_eq!(x_cache, BTreeSet::from(["BYPASS", "HIT", "MISS"]));
+    assert_eq!(x_cache, BTreeSet::from(["BYPASS", "HIT", "MISS", "STALE"]));
     // AND every documented status was produced
     let produced: BTreeSet<(String, String)> = exchanges
         .iter()

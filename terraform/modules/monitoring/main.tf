@@ -21,6 +21,7 @@ locals {
     store_errors = "StoreErrors"
     not_found    = "NotFound"
     latency      = "Latency"
+    stale_served = "StaleServed"
   }
 
   app = [var.metrics_namespace]
@@ -56,6 +57,8 @@ locals {
           concat(local.app, [local.metric.cache_errors], local.dim),
           concat(local.app, [local.metric.store_errors], local.dim),
           concat(local.app, [local.metric.not_found], local.dim),
+          # Last-known-good copies served while the table could not answer.
+          concat(local.app, [local.metric.stale_served], local.dim),
         ]
       }
     },
