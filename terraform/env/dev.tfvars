@@ -1,6 +1,6 @@
-# Deploy settings of the "dev" environment: make (ENV=dev, the default) and the pipeline
+# Deploy settings of the "dev" environment: make (DEPLOY_ENV=dev, the default) and the pipeline
 # both plan with this file, so a setting made here holds for every way of deploying.
-# Copy it to <env>.tfvars for another environment (make ... ENV=<env>). Every variable is
+# Copy it to <env>.tfvars for another environment (make ... DEPLOY_ENV=<env>). Every variable is
 # described in terraform/variables.tf; what is left out keeps its default.
 
 name       = "product-catalog"
