@@ -75,12 +75,17 @@ plan() {
   "${tf[@]}" plan -input=false "${vars_args[@]}" -out="$plan" "$@"
 }
 
-# The JSON plan's changes (resources and outputs): what applying it would do.
+# What applying a plan would do: its resource and output changes, without the "no-op"
+# entries (they carry each unchanged resource's refreshed values, which may move between
+# two plans without anything being changed).
 changes() {
   "${tf[@]}" show -json "$1" | python3 -c '
 import json, sys
 plan = json.load(sys.stdin)
-print(json.dumps([plan.get("resource_changes", []), plan.get("output_changes", {})], sort_keys=True))'
+acting = lambda change: change.get("actions") != ["no-op"]
+resources = [r for r in plan.get("resource_changes", []) if acting(r.get("change", {}))]
+outputs = {k: v for k, v in plan.get("output_changes", {}).items() if acting(v)}
+print(json.dumps([resources, outputs], sort_keys=True))'
 }
 
 bootstrap_init() {

@@ -346,6 +346,29 @@ fn the_pipeline_applies_only_a_plan_equal_to_the_approved_one() {
 }
 
 #[test]
+fn resources_that_do_not_change_cannot_make_the_apply_refuse() {
+    // GIVEN an approved plan whose unchanged resources read back other values than a
+    // plan made a minute later (refreshed attributes that move without any change)
+    let project = Project::bootstrapped();
+    let approved = r#"{"resource_changes": [
+        {"address": "module.functions.aws_lambda_function.product_api", "change": {"actions": ["update"]}},
+        {"address": "module.data.aws_dynamodb_table.this", "change": {"actions": ["no-op"], "after": {"read_at": 1}}}
+    ], "output_changes": {"table_name": {"actions": ["no-op"], "after": "Products"}}}"#;
+    let run = project.script(&["plan"], &[("FAKE_TF_PLAN_JSON", approved)]);
+    assert!(run.success, "{}", run.stderr);
+    fs::rename(
+        project.path("terraform/dev.tfplan"),
+        project.path("terraform/approved.tfplan"),
+    )
+    .unwrap();
+    // WHEN Apply plans again and only the unchanged resources differ
+    let run = project.script(&["apply-approved", "approved.tfplan"], &[]);
+    // THEN the plans are equal in what they would do, and the plan is applied
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(run.applies(), ["terraform|apply -input=false dev.tfplan"]);
+}
+
+#[test]
 fn the_pipeline_takes_the_zips_from_the_build_stage_artifact() {
     let project = Project::bootstrapped();
     let artifact = tempfile::tempdir().unwrap();
