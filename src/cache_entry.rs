@@ -61,6 +61,44 @@ impl Default for NegativeTtl {
     }
 }
 
+/// The largest `CACHE_TTL_JITTER_PERCENT` configuration admits: past it entries would
+/// live for less than half their TTL.
+pub const MAX_TTL_JITTER_PERCENT: u8 = 50;
+
+/// Spreads the expiry of product entries written together (a cold fleet filling the
+/// same hot ids, a stream batch refreshing many products) so they do not all expire, and
+/// send their readers to the table, in the same second: each TTL is shortened by a
+/// random fraction of at most `percent` of it. Never lengthened, so every bound that
+/// rests on the configured TTL (how long a change can be served stale) still holds.
+/// `0` (the default) leaves every TTL exactly as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TtlJitter {
+    percent: u8,
+}
+
+impl TtlJitter {
+    /// At most `percent` of a TTL taken off, capped at [`MAX_TTL_JITTER_PERCENT`].
+    pub fn percent(percent: u8) -> Self {
+        Self {
+            percent: percent.min(MAX_TTL_JITTER_PERCENT),
+        }
+    }
+
+    /// `ttl`, shortened by a random fraction of at most the jitter's percentage.
+    pub fn apply(self, ttl: Duration) -> Duration {
+        if self.percent == 0 {
+            return ttl;
+        }
+        self.apply_with(ttl, fastrand::f64())
+    }
+
+    /// `ttl` shortened by `unit` (in `[0, 1)`) of the largest cut; never below 1 ms.
+    fn apply_with(self, ttl: Duration, unit: f64) -> Duration {
+        let cut = ttl.mul_f64(f64::from(self.percent) / 100.0 * unit.clamp(0.0, 1.0));
+        ttl.saturating_sub(cut).max(Duration::from_millis(1))
+    }
+}
+
 /// When a marker stops being believed: wall-clock time, shared by every process that
 /// reads the key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -374,6 +412,48 @@ impl StaleCopy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_only_shortens_a_ttl_by_at_most_its_percentage() {
+        // GIVEN a 300 s TTL and 20 % jitter
+        let ttl = Duration::from_secs(300);
+        let jitter = TtlJitter::percent(20);
+        // THEN the extremes are the TTL itself and 80 % of it
+        assert_eq!(jitter.apply_with(ttl, 0.0), ttl);
+        assert_eq!(jitter.apply_with(ttl, 1.0), Duration::from_secs(240));
+        assert_eq!(jitter.apply_with(ttl, 0.5), Duration::from_secs(270));
+        // AND random draws stay inside them and spread over them
+        let drawn: std::collections::BTreeSet<Duration> =
+            (0..1_000).map(|_| jitter.apply(ttl)).collect();
+        assert!(
+            drawn
+                .iter()
+                .all(|d| (Duration::from_secs(240)..=ttl).contains(d))
+        );
+        assert!(
+            drawn.len() > 900,
+            "only {} distinct TTLs in 1,000 draws",
+            drawn.len()
+        );
+        assert!(*drawn.first().unwrap() < Duration::from_secs(250));
+        assert!(*drawn.last().unwrap() > Duration::from_secs(290));
+    }
+
+    #[test]
+    fn no_jitter_keeps_the_ttl_exact_and_the_percentage_is_capped() {
+        let ttl = Duration::from_secs(300);
+        assert!((0..100).all(|_| TtlJitter::default().apply(ttl) == ttl));
+        assert_eq!(TtlJitter::percent(0), TtlJitter::default());
+        assert_eq!(
+            TtlJitter::percent(90),
+            TtlJitter::percent(MAX_TTL_JITTER_PERCENT)
+        );
+        // A 1 ms TTL is never cut to nothing (PX 0 is an error in Redis).
+        assert_eq!(
+            TtlJitter::percent(50).apply_with(Duration::from_millis(1), 1.0),
+            Duration::from_millis(1)
+        );
+    }
 
     fn later() -> Expiry {
         Expiry::after(Duration::from_secs(60))

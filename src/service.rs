@@ -32,7 +32,7 @@ use tokio::sync::OnceCell;
 use tracing::warn;
 
 use crate::breaker::Breaker;
-use crate::cache_entry::{CacheEntry, Lease, NegativeTtl, StaleCopy, stale_key};
+use crate::cache_entry::{CacheEntry, Lease, NegativeTtl, StaleCopy, TtlJitter, stale_key};
 use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, CacheErrorKind, ServiceError, report};
 use crate::metrics::Meters;
@@ -144,6 +144,8 @@ pub struct ProductService<C, S> {
     cache: C,
     store: S,
     ttl: Duration,
+    /// Spreads the product entries' expiry (`CACHE_TTL_JITTER_PERCENT`).
+    jitter: TtlJitter,
     negative_ttl: NegativeTtl,
     breaker: Breaker,
     flights: Flights,
@@ -160,6 +162,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             cache,
             store,
             ttl,
+            jitter: TtlJitter::default(),
             negative_ttl: NegativeTtl::default(),
             breaker: Breaker::default(),
             flights: Flights::default(),
@@ -188,6 +191,14 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
                 .time_to_live(ttl)
                 .build()
         });
+        self
+    }
+
+    /// Takes a random part of at most `jitter`'s percentage off each product entry's TTL,
+    /// so entries filled together do not expire together.
+    #[must_use]
+    pub fn with_ttl_jitter(mut self, jitter: TtlJitter) -> Self {
+        self.jitter = jitter;
         self
     }
 
@@ -368,7 +379,10 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
                 self.fill_keeping_copy(key, lease, product).await;
                 return (result, status);
             }
-            Ok(product) => (CacheEntry::Product(product.clone()), self.ttl),
+            Ok(product) => (
+                CacheEntry::Product(product.clone()),
+                self.jitter.apply(self.ttl),
+            ),
             Err(ServiceError::NotFound(_)) => (
                 CacheEntry::missing(self.negative_ttl),
                 self.negative_ttl.get(),
@@ -396,7 +410,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             key,
             lease.to_bytes(),
             value,
-            self.ttl,
+            self.jitter.apply(self.ttl),
             (&copy_key, copy, stale_ttl),
         );
         self.guarded(fill).await;
@@ -588,6 +602,60 @@ mod tests {
             Some(CacheEntry::Product(product(P1)))
         );
         assert_eq!(store.reads(), 1);
+    }
+
+    /// The TTL of each product entry after `ids` misses through `service`.
+    async fn filled_ttls(
+        service: &ProductService<MemoryCache, FakeStore>,
+        ids: &[String],
+    ) -> Vec<Duration> {
+        let mut ttls = Vec::new();
+        for raw in ids {
+            assert_eq!(
+                service.get(&id(raw)).await.unwrap().cache,
+                CacheStatus::Miss
+            );
+            ttls.push(service.cache().ttl(&format!("product:{raw}")).unwrap());
+        }
+        ttls
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ttl_jitter_spreads_the_expiry_of_entries_filled_together_and_never_lengthens_it() {
+        // GIVEN 200 products, with and without last-known-good copies
+        let ids: Vec<String> = (0..200).map(|n| format!("p{n}")).collect();
+        let json: Vec<String> = ids
+            .iter()
+            .map(|id| format!(r#"{{"name":"Lamp","productId":"{id}"}}"#))
+            .collect();
+        let store = FakeStore::with(&json.iter().map(String::as_str).collect::<Vec<_>>());
+        for stale_ttl in [None, Some(Duration::from_secs(86_400))] {
+            // WHEN they are all filled at the same instant, with 20 % jitter
+            let service = ProductService::new(MemoryCache::default(), store.clone(), TTL)
+                .with_stale_ttl(stale_ttl)
+                .with_ttl_jitter(TtlJitter::percent(20));
+            let ttls = filled_ttls(&service, &ids).await;
+            // THEN each lives between 80 % of the TTL and the TTL, and they spread over it
+            let (shortest, longest) = (TTL.mul_f64(0.8), TTL);
+            assert!(
+                ttls.iter().all(|ttl| (shortest..=longest).contains(ttl)),
+                "{ttls:?}"
+            );
+            let spread = ttls
+                .iter()
+                .max()
+                .unwrap()
+                .saturating_sub(*ttls.iter().min().unwrap());
+            assert!(spread > TTL.mul_f64(0.15), "spread only {spread:?}");
+        }
+        // AND without jitter every entry gets the TTL exactly (the contract's EX 300)
+        let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
+        assert!(
+            filled_ttls(&service, &ids)
+                .await
+                .iter()
+                .all(|ttl| *ttl == TTL)
+        );
     }
 
     #[tokio::test(start_paused = true)]

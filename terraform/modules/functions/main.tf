@@ -6,12 +6,15 @@
 locals {
   product_api       = "${var.name}-product-api"
   cache_invalidator = "${var.name}-cache-invalidator"
-  # What both functions read; each binary reads only its own variables.
+  # What both functions read; each binary reads only its own variables. The entry
+  # settings must be the same in both: the invalidator rewrites what product-api fills.
   common_environment = {
     REDIS_URL                  = var.redis_url
     REDIS_AUTH_SECRET_ARN      = var.redis_auth_secret_arn
     CACHE_TTL_SECONDS          = tostring(var.cache_ttl_seconds)
     NEGATIVE_CACHE_TTL_SECONDS = tostring(var.negative_cache_ttl_seconds)
+    STALE_TTL_SECONDS          = tostring(var.stale_ttl_seconds)
+    CACHE_TTL_JITTER_PERCENT   = tostring(var.cache_ttl_jitter_percent)
     METRICS_NAMESPACE          = var.metrics_namespace
   }
   # The request path's Redis timeout; the invalidator keeps its own, longer default
