@@ -8,6 +8,10 @@
 //! failover) and reachable a second later. TLS (`rediss://`) goes through rustls with
 //! the system's root certificates.
 //!
+//! A node that turns into a replica under an open connection (a failover) answers
+//! READONLY; the pool then reconnects, which follows the primary endpoint's DNS name to
+//! the new primary.
+//!
 //! Errors are sorted for the breaker ([`CacheErrorKind`]): a timeout or a lost
 //! connection is an outage, while a reply error about one key (`WRONGTYPE`) is not.
 
@@ -17,7 +21,7 @@ use bytes::Bytes;
 use fred::prelude::{
     ClientLike, Error as FredError, ErrorKind, KeysInterface, LuaInterface, ReconnectPolicy,
 };
-use fred::types::config::{Config as FredConfig, TcpConfig, UnresponsiveConfig};
+use fred::types::config::{Config as FredConfig, ReconnectError, TcpConfig, UnresponsiveConfig};
 use fred::types::{Expiration, SetOptions, Value};
 
 use crate::config::RedisUrl;
@@ -62,6 +66,16 @@ impl RedisCache {
                     nodelay: Some(true),
                     ..TcpConfig::default()
                 };
+                // After a failover that keeps the old primary up as a replica, the open
+                // connection answers every write (each read here is `SET NX GET`) with
+                // READONLY for good; reconnecting follows the endpoint to the new
+                // primary. LOADING (a restarted node reading its data) and CLUSTERDOWN
+                // also end by reconnecting.
+                conn.reconnect_errors = vec![
+                    ReconnectError::ReadOnly,
+                    ReconnectError::Loading,
+                    ReconnectError::ClusterDown,
+                ];
                 // A connection whose replies stop coming (frozen server, dropped route)
                 // is closed and re-dialled instead of waited on forever.
                 conn.unresponsive = UnresponsiveConfig {

@@ -1,6 +1,7 @@
 //! Faults that must heal once they end: Redis unreachable when the process starts, a
-//! breaker probe abandoned by its client while Redis is frozen, and a key of the wrong
-//! type (which is one entry's problem, not an outage). Each test prints its figure.
+//! breaker probe abandoned by its client while Redis is frozen, a key of the wrong
+//! type (which is one entry's problem, not an outage), and a failover that leaves the
+//! old primary up as a replica. Each test prints its figure.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -201,5 +202,68 @@ async fn a_wrong_type_key_does_not_take_the_cache_from_other_ids() {
     assert_eq!(x_cache("P-10070").await, "HIT");
     println!(
         "figure: 8 requests for a wrong-type key in bursts between requests for another id: that id answered -> {other:?}"
+    );
+}
+
+/// A TCP proxy standing in for ElastiCache's primary endpoint: each new connection goes
+/// to the port `upstream` names at that moment (a failover switches the DNS name to the
+/// new primary; connections already open stay on the old one).
+async fn primary_endpoint(upstream: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let to = upstream.load(std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    port
+}
+
+async fn redis_cli(port: u16, args: &[&str]) {
+    let status = tokio::process::Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "redis-cli {args:?}");
+}
+
+#[tokio::test]
+async fn after_a_failover_that_keeps_the_old_primary_up_as_a_replica_hits_come_back() {
+    // GIVEN product-api on a primary endpoint that leads to Redis A, the product cached
+    let (old_primary, new_primary) = (RedisServer::start(), RedisServer::start());
+    let upstream = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(old_primary.port));
+    let endpoint = primary_endpoint(upstream.clone()).await;
+    let table = sample_table().await;
+    let api = ProductApiProcess::start(&format!("redis://127.0.0.1:{endpoint}"), &table, &[]);
+    let http = reqwest::Client::new();
+    let url = api.url("P-10064");
+    assert_eq!(x_cache(&http, &url).await, "MISS");
+    assert_eq!(x_cache(&http, &url).await, "HIT");
+
+    // WHEN B is promoted, A is demoted to B's replica (it now answers every write with
+    // READONLY, over the connection product-api already holds) and the endpoint
+    // leads to B from now on
+    redis_cli(new_primary.port, &["REPLICAOF", "NO", "ONE"]).await;
+    upstream.store(new_primary.port, std::sync::atomic::Ordering::SeqCst);
+    redis_cli(
+        old_primary.port,
+        &["REPLICAOF", "127.0.0.1", &new_primary.port.to_string()],
+    )
+    .await;
+
+    // THEN product-api leaves the demoted node by itself: a HIT (from B) within 5 s,
+    // where before it answered BYPASS until the process ended
+    let healed = first_hit(&http, &url, "the failover").await;
+    println!(
+        "figure: failover with the old primary kept up as a replica (READONLY): first HIT after the switch -> {healed:.1?}"
     );
 }
