@@ -34,7 +34,7 @@ use tracing::warn;
 use crate::breaker::Breaker;
 use crate::cache_entry::{CacheEntry, Lease, NegativeTtl, StaleCopy, TtlJitter, stale_key};
 use crate::domain::{Product, ProductId};
-use crate::error::{CacheError, CacheErrorKind, ServiceError, report};
+use crate::error::{CacheError, CacheErrorKind, ServiceError, StoreError, report};
 use crate::metrics::Meters;
 use crate::ports::{Cache, ProductStore, STORE_READ_TIMEOUT};
 
@@ -420,7 +420,14 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     /// kept, as `STALE`; every other outcome as it is. A table that answered (a product,
     /// or none) is never second-guessed by a copy.
     async fn or_last_known_good(&self, key: &str, outcome: Outcome) -> Outcome {
-        if self.stale_ttl.is_none() || !matches!(outcome.0, Err(ServiceError::Store(_))) {
+        let Some(stale_ttl) = self.stale_ttl else {
+            return outcome;
+        };
+        // An item that cannot be served is an answer too: the table holds a newer
+        // version than the copy (the invalidator drops the copy for such a change).
+        let unanswered = matches!(&outcome.0, Err(ServiceError::Store(err))
+            if matches!(**err, StoreError::Unavailable(_)));
+        if !unanswered {
             return outcome;
         }
         let copy_key = stale_key(key);
@@ -428,7 +435,8 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             .guarded(self.cache.read(&copy_key))
             .await
             .flatten()
-            .and_then(|bytes| StaleCopy::decode(&bytes));
+            .and_then(|bytes| StaleCopy::decode(&bytes))
+            .filter(|copy| copy.is_within(stale_ttl));
         match copy {
             Some(copy) => {
                 let age_secs = copy.age().as_secs();
@@ -512,7 +520,6 @@ mod tests {
     use crate::adapters::MemoryCache;
     use crate::breaker::FAILURE_THRESHOLD;
     use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, Expiry};
-    use crate::error::StoreError;
     use crate::invalidate::{Change, Invalidator};
     use crate::item::{item_from_json, product_from_item};
     use crate::testing::{CacheOp, TestCache};
@@ -532,6 +539,8 @@ mod tests {
         products: Arc<Mutex<HashMap<String, Product>>>,
         reads: Arc<AtomicUsize>,
         failing: Arc<AtomicBool>,
+        /// The table answers, with an item that cannot be served.
+        malformed: Arc<AtomicBool>,
         delay: Duration,
         gate: Option<Arc<Notify>>,
     }
@@ -564,6 +573,12 @@ mod tests {
             self.reads.fetch_add(1, Ordering::SeqCst);
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("table down".into()));
+            }
+            if self.malformed.load(Ordering::SeqCst) {
+                return Err(StoreError::Malformed {
+                    id: id.as_str().to_owned(),
+                    source: crate::error::ItemError::MissingId,
+                });
             }
             // What the table says now...
             let found = self.products.lock().unwrap().get(id.as_str()).cloned();
@@ -1126,5 +1141,82 @@ mod tests {
             service.get(&id("p1")).await,
             Err(ServiceError::Store(_))
         ));
+    }
+
+    /// p1 served with copies kept, then its 300 s entry gone: only the copy is left.
+    async fn only_a_copy_of_p1() -> (ProductService<MemoryCache, FakeStore>, MemoryCache) {
+        let store = FakeStore::with(&[P1]);
+        let cache = MemoryCache::default();
+        let service =
+            ProductService::new(cache.clone(), store.clone(), TTL).with_stale_ttl(Some(DAY));
+        service.get(&id("p1")).await.unwrap();
+        cache.delete("product:p1").await.unwrap();
+        (service, cache)
+    }
+
+    #[tokio::test]
+    async fn a_copy_is_never_served_when_the_table_answered_with_an_unservable_item() {
+        // GIVEN only a copy of p1, and the table now holding an item for p1 that cannot
+        // be served (the invalidator drops the copy for such a change, but has not yet)
+        let (service, _cache) = only_a_copy_of_p1().await;
+        service.store().malformed.store(true, Ordering::SeqCst);
+        // WHEN read THEN the table's answer wins: an error, not the old copy
+        assert!(matches!(
+            service.get(&id("p1")).await,
+            Err(ServiceError::Store(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_copy_older_than_its_ttl_or_dated_in_the_future_is_not_served() {
+        // GIVEN copies of p1 that outlived STALE_TTL_SECONDS (the key lost its TTL:
+        // PERSIST, a restore, a TTL lowered since) or claim to be written far ahead
+        let (service, cache) = only_a_copy_of_p1().await;
+        service.store().failing.store(true, Ordering::SeqCst);
+        let body = product(P1).body().clone();
+        let written = |unix_millis: u64| {
+            let mut bytes = format!("!stale:v1:{unix_millis}:").into_bytes();
+            bytes.extend_from_slice(&body);
+            Bytes::from(bytes)
+        };
+        let now = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let day_ms = u64::try_from(DAY.as_millis()).unwrap();
+        for bytes in [
+            written(now - day_ms - 60_000),
+            written(1),
+            written(now + 3_600_000),
+            written(u64::MAX),
+        ] {
+            cache
+                .set(&stale_key("product:p1"), bytes.clone(), DAY)
+                .await
+                .unwrap();
+            // WHEN the table cannot answer THEN the copy is not served
+            assert!(
+                matches!(service.get(&id("p1")).await, Err(ServiceError::Store(_))),
+                "{bytes:?}"
+            );
+        }
+        // AND a copy written within STALE_TTL_SECONDS still is, with its age
+        cache
+            .set(
+                &stale_key("product:p1"),
+                written(now - day_ms + 60_000),
+                DAY,
+            )
+            .await
+            .unwrap();
+        let served = service.get(&id("p1")).await.unwrap();
+        assert!(
+            matches!(served.cache, CacheStatus::Stale { age_secs } if age_secs >= 86_340),
+            "{:?}",
+            served.cache
+        );
     }
 }
