@@ -20,7 +20,7 @@
 //!   a last-known-good copy is kept (`STALE_TTL_SECONDS`): every fill also writes the
 //!   served bytes under the copy's key (in the fill's own script), and when the table
 //!   cannot answer (and only then: never when it answered, found or not found) the copy
-//!   is served as `STALE`, with its age.
+//!   is served as `STALE`, with its age; a "not found" from the table deletes the copy.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -392,8 +392,19 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         };
         // `false` means an invalidation replaced our lease: what we read may be older
         // than what is cached now, so it must not be stored.
-        self.guarded(self.cache.fill(key, lease.to_bytes(), entry.encode(), ttl))
-            .await;
+        let fill = self.guarded(self.cache.fill(key, lease.to_bytes(), entry.encode(), ttl));
+        if self.stale_ttl.is_some() && matches!(result, Err(ServiceError::NotFound(_))) {
+            // The table has no such product: any copy left is of a deleted one whose
+            // REMOVE never reached the cache (retries exhausted, record too old), and
+            // must not be served in the next outage. Sent alongside the fill: no extra
+            // round trip. At worst it deletes the copy of a product inserted meanwhile,
+            // which only loses STALE cover until its next fill.
+            let copy_key = stale_key(key);
+            let forget = self.guarded(self.cache.delete(&copy_key));
+            tokio::join!(fill, forget);
+        } else {
+            fill.await;
+        }
         (result, status)
     }
 
@@ -1218,5 +1229,26 @@ mod tests {
             "{:?}",
             served.cache
         );
+    }
+
+    #[tokio::test]
+    async fn a_product_the_table_no_longer_has_loses_its_copy_even_if_the_stream_lost_the_remove() {
+        // GIVEN only a copy of p1, and p1 deleted from the table without its REMOVE ever
+        // reaching the cache (retries exhausted, record too old: sent to the DLQ)
+        let (service, cache) = only_a_copy_of_p1().await;
+        service.store().products.lock().unwrap().clear();
+        // WHEN it is read while the table answers THEN it is not found
+        assert!(matches!(
+            service.get(&id("p1")).await,
+            Err(ServiceError::NotFound(_))
+        ));
+        // AND once the missing marker has expired, a table outage serves no copy of it
+        cache.delete("product:p1").await.unwrap();
+        service.store().failing.store(true, Ordering::SeqCst);
+        assert_eq!(cache.get(&stale_key("product:p1")), None);
+        assert!(matches!(
+            service.get(&id("p1")).await,
+            Err(ServiceError::Store(_))
+        ));
     }
 }
