@@ -1251,4 +1251,24 @@ mod tests {
             Err(ServiceError::Store(_))
         ));
     }
+
+    #[tokio::test]
+    async fn the_l1_tier_never_keeps_a_stale_answer() {
+        // GIVEN only a copy of p1, and a process with an L1 tier on the same cache
+        let (filler, cache) = only_a_copy_of_p1().await;
+        let service = ProductService::new(cache, filler.store().clone(), TTL)
+            .with_stale_ttl(Some(DAY))
+            .with_l1(100, Duration::from_secs(60));
+        // WHEN the table fails THEN p1 is served STALE
+        filler.store().failing.store(true, Ordering::SeqCst);
+        let served = service.get(&id("p1")).await.unwrap();
+        assert!(matches!(served.cache, CacheStatus::Stale { .. }));
+        // AND once the table is back the next read is a MISS from it, not an L1 HIT of
+        // the copy
+        filler.store().failing.store(false, Ordering::SeqCst);
+        assert_eq!(
+            service.get(&id("p1")).await.unwrap().cache,
+            CacheStatus::Miss
+        );
+    }
 }
