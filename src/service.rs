@@ -1075,25 +1075,34 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
-    #[tokio::test]
-    async fn a_table_outage_serves_the_last_known_good_copy_as_stale() {
-        // GIVEN p1 served once with copies kept, then its 300 s entry gone
+    /// Whether reading `raw` is a store error (a 503: no copy served).
+    async fn unavailable(service: &ProductService<MemoryCache, FakeStore>, raw: &str) -> bool {
+        matches!(service.get(&id(raw)).await, Err(ServiceError::Store(_)))
+    }
+
+    /// p1 served with copies kept, then its 300 s entry gone: only the copy is left.
+    async fn only_a_copy_of_p1() -> (ProductService<MemoryCache, FakeStore>, MemoryCache) {
         let store = FakeStore::with(&[P1]);
         let cache = MemoryCache::default();
         let service =
             ProductService::new(cache.clone(), store.clone(), TTL).with_stale_ttl(Some(DAY));
         service.get(&id("p1")).await.unwrap();
         cache.delete("product:p1").await.unwrap();
+        (service, cache)
+    }
+
+    #[tokio::test]
+    async fn a_table_outage_serves_the_last_known_good_copy_as_stale() {
+        // GIVEN p1 served once with copies kept, then its 300 s entry gone
+        let (service, _cache) = only_a_copy_of_p1().await;
+        let store = service.store().clone();
         // WHEN the table fails
         store.failing.store(true, Ordering::SeqCst);
         // THEN p1 is served STALE with its exact bytes, and a never-served id is an error
         let served = service.get(&id("p1")).await.unwrap();
         assert!(matches!(served.cache, CacheStatus::Stale { age_secs: 0 }));
         assert_eq!(served.product.body().as_ref(), P1.as_bytes());
-        assert!(matches!(
-            service.get(&id("never")).await,
-            Err(ServiceError::Store(_))
-        ));
+        assert!(unavailable(&service, "never").await);
         // AND once the table is back, the next miss is a MISS
         store.failing.store(false, Ordering::SeqCst);
         assert_eq!(
@@ -1154,17 +1163,6 @@ mod tests {
         ));
     }
 
-    /// p1 served with copies kept, then its 300 s entry gone: only the copy is left.
-    async fn only_a_copy_of_p1() -> (ProductService<MemoryCache, FakeStore>, MemoryCache) {
-        let store = FakeStore::with(&[P1]);
-        let cache = MemoryCache::default();
-        let service =
-            ProductService::new(cache.clone(), store.clone(), TTL).with_stale_ttl(Some(DAY));
-        service.get(&id("p1")).await.unwrap();
-        cache.delete("product:p1").await.unwrap();
-        (service, cache)
-    }
-
     #[tokio::test]
     async fn a_copy_is_never_served_when_the_table_answered_with_an_unservable_item() {
         // GIVEN only a copy of p1, and the table now holding an item for p1 that cannot
@@ -1172,10 +1170,7 @@ mod tests {
         let (service, _cache) = only_a_copy_of_p1().await;
         service.store().malformed.store(true, Ordering::SeqCst);
         // WHEN read THEN the table's answer wins: an error, not the old copy
-        assert!(matches!(
-            service.get(&id("p1")).await,
-            Err(ServiceError::Store(_))
-        ));
+        assert!(unavailable(&service, "p1").await);
     }
 
     #[tokio::test]
@@ -1209,10 +1204,7 @@ mod tests {
                 .await
                 .unwrap();
             // WHEN the table cannot answer THEN the copy is not served
-            assert!(
-                matches!(service.get(&id("p1")).await, Err(ServiceError::Store(_))),
-                "{bytes:?}"
-            );
+            assert!(unavailable(&service, "p1").await, "{bytes:?}");
         }
         // AND a copy written within STALE_TTL_SECONDS still is, with its age
         cache
@@ -1246,10 +1238,7 @@ mod tests {
         cache.delete("product:p1").await.unwrap();
         service.store().failing.store(true, Ordering::SeqCst);
         assert_eq!(cache.get(&stale_key("product:p1")), None);
-        assert!(matches!(
-            service.get(&id("p1")).await,
-            Err(ServiceError::Store(_))
-        ));
+        assert!(unavailable(&service, "p1").await);
     }
 
     #[tokio::test]
