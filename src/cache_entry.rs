@@ -33,7 +33,10 @@ pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(3600);
 /// No marker the service writes expires later than this from now (the longest negative
 /// TTL, with a minute for clocks that differ between processes): one that claims to is
 /// not ours, or was written by a clock far ahead, and is not believed.
-const MARKER_HORIZON: Duration = Duration::from_secs(MAX_NEGATIVE_TTL.as_secs() + 60);
+const MARKER_HORIZON: Duration =
+    Duration::from_secs(MAX_NEGATIVE_TTL.as_secs() + CLOCK_SKEW.as_secs());
+/// How far the clocks of the processes that share the cache may differ.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// A marker's own expiry is computed just before the key's TTL starts; it counts as
 /// passed (the TTL was lost) only this long after, so a marker Redis is about to expire
 /// is not mistaken for one that lost its TTL. Short: the marker must still stop being
@@ -126,15 +129,24 @@ impl Expiry {
 
     /// Later than any marker the service writes could expire.
     fn beyond_horizon(self) -> bool {
-        self > Self::after(MARKER_HORIZON)
+        self.beyond(MARKER_HORIZON)
+    }
+
+    /// Later than `ahead` from now.
+    fn beyond(self, ahead: Duration) -> bool {
+        self > Self::after(ahead)
     }
 
     /// Passed by more than [`EXPIRY_GRACE`].
     fn passed_with_grace(self) -> bool {
+        self.passed_by_more_than(Duration::ZERO)
+    }
+
+    /// Passed by more than `by` and [`EXPIRY_GRACE`].
+    fn passed_by_more_than(self, by: Duration) -> bool {
+        let by = u64::try_from((by + EXPIRY_GRACE).as_millis()).unwrap_or(u64::MAX);
         Self {
-            unix_millis: self
-                .unix_millis
-                .saturating_add(EXPIRY_GRACE.as_millis() as u64),
+            unix_millis: self.unix_millis.saturating_add(by),
         }
         .has_passed()
     }
@@ -402,6 +414,14 @@ impl StaleCopy {
     /// How long ago the copy was written (zero if the clock went back).
     pub fn age(&self) -> Duration {
         Duration::from_millis(unix_millis_now().saturating_sub(self.written.unix_millis))
+    }
+
+    /// Whether the copy may be served when copies are kept for `stale_ttl`: written at
+    /// most that long ago (one that lost its TTL, by PERSIST, a restore or a TTL lowered
+    /// since, stops being believed when it should have expired) and not after now, give
+    /// or take the clocks' skew (a copy dated ahead is not ours, and its age is a lie).
+    pub fn is_within(&self, stale_ttl: Duration) -> bool {
+        !self.written.passed_by_more_than(stale_ttl) && !self.written.beyond(CLOCK_SKEW)
     }
 
     pub fn into_product(self) -> Product {

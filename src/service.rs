@@ -20,7 +20,7 @@
 //!   a last-known-good copy is kept (`STALE_TTL_SECONDS`): every fill also writes the
 //!   served bytes under the copy's key (in the fill's own script), and when the table
 //!   cannot answer (and only then: never when it answered, found or not found) the copy
-//!   is served as `STALE`, with its age.
+//!   is served as `STALE`, with its age; a "not found" from the table deletes the copy.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,7 +34,7 @@ use tracing::warn;
 use crate::breaker::Breaker;
 use crate::cache_entry::{CacheEntry, Lease, NegativeTtl, StaleCopy, TtlJitter, stale_key};
 use crate::domain::{Product, ProductId};
-use crate::error::{CacheError, CacheErrorKind, ServiceError, report};
+use crate::error::{CacheError, CacheErrorKind, ServiceError, StoreError, report};
 use crate::metrics::Meters;
 use crate::ports::{Cache, ProductStore, STORE_READ_TIMEOUT};
 
@@ -392,8 +392,19 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         };
         // `false` means an invalidation replaced our lease: what we read may be older
         // than what is cached now, so it must not be stored.
-        self.guarded(self.cache.fill(key, lease.to_bytes(), entry.encode(), ttl))
-            .await;
+        let fill = self.guarded(self.cache.fill(key, lease.to_bytes(), entry.encode(), ttl));
+        if self.stale_ttl.is_some() && matches!(result, Err(ServiceError::NotFound(_))) {
+            // The table has no such product: any copy left is of a deleted one whose
+            // REMOVE never reached the cache (retries exhausted, record too old), and
+            // must not be served in the next outage. Sent alongside the fill: no extra
+            // round trip. At worst it deletes the copy of a product inserted meanwhile,
+            // which only loses STALE cover until its next fill.
+            let copy_key = stale_key(key);
+            let forget = self.guarded(self.cache.delete(&copy_key));
+            tokio::join!(fill, forget);
+        } else {
+            fill.await;
+        }
         (result, status)
     }
 
@@ -420,7 +431,14 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     /// kept, as `STALE`; every other outcome as it is. A table that answered (a product,
     /// or none) is never second-guessed by a copy.
     async fn or_last_known_good(&self, key: &str, outcome: Outcome) -> Outcome {
-        if self.stale_ttl.is_none() || !matches!(outcome.0, Err(ServiceError::Store(_))) {
+        let Some(stale_ttl) = self.stale_ttl else {
+            return outcome;
+        };
+        // An item that cannot be served is an answer too: the table holds a newer
+        // version than the copy (the invalidator drops the copy for such a change).
+        let unanswered = matches!(&outcome.0, Err(ServiceError::Store(err))
+            if matches!(**err, StoreError::Unavailable(_)));
+        if !unanswered {
             return outcome;
         }
         let copy_key = stale_key(key);
@@ -428,7 +446,8 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             .guarded(self.cache.read(&copy_key))
             .await
             .flatten()
-            .and_then(|bytes| StaleCopy::decode(&bytes));
+            .and_then(|bytes| StaleCopy::decode(&bytes))
+            .filter(|copy| copy.is_within(stale_ttl));
         match copy {
             Some(copy) => {
                 let age_secs = copy.age().as_secs();
@@ -512,7 +531,6 @@ mod tests {
     use crate::adapters::MemoryCache;
     use crate::breaker::FAILURE_THRESHOLD;
     use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, Expiry};
-    use crate::error::StoreError;
     use crate::invalidate::{Change, Invalidator};
     use crate::item::{item_from_json, product_from_item};
     use crate::testing::{CacheOp, TestCache};
@@ -532,6 +550,8 @@ mod tests {
         products: Arc<Mutex<HashMap<String, Product>>>,
         reads: Arc<AtomicUsize>,
         failing: Arc<AtomicBool>,
+        /// The table answers, with an item that cannot be served.
+        malformed: Arc<AtomicBool>,
         delay: Duration,
         gate: Option<Arc<Notify>>,
     }
@@ -564,6 +584,12 @@ mod tests {
             self.reads.fetch_add(1, Ordering::SeqCst);
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("table down".into()));
+            }
+            if self.malformed.load(Ordering::SeqCst) {
+                return Err(StoreError::Malformed {
+                    id: id.as_str().to_owned(),
+                    source: crate::error::ItemError::MissingId,
+                });
             }
             // What the table says now...
             let found = self.products.lock().unwrap().get(id.as_str()).cloned();
@@ -1049,25 +1075,34 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
-    #[tokio::test]
-    async fn a_table_outage_serves_the_last_known_good_copy_as_stale() {
-        // GIVEN p1 served once with copies kept, then its 300 s entry gone
+    /// Whether reading `raw` is a store error (a 503: no copy served).
+    async fn unavailable(service: &ProductService<MemoryCache, FakeStore>, raw: &str) -> bool {
+        matches!(service.get(&id(raw)).await, Err(ServiceError::Store(_)))
+    }
+
+    /// p1 served with copies kept, then its 300 s entry gone: only the copy is left.
+    async fn only_a_copy_of_p1() -> (ProductService<MemoryCache, FakeStore>, MemoryCache) {
         let store = FakeStore::with(&[P1]);
         let cache = MemoryCache::default();
         let service =
             ProductService::new(cache.clone(), store.clone(), TTL).with_stale_ttl(Some(DAY));
         service.get(&id("p1")).await.unwrap();
         cache.delete("product:p1").await.unwrap();
+        (service, cache)
+    }
+
+    #[tokio::test]
+    async fn a_table_outage_serves_the_last_known_good_copy_as_stale() {
+        // GIVEN p1 served once with copies kept, then its 300 s entry gone
+        let (service, _cache) = only_a_copy_of_p1().await;
+        let store = service.store().clone();
         // WHEN the table fails
         store.failing.store(true, Ordering::SeqCst);
         // THEN p1 is served STALE with its exact bytes, and a never-served id is an error
         let served = service.get(&id("p1")).await.unwrap();
         assert!(matches!(served.cache, CacheStatus::Stale { age_secs: 0 }));
         assert_eq!(served.product.body().as_ref(), P1.as_bytes());
-        assert!(matches!(
-            service.get(&id("never")).await,
-            Err(ServiceError::Store(_))
-        ));
+        assert!(unavailable(&service, "never").await);
         // AND once the table is back, the next miss is a MISS
         store.failing.store(false, Ordering::SeqCst);
         assert_eq!(
@@ -1126,5 +1161,103 @@ mod tests {
             service.get(&id("p1")).await,
             Err(ServiceError::Store(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_copy_is_never_served_when_the_table_answered_with_an_unservable_item() {
+        // GIVEN only a copy of p1, and the table now holding an item for p1 that cannot
+        // be served (the invalidator drops the copy for such a change, but has not yet)
+        let (service, _cache) = only_a_copy_of_p1().await;
+        service.store().malformed.store(true, Ordering::SeqCst);
+        // WHEN read THEN the table's answer wins: an error, not the old copy
+        assert!(unavailable(&service, "p1").await);
+    }
+
+    #[tokio::test]
+    async fn a_copy_older_than_its_ttl_or_dated_in_the_future_is_not_served() {
+        // GIVEN copies of p1 that outlived STALE_TTL_SECONDS (the key lost its TTL:
+        // PERSIST, a restore, a TTL lowered since) or claim to be written far ahead
+        let (service, cache) = only_a_copy_of_p1().await;
+        service.store().failing.store(true, Ordering::SeqCst);
+        let body = product(P1).body().clone();
+        let written = |unix_millis: u64| {
+            let mut bytes = format!("!stale:v1:{unix_millis}:").into_bytes();
+            bytes.extend_from_slice(&body);
+            Bytes::from(bytes)
+        };
+        let now = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let day_ms = u64::try_from(DAY.as_millis()).unwrap();
+        for bytes in [
+            written(now - day_ms - 60_000),
+            written(1),
+            written(now + 3_600_000),
+            written(u64::MAX),
+        ] {
+            cache
+                .set(&stale_key("product:p1"), bytes.clone(), DAY)
+                .await
+                .unwrap();
+            // WHEN the table cannot answer THEN the copy is not served
+            assert!(unavailable(&service, "p1").await, "{bytes:?}");
+        }
+        // AND a copy written within STALE_TTL_SECONDS still is, with its age
+        cache
+            .set(
+                &stale_key("product:p1"),
+                written(now - day_ms + 60_000),
+                DAY,
+            )
+            .await
+            .unwrap();
+        let served = service.get(&id("p1")).await.unwrap();
+        assert!(
+            matches!(served.cache, CacheStatus::Stale { age_secs } if age_secs >= 86_340),
+            "{:?}",
+            served.cache
+        );
+    }
+
+    #[tokio::test]
+    async fn a_product_the_table_no_longer_has_loses_its_copy_even_if_the_stream_lost_the_remove() {
+        // GIVEN only a copy of p1, and p1 deleted from the table without its REMOVE ever
+        // reaching the cache (retries exhausted, record too old: sent to the DLQ)
+        let (service, cache) = only_a_copy_of_p1().await;
+        service.store().products.lock().unwrap().clear();
+        // WHEN it is read while the table answers THEN it is not found
+        assert!(matches!(
+            service.get(&id("p1")).await,
+            Err(ServiceError::NotFound(_))
+        ));
+        // AND once the missing marker has expired, a table outage serves no copy of it
+        cache.delete("product:p1").await.unwrap();
+        service.store().failing.store(true, Ordering::SeqCst);
+        assert_eq!(cache.get(&stale_key("product:p1")), None);
+        assert!(unavailable(&service, "p1").await);
+    }
+
+    #[tokio::test]
+    async fn the_l1_tier_never_keeps_a_stale_answer() {
+        // GIVEN only a copy of p1, and a process with an L1 tier on the same cache
+        let (filler, cache) = only_a_copy_of_p1().await;
+        let service = ProductService::new(cache, filler.store().clone(), TTL)
+            .with_stale_ttl(Some(DAY))
+            .with_l1(100, Duration::from_secs(60));
+        // WHEN the table fails THEN p1 is served STALE
+        filler.store().failing.store(true, Ordering::SeqCst);
+        let served = service.get(&id("p1")).await.unwrap();
+        assert!(matches!(served.cache, CacheStatus::Stale { .. }));
+        // AND once the table is back the next read is a MISS from it, not an L1 HIT of
+        // the copy
+        filler.store().failing.store(false, Ordering::SeqCst);
+        assert_eq!(
+            service.get(&id("p1")).await.unwrap().cache,
+            CacheStatus::Miss
+        );
     }
 }
