@@ -16,7 +16,9 @@
 //! - an error about one key (a value of the wrong type) is not an outage: that request
 //!   is served from the table and the key is deleted, but the breaker counts the cache
 //!   as up (it answered), so other ids keep their hits;
-//! - table trouble: `StoreErrors` and an error the HTTP layer turns into a 503, unless
+//! - table trouble: after a few consecutive failures each read gets a short deadline
+//!   instead of the store's whole timeout, until the table answers one in time;
+//!   `StoreErrors` and an error the HTTP layer turns into a 503, unless
 //!   a last-known-good copy is kept (`STALE_TTL_SECONDS`): every fill also writes the
 //!   served bytes under the copy's key (in the fill's own script), and when the table
 //!   cannot answer (and only then: never when it answered, found or not found) the copy
@@ -31,7 +33,7 @@ use bytes::Bytes;
 use tokio::sync::OnceCell;
 use tracing::warn;
 
-use crate::breaker::Breaker;
+use crate::breaker::{Breaker, TableBreaker};
 use crate::cache_entry::{CacheEntry, Lease, NegativeTtl, StaleCopy, TtlJitter, stale_key};
 use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, CacheErrorKind, ServiceError, StoreError, report};
@@ -148,6 +150,8 @@ pub struct ProductService<C, S> {
     jitter: TtlJitter,
     negative_ttl: NegativeTtl,
     breaker: Breaker,
+    /// Shortens table reads while the table keeps failing.
+    table: TableBreaker,
     flights: Flights,
     meters: Meters,
     /// Optional in-process tier for hot keys, in front of the cache.
@@ -165,6 +169,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             jitter: TtlJitter::default(),
             negative_ttl: NegativeTtl::default(),
             breaker: Breaker::default(),
+            table: TableBreaker::default(),
             flights: Flights::default(),
             meters: Meters::register(),
             l1: None,
@@ -462,7 +467,21 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     }
 
     async fn read_store(&self, id: &ProductId, status: CacheStatus) -> Outcome {
-        let result = match self.store.get(id).await {
+        let read = match self.table.deadline() {
+            None => self.store.get(id).await,
+            // The table keeps failing: do not make this miss wait out the whole store
+            // timeout too, but still ask, so an answer in time ends the trouble.
+            Some(deadline) => tokio::time::timeout(deadline, self.store.get(id))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(
+                        "no answer within the deadline for a table in trouble".into(),
+                    ))
+                }),
+        };
+        self.table
+            .record(!matches!(read, Err(StoreError::Unavailable(_))));
+        let result = match read {
             Ok(Some(product)) => Ok(product),
             Ok(None) => Err(ServiceError::NotFound(id.clone())),
             Err(err) => {
@@ -552,6 +571,9 @@ mod tests {
         failing: Arc<AtomicBool>,
         /// The table answers, with an item that cannot be served.
         malformed: Arc<AtomicBool>,
+        /// The table never answers: each read times out after the store's whole
+        /// timeout, as the SDK's does in a timeout storm.
+        hanging: Arc<AtomicBool>,
         delay: Duration,
         gate: Option<Arc<Notify>>,
     }
@@ -582,6 +604,10 @@ mod tests {
     impl ProductStore for FakeStore {
         async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
             self.reads.fetch_add(1, Ordering::SeqCst);
+            if self.hanging.load(Ordering::SeqCst) {
+                tokio::time::sleep(STORE_READ_TIMEOUT).await;
+                return Err(StoreError::Unavailable("operation timed out".into()));
+            }
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("table down".into()));
             }
@@ -1089,6 +1115,57 @@ mod tests {
         service.get(&id("p1")).await.unwrap();
         cache.delete("product:p1").await.unwrap();
         (service, cache)
+    }
+
+    /// How long reading `raw` took, and how it was answered.
+    async fn timed_get(
+        service: &ProductService<MemoryCache, FakeStore>,
+        raw: &str,
+    ) -> (Duration, Result<CacheStatus, ()>) {
+        let started = tokio::time::Instant::now();
+        let result = service.get(&id(raw)).await;
+        (
+            started.elapsed(),
+            result.map(|served| served.cache).map_err(drop),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_a_timeout_storm_misses_stop_waiting_out_the_store_timeout_and_it_ends_with_the_storm()
+     {
+        // GIVEN only a copy of p1, and a table that stops answering (every read times out)
+        let (service, _cache) = only_a_copy_of_p1().await;
+        let store = service.store().clone();
+        store.hanging.store(true, Ordering::SeqCst);
+        // WHEN misses keep coming THEN the first few each wait out the store's timeout
+        for _ in 0..FAILURE_THRESHOLD {
+            let (took, answer) = timed_get(&service, "p1").await;
+            assert!(took >= STORE_READ_TIMEOUT, "{took:?}");
+            assert!(
+                matches!(answer, Ok(CacheStatus::Stale { .. })),
+                "{answer:?}"
+            );
+        }
+        // AND after them every miss is answered at once: the copy as STALE, others 503
+        for _ in 0..5 {
+            let (took, answer) = timed_get(&service, "p1").await;
+            assert!(
+                matches!(answer, Ok(CacheStatus::Stale { .. })),
+                "{answer:?}"
+            );
+            assert!(took < Duration::from_millis(500), "STALE after {took:?}");
+            let (took, answer) = timed_get(&service, "never-served").await;
+            assert!(answer.is_err());
+            assert!(took < Duration::from_millis(500), "503 after {took:?}");
+        }
+        // WHEN the table answers again THEN the very next miss is a MISS
+        store.hanging.store(false, Ordering::SeqCst);
+        let (_, answer) = timed_get(&service, "p1").await;
+        assert_eq!(answer, Ok(CacheStatus::Miss));
+        // AND the next failure gets the store's whole timeout again (the trouble ended)
+        store.hanging.store(true, Ordering::SeqCst);
+        let (took, _) = timed_get(&service, "never-served-2").await;
+        assert!(took >= STORE_READ_TIMEOUT, "{took:?}");
     }
 
     #[tokio::test]

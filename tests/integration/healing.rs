@@ -15,7 +15,7 @@ use product_catalog::config::RedisUrl;
 use product_catalog::http::Api;
 use product_catalog::service::ProductService;
 
-use crate::helpers::{ChildGuard, RedisServer, product_api, sample_table, service_env};
+use crate::helpers::{ChildGuard, Endpoint, RedisServer, product_api, sample_table, service_env};
 
 /// How soon after Redis answers again the first hit must come.
 const HEAL_LIMIT: Duration = Duration::from_secs(5);
@@ -205,25 +205,6 @@ async fn a_wrong_type_key_does_not_take_the_cache_from_other_ids() {
     );
 }
 
-/// A TCP proxy standing in for ElastiCache's primary endpoint: each new connection goes
-/// to the port `upstream` names at that moment (a failover switches the DNS name to the
-/// new primary; connections already open stay on the old one).
-async fn primary_endpoint(upstream: std::sync::Arc<std::sync::atomic::AtomicU16>) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut client, _)) = listener.accept().await {
-            let to = upstream.load(std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(async move {
-                if let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                }
-            });
-        }
-    });
-    port
-}
-
 async fn redis_cli(port: u16, args: &[&str]) {
     let status = tokio::process::Command::new("redis-cli")
         .arg("-p")
@@ -240,10 +221,10 @@ async fn redis_cli(port: u16, args: &[&str]) {
 async fn after_a_failover_that_keeps_the_old_primary_up_as_a_replica_hits_come_back() {
     // GIVEN product-api on a primary endpoint that leads to Redis A, the product cached
     let (old_primary, new_primary) = (RedisServer::start(), RedisServer::start());
-    let upstream = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(old_primary.port));
-    let endpoint = primary_endpoint(upstream.clone()).await;
+    let endpoint = Endpoint::start(old_primary.port).await;
     let table = sample_table().await;
-    let api = ProductApiProcess::start(&format!("redis://127.0.0.1:{endpoint}"), &table, &[]);
+    let api =
+        ProductApiProcess::start(&format!("redis://127.0.0.1:{}", endpoint.port), &table, &[]);
     let http = reqwest::Client::new();
     let url = api.url("P-10064");
     assert_eq!(x_cache(&http, &url).await, "MISS");
@@ -253,7 +234,7 @@ async fn after_a_failover_that_keeps_the_old_primary_up_as_a_replica_hits_come_b
     // READONLY, over the connection product-api already holds) and the endpoint
     // leads to B from now on
     redis_cli(new_primary.port, &["REPLICAOF", "NO", "ONE"]).await;
-    upstream.store(new_primary.port, std::sync::atomic::Ordering::SeqCst);
+    endpoint.switch_to(new_primary.port);
     redis_cli(
         old_primary.port,
         &["REPLICAOF", "127.0.0.1", &new_primary.port.to_string()],
