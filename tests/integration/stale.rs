@@ -274,8 +274,12 @@ async fn in_a_timeout_storm_stale_answers_come_at_once_after_the_first_few_and_h
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    println!("figure: table not answering: the first 3 misses, STALE after -> {first:.1?}");
     println!(
-        "figure: table not answering: first 3 STALE answers {first:.1?}; the next 10 (STALE or 503) at most {slowest:.1?}; MISS {:.1?} after the table answered again",
+        "figure: table not answering: the next 10 misses, STALE or 503, slowest -> {slowest:.1?}"
+    );
+    println!(
+        "figure: table answering again: first MISS after -> {:.1?}",
         healed.elapsed()
     );
 }
