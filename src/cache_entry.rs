@@ -429,6 +429,24 @@ impl StaleCopy {
     }
 }
 
+/// Asserts that `ttls` were drawn with `jitter` from `ttl`: none above it, none below
+/// what the jitter may take off, and spread over most of that range (for tests of what
+/// writes entries).
+#[cfg(test)]
+pub(crate) fn assert_jittered(ttls: &[Duration], ttl: Duration, percent: u8) {
+    let shortest = ttl.mul_f64(1.0 - f64::from(percent) / 100.0);
+    assert!(
+        ttls.iter().all(|t| (shortest..=ttl).contains(t)),
+        "outside {shortest:?}..={ttl:?}: {ttls:?}"
+    );
+    let (min, max) = (ttls.iter().min().unwrap(), ttls.iter().max().unwrap());
+    let spread = max.saturating_sub(*min);
+    assert!(
+        spread > (ttl - shortest).mul_f64(0.75),
+        "spread only {spread:?}: {ttls:?}"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

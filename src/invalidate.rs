@@ -362,17 +362,7 @@ mod tests {
                 assert!(ttls.iter().all(|ttl| *ttl == TTL), "{ttls:?}");
                 continue;
             }
-            assert!(
-                ttls.iter()
-                    .all(|ttl| (TTL.mul_f64(0.8)..=TTL).contains(ttl)),
-                "{ttls:?}"
-            );
-            let spread = ttls
-                .iter()
-                .max()
-                .unwrap()
-                .saturating_sub(*ttls.iter().min().unwrap());
-            assert!(spread > TTL.mul_f64(0.15), "spread only {spread:?}");
+            crate::cache_entry::assert_jittered(&ttls, TTL, 20);
         }
     }
 

@@ -688,17 +688,7 @@ mod tests {
                 .with_ttl_jitter(TtlJitter::percent(20));
             let ttls = filled_ttls(&service, &ids).await;
             // THEN each lives between 80 % of the TTL and the TTL, and they spread over it
-            let (shortest, longest) = (TTL.mul_f64(0.8), TTL);
-            assert!(
-                ttls.iter().all(|ttl| (shortest..=longest).contains(ttl)),
-                "{ttls:?}"
-            );
-            let spread = ttls
-                .iter()
-                .max()
-                .unwrap()
-                .saturating_sub(*ttls.iter().min().unwrap());
-            assert!(spread > TTL.mul_f64(0.15), "spread only {spread:?}");
+            crate::cache_entry::assert_jittered(&ttls, TTL, 20);
         }
         // AND without jitter every entry gets the TTL exactly (the contract's EX 300)
         let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
