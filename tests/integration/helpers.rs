@@ -412,6 +412,19 @@ impl CacheServer {
         }
     }
 
+    /// Deletes a printable key with a plain client.
+    pub async fn remove(&self, key: &str) {
+        match self {
+            Self::Redis(redis) => {
+                let _: i64 = redis.client().await.del(key).await.unwrap();
+            }
+            Self::Memcached(memcached) => {
+                let reply = memcached.raw(format!("md {key}\r\n").as_bytes(), 1);
+                assert!(reply == b"HD\r\n" || reply == b"NF\r\n", "{reply:?}");
+            }
+        }
+    }
+
     /// Stores `value` under a printable key, without TTL, with a plain client.
     pub async fn put(&self, key: &str, value: &[u8]) {
         match self {
