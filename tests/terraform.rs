@@ -1174,7 +1174,9 @@ fn the_memcached_branch_is_a_cross_az_tls_cluster_reached_by_url_without_auth() 
     assert_eq!(text("num_cache_nodes"), "var.memcached_nodes");
     assert_eq!(text("port"), "local.port");
     assert_eq!(
-        text("security_group_ids").split_whitespace().collect::<String>(),
+        text("security_group_ids")
+            .split_whitespace()
+            .collect::<String>(),
         "[var.security_group_id]"
     );
     assert!(

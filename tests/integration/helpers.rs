@@ -453,6 +453,7 @@ pub fn cache_url_var(url: &str) -> &'static str {
 
 /// Writes a behaviour test once and runs it against each engine: `name::redis` and
 /// `name::memcached`.
+#[allow(unused_macros)]
 macro_rules! on_each_engine {
     ($(#[$attr:meta])* async fn $name:ident($engine:ident: Engine) $body:block) => {
         mod $name {
@@ -473,6 +474,7 @@ macro_rules! on_each_engine {
         }
     };
 }
+#[allow(unused_imports)]
 pub(crate) use on_each_engine;
 
 /// The emulator's endpoint; fails clearly when the tests run outside `make test`.
