@@ -198,7 +198,11 @@ impl MemcachedCache {
             let replies = round_trip(&mut connection, request, replies)
                 .await
                 .map_err(|err| CacheError::new(operation, err))?;
-            *guard = Some(connection);
+            // After an error reply the server may still be reading what it refused (a
+            // bad data chunk): the connection is not trusted again.
+            if !replies.iter().any(Reply::is_error) {
+                *guard = Some(connection);
+            }
             Ok(replies)
         };
         match tokio::time::timeout(self.timeout, call).await {
@@ -287,6 +291,12 @@ enum Reply {
     Miss,
     ClientError(String),
     ServerError(String),
+}
+
+impl Reply {
+    fn is_error(&self) -> bool {
+        matches!(self, Self::ClientError(_) | Self::ServerError(_))
+    }
 }
 
 /// Writes `request`, reads `count` replies.

@@ -210,3 +210,22 @@ async fn catalog_invalidate_drops_the_memcached_entry() {
     assert!(server.get_with_ttl("product:P-10095").is_none());
     assert_eq!(api.handle(&get()).await.headers()["x-cache"], "MISS");
 }
+
+#[tokio::test]
+async fn a_value_over_the_memcached_item_size_is_refused_for_that_key_only() {
+    // GIVEN memcached with its default 1 MB item size
+    let server = MemcachedServer::start();
+    let url = MemcachedUrl::try_from(server.url()).unwrap();
+    let cache = MemcachedCache::new(&url, Duration::from_millis(500), 1).unwrap();
+    // WHEN a 2 MB value is written THEN that call is refused as a problem of its own key
+    let err = cache
+        .set("product:huge", Bytes::from(vec![b'x'; 2 << 20]), TTL)
+        .await
+        .unwrap_err();
+    assert!(!err.is_outage(), "{err:?}");
+    // AND a DynamoDB-sized value (400 KB) and the next calls go through
+    let big = Bytes::from(vec![b'y'; 400 * 1024]);
+    cache.set("product:big", big.clone(), TTL).await.unwrap();
+    assert_eq!(cache.read("product:big").await.unwrap(), Some(big));
+    assert_eq!(cache.read("product:huge").await.unwrap(), None);
+}
