@@ -10,15 +10,17 @@
 //!
 //! How the port maps onto memcached:
 //! - `read_or_lease`: `ms <key> T<ttl> ME` (add: stores the lease only if the key is
-//!   empty) and `mg <key> v`, pipelined: one round trip. The read answers the key's value;
-//!   when that value is our own lease, we own the fill.
-//! - `fill`: `mg <key> v c` (the value and its CAS), and when the value is still our
-//!   lease, `ms <key> C<cas>`: the compare-and-set. Two round trips, both after the table
-//!   read: memcached 1.6.18 (Debian 12) has no flag to choose an item's CAS (`E`), so the
-//!   CAS of the lease must be read back. An invalidation between the two changes the CAS
-//!   and the set fails (`EX`), so a stale read never refills.
+//!   empty) and `mg <key> v c`, pipelined: one round trip. The read answers the key's
+//!   value and CAS; when that value is our own lease, we own the fill, and the lease's
+//!   CAS is remembered (in a small in-process map, by lease) for the fill.
+//! - `fill`: `ms <key> C<cas>` with the lease's CAS: the compare-and-set, one round trip.
+//!   An invalidation since the lease was taken changed the CAS, so the set fails (`EX`)
+//!   and a stale read never refills. (memcached 1.6.18, Debian 12, has no flag to choose
+//!   an item's CAS, `E`, so it must be read back.) When the lease's CAS is not known (its
+//!   entry was evicted, or the lease is not this process's), the fill reads it first
+//!   (`mg <key> v c`) and compares the value: two round trips.
 //! - `fill_keeping_copy`: the fill, then, only if it replaced the lease, a plain `ms` of
-//!   the copy on the copy key's node (often another node): a third round trip on that
+//!   the copy on the copy key's node (often another node): one more round trip on that
 //!   path.
 //!
 //! Keys: memcached keys are at most 250 bytes with no spaces or control characters; a
@@ -82,7 +84,15 @@ pub struct MemcachedCache {
     nodes: Arc<[Node]>,
     tls: Option<tokio_rustls::TlsConnector>,
     timeout: Duration,
+    /// The CAS of each lease this process holds, by lease bytes (unique per lease), so
+    /// the fill is one round trip. Bounded: a lease whose fill never comes (the table
+    /// failed) ages out.
+    lease_cas: moka::sync::Cache<Bytes, u64>,
 }
+
+/// How many leases' CAS values are kept, and for how long (longer than any lease).
+const LEASE_CAS_ENTRIES: u64 = 10_000;
+const LEASE_CAS_TTL: Duration = Duration::from_secs(60);
 
 impl MemcachedCache {
     /// A client for the nodes of `url`, `connections` per node, each call bounded by
@@ -114,6 +124,10 @@ impl MemcachedCache {
             nodes,
             tls,
             timeout,
+            lease_cas: moka::sync::Cache::builder()
+                .max_capacity(LEASE_CAS_ENTRIES)
+                .time_to_live(LEASE_CAS_TTL)
+                .build(),
         })
     }
 
@@ -474,17 +488,12 @@ impl MemcachedCache {
         ttl: Duration,
     ) -> Result<bool, CacheError> {
         let wire = wire_key(key);
-        let read = one_command("mg", &wire, None, "v c");
-        let cas = match self.exchange("mg", key, &read, 1).await?.as_slice() {
-            [
-                Reply::Value {
-                    data,
-                    cas: Some(cas),
-                },
-            ] if data.as_ref() == lease => *cas,
-            // Someone else wrote or deleted the key: their value wins.
-            [Reply::Value { .. } | Reply::Miss] => return Ok(false),
-            other => return Err(unexpected("mg", other)),
+        let cas = match self.lease_cas.remove(lease) {
+            Some(cas) => cas,
+            None => match self.lease_cas_from_server(key, &wire, lease).await? {
+                Some(cas) => cas,
+                None => return Ok(false),
+            },
         };
         let flags = format!("T{} C{cas}", ttl_secs(ttl));
         let write = one_command("ms", &wire, Some(value), &flags);
@@ -492,6 +501,27 @@ impl MemcachedCache {
             [Reply::Done] => Ok(true),
             [Reply::Exists | Reply::NotFound | Reply::NotStored] => Ok(false),
             other => Err(unexpected("ms", other)),
+        }
+    }
+
+    /// The CAS of the item under `key` if it still holds `lease`; `None` when someone
+    /// else wrote or deleted the key (their value wins).
+    async fn lease_cas_from_server(
+        &self,
+        key: &str,
+        wire: &WireKey,
+        lease: &[u8],
+    ) -> Result<Option<u64>, CacheError> {
+        let read = one_command("mg", wire, None, "v c");
+        match self.exchange("mg", key, &read, 1).await?.as_slice() {
+            [
+                Reply::Value {
+                    data,
+                    cas: Some(cas),
+                },
+            ] if data.as_ref() == lease => Ok(Some(*cas)),
+            [Reply::Value { .. } | Reply::Miss] => Ok(None),
+            other => Err(unexpected("mg", other)),
         }
     }
 }
@@ -514,14 +544,20 @@ impl Cache for MemcachedCache {
             Some(&lease),
             &format!("T{} ME", ttl_secs(ttl)),
         );
-        command(&mut request, "mg", &wire, None, "v");
+        command(&mut request, "mg", &wire, None, "v c");
         match self
             .exchange("ms ME + mg", key, &request, 2)
             .await?
             .as_slice()
         {
-            [Reply::Done | Reply::NotStored, Reply::Value { data, .. }] => {
-                Ok((data != &lease).then(|| data.clone()))
+            [Reply::Done | Reply::NotStored, Reply::Value { data, cas }] => {
+                if data != &lease {
+                    return Ok(Some(data.clone()));
+                }
+                if let Some(cas) = cas {
+                    self.lease_cas.insert(lease, *cas);
+                }
+                Ok(None)
             }
             // Deleted between the add and the read: nothing to serve and no lease held;
             // the fill will find no lease and store nothing.

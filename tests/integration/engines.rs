@@ -229,3 +229,41 @@ async fn a_value_over_the_memcached_item_size_is_refused_for_that_key_only() {
     assert_eq!(cache.read("product:big").await.unwrap(), Some(big));
     assert_eq!(cache.read("product:huge").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_fill_by_a_process_that_did_not_take_the_lease_compares_the_value() {
+    // GIVEN a lease taken through one client (which remembers its CAS) and a second
+    // client that does not know it (as after the CAS was evicted from the first)
+    let server = MemcachedServer::start();
+    let url = MemcachedUrl::try_from(server.url()).unwrap();
+    let taker = MemcachedCache::new(&url, Duration::from_millis(500), 1).unwrap();
+    let other = MemcachedCache::new(&url, Duration::from_millis(500), 1).unwrap();
+    let (lease, value) = (
+        Bytes::from_static(b"!lease:v1:1:t"),
+        Bytes::from_static(b"{}"),
+    );
+    let short = Duration::from_secs(5);
+    assert_eq!(
+        taker
+            .read_or_lease("product:a", lease.clone(), short)
+            .await
+            .unwrap(),
+        None
+    );
+    // WHEN the second client fills with the lease THEN it reads the CAS and succeeds
+    assert!(
+        other
+            .fill("product:a", lease.clone(), value.clone(), TTL)
+            .await
+            .unwrap()
+    );
+    assert_eq!(server.get_with_ttl("product:a").unwrap().0, value);
+    // AND the first client's remembered CAS no longer matches: its fill stores nothing
+    assert!(
+        !taker
+            .fill("product:a", lease, Bytes::from_static(b"{\"x\":1}"), TTL)
+            .await
+            .unwrap()
+    );
+    assert_eq!(server.get_with_ttl("product:a").unwrap().0, value);
+}
