@@ -28,6 +28,7 @@ use fred::prelude::KeysInterface;
 use product_catalog::adapters::{DynamoStore, MemcachedCache, RedisCache, aws::sdk_config};
 use product_catalog::config::{MemcachedUrl, RedisUrl};
 use product_catalog::domain::ProductId;
+use product_catalog::ports::Cache;
 use product_catalog::service::ProductService;
 use serde_json::Value;
 
@@ -287,6 +288,33 @@ impl RawMemcached {
     }
 }
 
+/// The latency percentiles of `count` calls of `call`.
+async fn timed(count: usize, mut call: impl AsyncFnMut()) -> Latency {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        call().await;
+        samples.push(started.elapsed());
+    }
+    latency(samples)
+}
+
+/// One round of 300 misses: each id's key is emptied by `empty` (untimed), then read.
+async fn miss_round<C: Cache>(
+    service: &ProductService<C, DynamoStore>,
+    mut empty: impl AsyncFnMut(&ProductId),
+) -> Latency {
+    let mut samples = Vec::with_capacity(300);
+    for n in 0..300 {
+        let id = ProductId::parse(&format!("P-{}", 10001 + n % 200)).unwrap();
+        empty(&id).await;
+        let started = Instant::now();
+        service.get(&id).await.unwrap();
+        samples.push(started.elapsed());
+    }
+    latency(samples)
+}
+
 /// Hit and miss paths on memcached next to a raw `mg` (hit) and GetItem + raw `ms`
 /// (miss), and next to the same paths on Redis, all interleaved in the same rounds.
 async fn memcached_beside_redis(report: &mut Report, redis: &RedisServer, table: &DynamoStore) {
@@ -308,27 +336,14 @@ async fn memcached_beside_redis(report: &mut Report, redis: &RedisServer, table:
 
     let (mut hits, mut floors, mut redis_hits) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        let mut floor = Vec::with_capacity(2_000);
-        for _ in 0..2_000 {
-            let started = Instant::now();
-            raw.call(b"mg product:P-10001 v\r\n").await;
-            floor.push(started.elapsed());
-        }
-        let mut hit = Vec::with_capacity(2_000);
-        for _ in 0..2_000 {
-            let started = Instant::now();
-            on_memcached.get(&id).await.unwrap();
-            hit.push(started.elapsed());
-        }
-        let mut redis_hit = Vec::with_capacity(2_000);
-        for _ in 0..2_000 {
-            let started = Instant::now();
-            on_redis.get(&id).await.unwrap();
-            redis_hit.push(started.elapsed());
-        }
-        floors.push(latency(floor));
-        hits.push(latency(hit));
-        redis_hits.push(latency(redis_hit));
+        floors.push(
+            timed(2_000, async || {
+                drop(raw.call(b"mg product:P-10001 v\r\n").await)
+            })
+            .await,
+        );
+        hits.push(timed(2_000, async || drop(on_memcached.get(&id).await.unwrap())).await);
+        redis_hits.push(timed(2_000, async || drop(on_redis.get(&id).await.unwrap())).await);
     }
     let (hit, floor, redis_hit) = (median_of(&hits), median_of(&floors), median_of(&redis_hits));
     report.row(
@@ -371,26 +386,18 @@ async fn memcached_beside_redis(report: &mut Report, redis: &RedisServer, table:
             raw.call(set.as_bytes()).await;
             floor.push(started.elapsed());
         }
-        let mut miss = Vec::with_capacity(300);
-        for n in 0..300 {
-            let id = ProductId::parse(&format!("P-{}", 10001 + n % 200)).unwrap();
+        let miss = miss_round(&on_memcached, async |id| {
             raw.call(format!("md {}\r\n", id.cache_key()).as_bytes())
                 .await;
-            let started = Instant::now();
-            on_memcached.get(&id).await.unwrap();
-            miss.push(started.elapsed());
-        }
-        let mut redis_miss = Vec::with_capacity(300);
-        for n in 0..300 {
-            let id = ProductId::parse(&format!("P-{}", 10001 + n % 200)).unwrap();
+        })
+        .await;
+        let redis_miss = miss_round(&on_redis, async |id| {
             let _: i64 = raw_redis.del(id.cache_key()).await.unwrap();
-            let started = Instant::now();
-            on_redis.get(&id).await.unwrap();
-            redis_miss.push(started.elapsed());
-        }
+        })
+        .await;
         floors.push(latency(floor));
-        misses.push(latency(miss));
-        redis_misses.push(latency(redis_miss));
+        misses.push(miss);
+        redis_misses.push(redis_miss);
     }
     let (miss, floor, redis_miss) = (
         median_of(&misses),

@@ -84,15 +84,46 @@ pub struct MemcachedCache {
     nodes: Arc<[Node]>,
     tls: Option<tokio_rustls::TlsConnector>,
     timeout: Duration,
-    /// The CAS of each lease this process holds, by lease bytes (unique per lease), so
-    /// the fill is one round trip. Bounded: a lease whose fill never comes (the table
-    /// failed) ages out.
-    lease_cas: moka::sync::Cache<Bytes, u64>,
+    /// The CAS of each lease this process holds, so the fill is one round trip.
+    lease_cas: Arc<LeaseCas>,
 }
 
 /// How many leases' CAS values are kept, and for how long (longer than any lease).
-const LEASE_CAS_ENTRIES: u64 = 10_000;
+const LEASE_CAS_ENTRIES: usize = 10_000;
 const LEASE_CAS_TTL: Duration = Duration::from_secs(60);
+
+/// The CAS values of the leases this process took, by lease bytes (unique per lease).
+/// Bounded: a lease whose fill never comes (the table failed) ages out, and when the map
+/// is full of live entries it starts again empty (those fills then read the CAS back).
+#[derive(Default)]
+struct LeaseCas {
+    entries: std::sync::Mutex<std::collections::HashMap<Bytes, (u64, std::time::Instant)>>,
+}
+
+impl LeaseCas {
+    fn insert(&self, lease: Bytes, cas: u64) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= LEASE_CAS_ENTRIES {
+            entries.retain(|_, (_, at)| at.elapsed() < LEASE_CAS_TTL);
+            if entries.len() >= LEASE_CAS_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(lease, (cas, std::time::Instant::now()));
+    }
+
+    fn remove(&self, lease: &[u8]) -> Option<u64> {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (cas, at) = entries.remove(lease)?;
+        (at.elapsed() < LEASE_CAS_TTL).then_some(cas)
+    }
+}
 
 impl MemcachedCache {
     /// A client for the nodes of `url`, `connections` per node, each call bounded by
@@ -124,10 +155,7 @@ impl MemcachedCache {
             nodes,
             tls,
             timeout,
-            lease_cas: moka::sync::Cache::builder()
-                .max_capacity(LEASE_CAS_ENTRIES)
-                .time_to_live(LEASE_CAS_TTL)
-                .build(),
+            lease_cas: Arc::default(),
         })
     }
 
@@ -656,6 +684,24 @@ mod tests {
             .decode(wire_key(&long_ascii).text)
             .unwrap();
         assert_eq!((hashed.len(), hashed[0]), (33, 0));
+    }
+
+    #[test]
+    fn a_lease_cas_is_given_once_and_the_map_stays_bounded() {
+        // GIVEN a remembered lease CAS
+        let map = LeaseCas::default();
+        map.insert(Bytes::from_static(b"lease-1"), 42);
+        // THEN the fill gets it once
+        assert_eq!(map.remove(b"lease-1"), Some(42));
+        assert_eq!(map.remove(b"lease-1"), None);
+        // AND however many leases are never filled, the map holds at most its bound
+        for n in 0..(LEASE_CAS_ENTRIES + 10) {
+            map.insert(Bytes::from(n.to_string()), n as u64);
+        }
+        let len = map.entries.lock().unwrap().len();
+        assert!(len <= LEASE_CAS_ENTRIES, "{len}");
+        let last = LEASE_CAS_ENTRIES + 9;
+        assert_eq!(map.remove(last.to_string().as_bytes()), Some(last as u64));
     }
 
     #[test]
