@@ -41,7 +41,8 @@ pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
     let service = ProductService::new(cache?, store?, config.ttls.product)
         .with_negative_ttl(config.ttls.negative)
         .with_l1(config.l1_entries, config.l1_ttl)
-        .with_stale_ttl(config.ttls.stale);
+        .with_stale_ttl(config.ttls.stale)
+        .with_ttl_jitter(config.ttls.jitter);
     Ok(Api::new(service, config.http_max_age))
 }
 

@@ -1,4 +1,7 @@
-//! A small circuit breaker for the cache. After a few consecutive failures the cache is
+//! A small circuit breaker for the cache, and a shorter leash for a table in trouble
+//! ([`TableBreaker`]).
+//!
+//! The cache's breaker: After a few consecutive failures the cache is
 //! skipped for a cool-down (requests go straight to the table instead of each paying
 //! the Redis timeout); then one probe request is let through, and its success closes
 //! the breaker again.
@@ -9,6 +12,7 @@
 //! probes instead; a late report from the first probe still counts.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -97,6 +101,52 @@ impl Breaker {
     }
 }
 
+/// How long a table read may take while the table is in trouble (after
+/// [`FAILURE_THRESHOLD`] consecutive reads it could not answer), instead of the store's
+/// whole timeout. A healthy DynamoDB answers a `GetItem` in single-digit milliseconds,
+/// so a read that answers within this ends the trouble at once.
+pub const TROUBLED_TABLE_DEADLINE: Duration = Duration::from_millis(250);
+
+/// The table's breaker. Unlike the cache's, it never skips the table: a miss has nowhere
+/// else to get a fresh answer. It only stops every miss from paying the store's full
+/// timeout (3 s, retries included) while the table keeps failing: during a timeout storm
+/// each read gets [`TROUBLED_TABLE_DEADLINE`] and the miss is answered (a last-known-good
+/// copy as `STALE`, or 503) at once. Every read still tries the table, so the first one
+/// it answers in time closes the breaker: no cool-down keeps serving `STALE` after the
+/// table is back.
+#[derive(Debug, Default)]
+pub struct TableBreaker {
+    /// Consecutive reads the table did not answer.
+    failures: AtomicU32,
+}
+
+impl TableBreaker {
+    /// The deadline for the next read: `None` (the store's own timeout) while the table
+    /// answers, [`TROUBLED_TABLE_DEADLINE`] while it is in trouble.
+    pub fn deadline(&self) -> Option<Duration> {
+        (self.failures.load(Ordering::Relaxed) >= FAILURE_THRESHOLD)
+            .then_some(TROUBLED_TABLE_DEADLINE)
+    }
+
+    /// Records whether a read got an answer (an item, none, or one it could not serve:
+    /// each means the table is up) or not (error, throttling, timeout).
+    pub fn record(&self, answered: bool) {
+        if answered {
+            self.failures.store(0, Ordering::Relaxed);
+        } else {
+            // Saturating: a long outage must not wrap the count back to "healthy".
+            let _ = self
+                .failures
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1));
+        }
+    }
+
+    /// Whether reads currently get the short deadline.
+    pub fn is_open(&self) -> bool {
+        self.deadline().is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +232,26 @@ mod tests {
         assert!(!breaker.allow());
         tokio::time::advance(COOL_DOWN).await;
         assert!(breaker.allow());
+    }
+
+    #[test]
+    fn the_table_breaker_shortens_reads_after_consecutive_failures_and_one_answer_closes_it() {
+        let table = TableBreaker::default();
+        // GIVEN failures below the threshold THEN reads keep the store's own timeout
+        for _ in 1..FAILURE_THRESHOLD {
+            table.record(false);
+            assert_eq!(table.deadline(), None);
+        }
+        // WHEN one more read gets no answer THEN reads get the short deadline
+        table.record(false);
+        assert_eq!(table.deadline(), Some(TROUBLED_TABLE_DEADLINE));
+        // AND however long the outage, one answer closes it at once
+        for _ in 0..1_000 {
+            table.record(false);
+        }
+        assert!(table.is_open());
+        table.record(true);
+        assert_eq!(table.deadline(), None);
     }
 
     #[test]

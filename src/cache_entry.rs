@@ -33,7 +33,10 @@ pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(3600);
 /// No marker the service writes expires later than this from now (the longest negative
 /// TTL, with a minute for clocks that differ between processes): one that claims to is
 /// not ours, or was written by a clock far ahead, and is not believed.
-const MARKER_HORIZON: Duration = Duration::from_secs(MAX_NEGATIVE_TTL.as_secs() + 60);
+const MARKER_HORIZON: Duration =
+    Duration::from_secs(MAX_NEGATIVE_TTL.as_secs() + CLOCK_SKEW.as_secs());
+/// How far the clocks of the processes that share the cache may differ.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// A marker's own expiry is computed just before the key's TTL starts; it counts as
 /// passed (the TTL was lost) only this long after, so a marker Redis is about to expire
 /// is not mistaken for one that lost its TTL. Short: the marker must still stop being
@@ -58,6 +61,44 @@ impl NegativeTtl {
 impl Default for NegativeTtl {
     fn default() -> Self {
         Self(DEFAULT_NEGATIVE_TTL)
+    }
+}
+
+/// The largest `CACHE_TTL_JITTER_PERCENT` configuration admits: past it entries would
+/// live for less than half their TTL.
+pub const MAX_TTL_JITTER_PERCENT: u8 = 50;
+
+/// Spreads the expiry of product entries written together (a cold fleet filling the
+/// same hot ids, a stream batch refreshing many products) so they do not all expire, and
+/// send their readers to the table, in the same second: each TTL is shortened by a
+/// random fraction of at most `percent` of it. Never lengthened, so every bound that
+/// rests on the configured TTL (how long a change can be served stale) still holds.
+/// `0` (the default) leaves every TTL exactly as configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TtlJitter {
+    percent: u8,
+}
+
+impl TtlJitter {
+    /// At most `percent` of a TTL taken off, capped at [`MAX_TTL_JITTER_PERCENT`].
+    pub fn percent(percent: u8) -> Self {
+        Self {
+            percent: percent.min(MAX_TTL_JITTER_PERCENT),
+        }
+    }
+
+    /// `ttl`, shortened by a random fraction of at most the jitter's percentage.
+    pub fn apply(self, ttl: Duration) -> Duration {
+        if self.percent == 0 {
+            return ttl;
+        }
+        self.apply_with(ttl, fastrand::f64())
+    }
+
+    /// `ttl` shortened by `unit` (in `[0, 1)`) of the largest cut; never below 1 ms.
+    fn apply_with(self, ttl: Duration, unit: f64) -> Duration {
+        let cut = ttl.mul_f64(f64::from(self.percent) / 100.0 * unit.clamp(0.0, 1.0));
+        ttl.saturating_sub(cut).max(Duration::from_millis(1))
     }
 }
 
@@ -88,15 +129,24 @@ impl Expiry {
 
     /// Later than any marker the service writes could expire.
     fn beyond_horizon(self) -> bool {
-        self > Self::after(MARKER_HORIZON)
+        self.beyond(MARKER_HORIZON)
+    }
+
+    /// Later than `ahead` from now.
+    fn beyond(self, ahead: Duration) -> bool {
+        self > Self::after(ahead)
     }
 
     /// Passed by more than [`EXPIRY_GRACE`].
     fn passed_with_grace(self) -> bool {
+        self.passed_by_more_than(Duration::ZERO)
+    }
+
+    /// Passed by more than `by` and [`EXPIRY_GRACE`].
+    fn passed_by_more_than(self, by: Duration) -> bool {
+        let by = u64::try_from((by + EXPIRY_GRACE).as_millis()).unwrap_or(u64::MAX);
         Self {
-            unix_millis: self
-                .unix_millis
-                .saturating_add(EXPIRY_GRACE.as_millis() as u64),
+            unix_millis: self.unix_millis.saturating_add(by),
         }
         .has_passed()
     }
@@ -366,6 +416,14 @@ impl StaleCopy {
         Duration::from_millis(unix_millis_now().saturating_sub(self.written.unix_millis))
     }
 
+    /// Whether the copy may be served when copies are kept for `stale_ttl`: written at
+    /// most that long ago (one that lost its TTL, by PERSIST, a restore or a TTL lowered
+    /// since, stops being believed when it should have expired) and not after now, give
+    /// or take the clocks' skew (a copy dated ahead is not ours, and its age is a lie).
+    pub fn is_within(&self, stale_ttl: Duration) -> bool {
+        !self.written.passed_by_more_than(stale_ttl) && !self.written.beyond(CLOCK_SKEW)
+    }
+
     pub fn into_product(self) -> Product {
         self.product
     }
@@ -374,6 +432,48 @@ impl StaleCopy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jitter_only_shortens_a_ttl_by_at_most_its_percentage() {
+        // GIVEN a 300 s TTL and 20 % jitter
+        let ttl = Duration::from_secs(300);
+        let jitter = TtlJitter::percent(20);
+        // THEN the extremes are the TTL itself and 80 % of it
+        assert_eq!(jitter.apply_with(ttl, 0.0), ttl);
+        assert_eq!(jitter.apply_with(ttl, 1.0), Duration::from_secs(240));
+        assert_eq!(jitter.apply_with(ttl, 0.5), Duration::from_secs(270));
+        // AND random draws stay inside them and spread over them
+        let drawn: std::collections::BTreeSet<Duration> =
+            (0..1_000).map(|_| jitter.apply(ttl)).collect();
+        assert!(
+            drawn
+                .iter()
+                .all(|d| (Duration::from_secs(240)..=ttl).contains(d))
+        );
+        assert!(
+            drawn.len() > 900,
+            "only {} distinct TTLs in 1,000 draws",
+            drawn.len()
+        );
+        assert!(*drawn.first().unwrap() < Duration::from_secs(250));
+        assert!(*drawn.last().unwrap() > Duration::from_secs(290));
+    }
+
+    #[test]
+    fn no_jitter_keeps_the_ttl_exact_and_the_percentage_is_capped() {
+        let ttl = Duration::from_secs(300);
+        assert!((0..100).all(|_| TtlJitter::default().apply(ttl) == ttl));
+        assert_eq!(TtlJitter::percent(0), TtlJitter::default());
+        assert_eq!(
+            TtlJitter::percent(90),
+            TtlJitter::percent(MAX_TTL_JITTER_PERCENT)
+        );
+        // A 1 ms TTL is never cut to nothing (PX 0 is an error in Redis).
+        assert_eq!(
+            TtlJitter::percent(50).apply_with(Duration::from_millis(1), 1.0),
+            Duration::from_millis(1)
+        );
+    }
 
     fn later() -> Expiry {
         Expiry::after(Duration::from_secs(60))

@@ -10,7 +10,10 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, DEFAULT_STALE_TTL, MAX_NEGATIVE_TTL, NegativeTtl};
+use crate::cache_entry::{
+    DEFAULT_NEGATIVE_TTL, DEFAULT_STALE_TTL, MAX_NEGATIVE_TTL, MAX_TTL_JITTER_PERCENT, NegativeTtl,
+    TtlJitter,
+};
 use crate::error::ConfigError;
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
@@ -19,6 +22,15 @@ pub const REDIS_AUTH_SECRET_ARN: &str = "REDIS_AUTH_SECRET_ARN";
 pub const CACHE_TTL_SECONDS: &str = "CACHE_TTL_SECONDS";
 pub const NEGATIVE_CACHE_TTL_SECONDS: &str = "NEGATIVE_CACHE_TTL_SECONDS";
 pub const STALE_TTL_SECONDS: &str = "STALE_TTL_SECONDS";
+pub const CACHE_TTL_JITTER_PERCENT: &str = "CACHE_TTL_JITTER_PERCENT";
+/// The entry settings ([`EntryTtls`]): product-api fills entries and cache-invalidator
+/// rewrites them, so a deployment must give both the same values.
+pub const ENTRY_SETTINGS: [&str; 4] = [
+    CACHE_TTL_SECONDS,
+    NEGATIVE_CACHE_TTL_SECONDS,
+    STALE_TTL_SECONDS,
+    CACHE_TTL_JITTER_PERCENT,
+];
 pub const REDIS_TIMEOUT_MS: &str = "REDIS_TIMEOUT_MS";
 pub const MEMCACHED_URL: &str = "MEMCACHED_URL";
 pub const MEMCACHED_TIMEOUT_MS: &str = "MEMCACHED_TIMEOUT_MS";
@@ -319,6 +331,9 @@ pub struct EntryTtls {
     /// How long a product's last-known-good copy is kept (`STALE_TTL_SECONDS`); `None`
     /// (0) keeps none.
     pub stale: Option<Duration>,
+    /// How much of `product` may be taken off each entry's TTL at random
+    /// (`CACHE_TTL_JITTER_PERCENT`; 0, the default, keeps it exact).
+    pub jitter: TtlJitter,
 }
 
 /// product-api's configuration.
@@ -583,6 +598,14 @@ impl Env<'_> {
             product,
             negative: NegativeTtl::new(negative),
             stale: self.stale_ttl()?,
+            jitter: match self.get(CACHE_TTL_JITTER_PERCENT) {
+                None => TtlJitter::default(),
+                Some(raw) => {
+                    let max = u64::from(MAX_TTL_JITTER_PERCENT);
+                    let percent = parse_in_range(CACHE_TTL_JITTER_PERCENT, &raw, 0, max)?;
+                    TtlJitter::percent(u8::try_from(percent).unwrap_or(MAX_TTL_JITTER_PERCENT))
+                }
+            },
         })
     }
 
@@ -981,6 +1004,38 @@ mod tests {
             assert!(
                 message.contains(REDIS_URL) && message.contains(MEMCACHED_URL),
                 "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn ttl_jitter_is_off_by_default_and_read_alike_by_both_binaries() {
+        let url = (REDIS_URL, "redis://cache:6379");
+        let jitter = |vars: &[(&str, &str)]| {
+            let api = api(vars).unwrap().ttls.jitter;
+            assert_eq!(read::<InvalidatorConfig>(vars).unwrap().ttls.jitter, api);
+            api
+        };
+        assert_eq!(jitter(&[url]), TtlJitter::default());
+        assert_eq!(
+            jitter(&[url, (CACHE_TTL_JITTER_PERCENT, "0")]),
+            TtlJitter::default()
+        );
+        assert_eq!(
+            jitter(&[url, (CACHE_TTL_JITTER_PERCENT, "10")]),
+            TtlJitter::percent(10)
+        );
+        assert_eq!(
+            jitter(&[url, (CACHE_TTL_JITTER_PERCENT, "50")]),
+            TtlJitter::percent(50)
+        );
+        for bad in ["51", "-5", "10%", "2.5", "ten"] {
+            let err = api(&[(CACHE_TTL_JITTER_PERCENT, bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(CACHE_TTL_JITTER_PERCENT) && err.contains(bad),
+                "{bad}: {err}"
             );
         }
     }

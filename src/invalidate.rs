@@ -18,7 +18,7 @@ use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventR
 use serde_dynamo::AttributeValue;
 use tracing::warn;
 
-use crate::cache_entry::{CacheEntry, NegativeTtl, StaleCopy, stale_key};
+use crate::cache_entry::{CacheEntry, NegativeTtl, StaleCopy, TtlJitter, stale_key};
 use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, report};
 use crate::item::{ID_ATTRIBUTE, product_from_item};
@@ -80,6 +80,9 @@ pub fn change_from_record(record: &EventRecord) -> Result<Option<Change>, Unappl
 pub struct Invalidator<C> {
     cache: C,
     ttl: Duration,
+    /// Spreads the refreshed entries' expiry (`CACHE_TTL_JITTER_PERCENT`): a batch
+    /// refreshes many products at once.
+    jitter: TtlJitter,
     negative_ttl: NegativeTtl,
     /// Records that could not be applied (metric `UnappliableRecords`).
     unappliable: metrics::Counter,
@@ -93,10 +96,18 @@ impl<C: Cache> Invalidator<C> {
         Self {
             cache,
             ttl,
+            jitter: TtlJitter::default(),
             negative_ttl,
             unappliable: crate::metrics::register_invalidator(),
             stale_ttl: None,
         }
+    }
+
+    /// Takes a random part of at most `jitter`'s percentage off each refreshed entry's TTL.
+    #[must_use]
+    pub fn with_ttl_jitter(mut self, jitter: TtlJitter) -> Self {
+        self.jitter = jitter;
+        self
     }
 
     /// Keeps last-known-good copies in step with the stream (`STALE_TTL_SECONDS`).
@@ -141,7 +152,11 @@ impl<C: Cache> Invalidator<C> {
         match change {
             Change::Refresh(id, product) => {
                 self.cache
-                    .set(&id.cache_key(), product.body().clone(), self.ttl)
+                    .set(
+                        &id.cache_key(),
+                        product.body().clone(),
+                        self.jitter.apply(self.ttl),
+                    )
                     .await
             }
             Change::Remove(id) => {
@@ -321,6 +336,44 @@ mod tests {
         // THEN the retry succeeds and the cache is as if the batch had been applied once
         assert_eq!(failed(&retry), Vec::<String>::new());
         assert_last_changes_won(invalidator.cache().inner());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_of_refreshes_gets_spread_ttls_with_jitter_and_exact_ones_without() {
+        // GIVEN a batch refreshing 100 products
+        let ids: Vec<String> = (0..100).map(|n| format!("p{n}")).collect();
+        let changes: Vec<(&str, &str, &str)> =
+            ids.iter().map(|id| ("MODIFY", id.as_str(), "x")).collect();
+        let batch = event(&records(&changes));
+        for (jitter, exact) in [
+            (TtlJitter::percent(20), false),
+            (TtlJitter::default(), true),
+        ] {
+            // WHEN the invalidator applies it
+            let invalidator = invalidator(MemoryCache::default()).with_ttl_jitter(jitter);
+            assert!(failed(&invalidator.handle(&batch).await).is_empty());
+            // THEN every entry lives at most the TTL and, with jitter, at least 80 % of it,
+            // spread over that range; without jitter, exactly the TTL
+            let ttls: Vec<Duration> = ids
+                .iter()
+                .map(|id| invalidator.cache().ttl(&format!("product:{id}")).unwrap())
+                .collect();
+            if exact {
+                assert!(ttls.iter().all(|ttl| *ttl == TTL), "{ttls:?}");
+                continue;
+            }
+            assert!(
+                ttls.iter()
+                    .all(|ttl| (TTL.mul_f64(0.8)..=TTL).contains(ttl)),
+                "{ttls:?}"
+            );
+            let spread = ttls
+                .iter()
+                .max()
+                .unwrap()
+                .saturating_sub(*ttls.iter().min().unwrap());
+            assert!(spread > TTL.mul_f64(0.15), "spread only {spread:?}");
+        }
     }
 
     #[tokio::test]

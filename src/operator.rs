@@ -6,6 +6,7 @@ use serde_dynamo::Item;
 use thiserror::Error;
 
 use crate::adapters::DynamoStore;
+use crate::cache_entry::stale_key;
 use crate::config::{CatalogConfig, MEMCACHED_URL, REDIS_URL, TABLE_NAME, TableName};
 use crate::domain::ProductId;
 use crate::error::{CacheError, CatalogError, IdError, ItemError, StartError, StoreError};
@@ -129,14 +130,20 @@ impl Operator {
         Ok(id)
     }
 
-    /// Deletes one product and drops its cache entry.
+    /// Deletes one product and drops its cache entry and its last-known-good copy (a
+    /// deleted product is never served, stale or not, even when no stream invalidator
+    /// runs, as locally).
     ///
     /// # Errors
     /// [`OperatorError`] when a write fails.
     pub async fn delete(&self, id: &str) -> Result<ProductId, OperatorError> {
         let id = ProductId::parse(id)?;
         self.store().await?.delete(&id).await?;
-        self.drop_cache_entry(&id).await?;
+        // The entry first: that takes any reader's fill lease, so no fill that read
+        // the item before the delete can write the copy back after it is dropped.
+        let key = id.cache_key();
+        let copy_key = stale_key(&key);
+        self.drop_cache_keys(&[key, copy_key]).await?;
         Ok(id)
     }
 
@@ -160,11 +167,23 @@ impl Operator {
     /// Deletes the product's cache key when Redis or memcached is configured; says whether
     /// it did.
     async fn drop_cache_entry(&self, id: &ProductId) -> Result<bool, OperatorError> {
+        self.drop_cache_keys(&[id.cache_key()]).await
+    }
+
+    /// Deletes these keys, in order, when Redis or memcached is configured; says whether
+    /// it did.
+    async fn drop_cache_keys(&self, keys: &[String]) -> Result<bool, OperatorError> {
         let Some(config) = &self.config.cache else {
             return Ok(false);
         };
         let cache = crate::app::connect_cache(config, 1).await?;
-        let deleted = cache.delete(&id.cache_key()).await;
+        let mut deleted = Ok(());
+        for key in keys {
+            deleted = cache.delete(key).await;
+            if deleted.is_err() {
+                break;
+            }
+        }
         cache.quit().await;
         deleted?;
         Ok(true)

@@ -16,11 +16,13 @@
 //! - an error about one key (a value of the wrong type) is not an outage: that request
 //!   is served from the table and the key is deleted, but the breaker counts the cache
 //!   as up (it answered), so other ids keep their hits;
-//! - table trouble: `StoreErrors` and an error the HTTP layer turns into a 503, unless
+//! - table trouble: after a few consecutive failures each read gets a short deadline
+//!   instead of the store's whole timeout, until the table answers one in time;
+//!   `StoreErrors` and an error the HTTP layer turns into a 503, unless
 //!   a last-known-good copy is kept (`STALE_TTL_SECONDS`): every fill also writes the
 //!   served bytes under the copy's key (in the fill's own script), and when the table
 //!   cannot answer (and only then: never when it answered, found or not found) the copy
-//!   is served as `STALE`, with its age.
+//!   is served as `STALE`, with its age; a "not found" from the table deletes the copy.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,10 +33,10 @@ use bytes::Bytes;
 use tokio::sync::OnceCell;
 use tracing::warn;
 
-use crate::breaker::Breaker;
-use crate::cache_entry::{CacheEntry, Lease, NegativeTtl, StaleCopy, stale_key};
+use crate::breaker::{Breaker, TableBreaker};
+use crate::cache_entry::{CacheEntry, Lease, NegativeTtl, StaleCopy, TtlJitter, stale_key};
 use crate::domain::{Product, ProductId};
-use crate::error::{CacheError, CacheErrorKind, ServiceError, report};
+use crate::error::{CacheError, CacheErrorKind, ServiceError, StoreError, report};
 use crate::metrics::Meters;
 use crate::ports::{Cache, ProductStore, STORE_READ_TIMEOUT};
 
@@ -144,8 +146,12 @@ pub struct ProductService<C, S> {
     cache: C,
     store: S,
     ttl: Duration,
+    /// Spreads the product entries' expiry (`CACHE_TTL_JITTER_PERCENT`).
+    jitter: TtlJitter,
     negative_ttl: NegativeTtl,
     breaker: Breaker,
+    /// Shortens table reads while the table keeps failing.
+    table: TableBreaker,
     flights: Flights,
     meters: Meters,
     /// Optional in-process tier for hot keys, in front of the cache.
@@ -160,8 +166,10 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             cache,
             store,
             ttl,
+            jitter: TtlJitter::default(),
             negative_ttl: NegativeTtl::default(),
             breaker: Breaker::default(),
+            table: TableBreaker::default(),
             flights: Flights::default(),
             meters: Meters::register(),
             l1: None,
@@ -188,6 +196,14 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
                 .time_to_live(ttl)
                 .build()
         });
+        self
+    }
+
+    /// Takes a random part of at most `jitter`'s percentage off each product entry's TTL,
+    /// so entries filled together do not expire together.
+    #[must_use]
+    pub fn with_ttl_jitter(mut self, jitter: TtlJitter) -> Self {
+        self.jitter = jitter;
         self
     }
 
@@ -368,7 +384,10 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
                 self.fill_keeping_copy(key, lease, product).await;
                 return (result, status);
             }
-            Ok(product) => (CacheEntry::Product(product.clone()), self.ttl),
+            Ok(product) => (
+                CacheEntry::Product(product.clone()),
+                self.jitter.apply(self.ttl),
+            ),
             Err(ServiceError::NotFound(_)) => (
                 CacheEntry::missing(self.negative_ttl),
                 self.negative_ttl.get(),
@@ -378,8 +397,19 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         };
         // `false` means an invalidation replaced our lease: what we read may be older
         // than what is cached now, so it must not be stored.
-        self.guarded(self.cache.fill(key, lease.to_bytes(), entry.encode(), ttl))
-            .await;
+        let fill = self.guarded(self.cache.fill(key, lease.to_bytes(), entry.encode(), ttl));
+        if self.stale_ttl.is_some() && matches!(result, Err(ServiceError::NotFound(_))) {
+            // The table has no such product: any copy left is of a deleted one whose
+            // REMOVE never reached the cache (retries exhausted, record too old), and
+            // must not be served in the next outage. Sent alongside the fill: no extra
+            // round trip. At worst it deletes the copy of a product inserted meanwhile,
+            // which only loses STALE cover until its next fill.
+            let copy_key = stale_key(key);
+            let forget = self.guarded(self.cache.delete(&copy_key));
+            tokio::join!(fill, forget);
+        } else {
+            fill.await;
+        }
         (result, status)
     }
 
@@ -396,7 +426,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             key,
             lease.to_bytes(),
             value,
-            self.ttl,
+            self.jitter.apply(self.ttl),
             (&copy_key, copy, stale_ttl),
         );
         self.guarded(fill).await;
@@ -406,7 +436,14 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     /// kept, as `STALE`; every other outcome as it is. A table that answered (a product,
     /// or none) is never second-guessed by a copy.
     async fn or_last_known_good(&self, key: &str, outcome: Outcome) -> Outcome {
-        if self.stale_ttl.is_none() || !matches!(outcome.0, Err(ServiceError::Store(_))) {
+        let Some(stale_ttl) = self.stale_ttl else {
+            return outcome;
+        };
+        // An item that cannot be served is an answer too: the table holds a newer
+        // version than the copy (the invalidator drops the copy for such a change).
+        let unanswered = matches!(&outcome.0, Err(ServiceError::Store(err))
+            if matches!(**err, StoreError::Unavailable(_)));
+        if !unanswered {
             return outcome;
         }
         let copy_key = stale_key(key);
@@ -414,7 +451,8 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             .guarded(self.cache.read(&copy_key))
             .await
             .flatten()
-            .and_then(|bytes| StaleCopy::decode(&bytes));
+            .and_then(|bytes| StaleCopy::decode(&bytes))
+            .filter(|copy| copy.is_within(stale_ttl));
         match copy {
             Some(copy) => {
                 let age_secs = copy.age().as_secs();
@@ -429,7 +467,21 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     }
 
     async fn read_store(&self, id: &ProductId, status: CacheStatus) -> Outcome {
-        let result = match self.store.get(id).await {
+        let read = match self.table.deadline() {
+            None => self.store.get(id).await,
+            // The table keeps failing: do not make this miss wait out the whole store
+            // timeout too, but still ask, so an answer in time ends the trouble.
+            Some(deadline) => tokio::time::timeout(deadline, self.store.get(id))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StoreError::Unavailable(
+                        "no answer within the deadline for a table in trouble".into(),
+                    ))
+                }),
+        };
+        self.table
+            .record(!matches!(read, Err(StoreError::Unavailable(_))));
+        let result = match read {
             Ok(Some(product)) => Ok(product),
             Ok(None) => Err(ServiceError::NotFound(id.clone())),
             Err(err) => {
@@ -498,7 +550,6 @@ mod tests {
     use crate::adapters::MemoryCache;
     use crate::breaker::FAILURE_THRESHOLD;
     use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, Expiry};
-    use crate::error::StoreError;
     use crate::invalidate::{Change, Invalidator};
     use crate::item::{item_from_json, product_from_item};
     use crate::testing::{CacheOp, TestCache};
@@ -518,6 +569,11 @@ mod tests {
         products: Arc<Mutex<HashMap<String, Product>>>,
         reads: Arc<AtomicUsize>,
         failing: Arc<AtomicBool>,
+        /// The table answers, with an item that cannot be served.
+        malformed: Arc<AtomicBool>,
+        /// The table never answers: each read times out after the store's whole
+        /// timeout, as the SDK's does in a timeout storm.
+        hanging: Arc<AtomicBool>,
         delay: Duration,
         gate: Option<Arc<Notify>>,
     }
@@ -548,8 +604,18 @@ mod tests {
     impl ProductStore for FakeStore {
         async fn get(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
             self.reads.fetch_add(1, Ordering::SeqCst);
+            if self.hanging.load(Ordering::SeqCst) {
+                tokio::time::sleep(STORE_READ_TIMEOUT).await;
+                return Err(StoreError::Unavailable("operation timed out".into()));
+            }
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Unavailable("table down".into()));
+            }
+            if self.malformed.load(Ordering::SeqCst) {
+                return Err(StoreError::Malformed {
+                    id: id.as_str().to_owned(),
+                    source: crate::error::ItemError::MissingId,
+                });
             }
             // What the table says now...
             let found = self.products.lock().unwrap().get(id.as_str()).cloned();
@@ -588,6 +654,60 @@ mod tests {
             Some(CacheEntry::Product(product(P1)))
         );
         assert_eq!(store.reads(), 1);
+    }
+
+    /// The TTL of each product entry after `ids` misses through `service`.
+    async fn filled_ttls(
+        service: &ProductService<MemoryCache, FakeStore>,
+        ids: &[String],
+    ) -> Vec<Duration> {
+        let mut ttls = Vec::new();
+        for raw in ids {
+            assert_eq!(
+                service.get(&id(raw)).await.unwrap().cache,
+                CacheStatus::Miss
+            );
+            ttls.push(service.cache().ttl(&format!("product:{raw}")).unwrap());
+        }
+        ttls
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ttl_jitter_spreads_the_expiry_of_entries_filled_together_and_never_lengthens_it() {
+        // GIVEN 200 products, with and without last-known-good copies
+        let ids: Vec<String> = (0..200).map(|n| format!("p{n}")).collect();
+        let json: Vec<String> = ids
+            .iter()
+            .map(|id| format!(r#"{{"name":"Lamp","productId":"{id}"}}"#))
+            .collect();
+        let store = FakeStore::with(&json.iter().map(String::as_str).collect::<Vec<_>>());
+        for stale_ttl in [None, Some(Duration::from_secs(86_400))] {
+            // WHEN they are all filled at the same instant, with 20 % jitter
+            let service = ProductService::new(MemoryCache::default(), store.clone(), TTL)
+                .with_stale_ttl(stale_ttl)
+                .with_ttl_jitter(TtlJitter::percent(20));
+            let ttls = filled_ttls(&service, &ids).await;
+            // THEN each lives between 80 % of the TTL and the TTL, and they spread over it
+            let (shortest, longest) = (TTL.mul_f64(0.8), TTL);
+            assert!(
+                ttls.iter().all(|ttl| (shortest..=longest).contains(ttl)),
+                "{ttls:?}"
+            );
+            let spread = ttls
+                .iter()
+                .max()
+                .unwrap()
+                .saturating_sub(*ttls.iter().min().unwrap());
+            assert!(spread > TTL.mul_f64(0.15), "spread only {spread:?}");
+        }
+        // AND without jitter every entry gets the TTL exactly (the contract's EX 300)
+        let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
+        assert!(
+            filled_ttls(&service, &ids)
+                .await
+                .iter()
+                .all(|ttl| *ttl == TTL)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -981,25 +1101,85 @@ mod tests {
 
     const DAY: Duration = Duration::from_secs(86_400);
 
-    #[tokio::test]
-    async fn a_table_outage_serves_the_last_known_good_copy_as_stale() {
-        // GIVEN p1 served once with copies kept, then its 300 s entry gone
+    /// Whether reading `raw` is a store error (a 503: no copy served).
+    async fn unavailable(service: &ProductService<MemoryCache, FakeStore>, raw: &str) -> bool {
+        matches!(service.get(&id(raw)).await, Err(ServiceError::Store(_)))
+    }
+
+    /// p1 served with copies kept, then its 300 s entry gone: only the copy is left.
+    async fn only_a_copy_of_p1() -> (ProductService<MemoryCache, FakeStore>, MemoryCache) {
         let store = FakeStore::with(&[P1]);
         let cache = MemoryCache::default();
         let service =
             ProductService::new(cache.clone(), store.clone(), TTL).with_stale_ttl(Some(DAY));
         service.get(&id("p1")).await.unwrap();
         cache.delete("product:p1").await.unwrap();
+        (service, cache)
+    }
+
+    /// How long reading `raw` took, and how it was answered.
+    async fn timed_get(
+        service: &ProductService<MemoryCache, FakeStore>,
+        raw: &str,
+    ) -> (Duration, Result<CacheStatus, ()>) {
+        let started = tokio::time::Instant::now();
+        let result = service.get(&id(raw)).await;
+        (
+            started.elapsed(),
+            result.map(|served| served.cache).map_err(drop),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn in_a_timeout_storm_misses_stop_waiting_out_the_store_timeout_and_it_ends_with_the_storm()
+     {
+        // GIVEN only a copy of p1, and a table that stops answering (every read times out)
+        let (service, _cache) = only_a_copy_of_p1().await;
+        let store = service.store().clone();
+        store.hanging.store(true, Ordering::SeqCst);
+        // WHEN misses keep coming THEN the first few each wait out the store's timeout
+        for _ in 0..FAILURE_THRESHOLD {
+            let (took, answer) = timed_get(&service, "p1").await;
+            assert!(took >= STORE_READ_TIMEOUT, "{took:?}");
+            assert!(
+                matches!(answer, Ok(CacheStatus::Stale { .. })),
+                "{answer:?}"
+            );
+        }
+        // AND after them every miss is answered at once: the copy as STALE, others 503
+        for _ in 0..5 {
+            let (took, answer) = timed_get(&service, "p1").await;
+            assert!(
+                matches!(answer, Ok(CacheStatus::Stale { .. })),
+                "{answer:?}"
+            );
+            assert!(took < Duration::from_millis(500), "STALE after {took:?}");
+            let (took, answer) = timed_get(&service, "never-served").await;
+            assert!(answer.is_err());
+            assert!(took < Duration::from_millis(500), "503 after {took:?}");
+        }
+        // WHEN the table answers again THEN the very next miss is a MISS
+        store.hanging.store(false, Ordering::SeqCst);
+        let (_, answer) = timed_get(&service, "p1").await;
+        assert_eq!(answer, Ok(CacheStatus::Miss));
+        // AND the next failure gets the store's whole timeout again (the trouble ended)
+        store.hanging.store(true, Ordering::SeqCst);
+        let (took, _) = timed_get(&service, "never-served-2").await;
+        assert!(took >= STORE_READ_TIMEOUT, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_table_outage_serves_the_last_known_good_copy_as_stale() {
+        // GIVEN p1 served once with copies kept, then its 300 s entry gone
+        let (service, _cache) = only_a_copy_of_p1().await;
+        let store = service.store().clone();
         // WHEN the table fails
         store.failing.store(true, Ordering::SeqCst);
         // THEN p1 is served STALE with its exact bytes, and a never-served id is an error
         let served = service.get(&id("p1")).await.unwrap();
         assert!(matches!(served.cache, CacheStatus::Stale { age_secs: 0 }));
         assert_eq!(served.product.body().as_ref(), P1.as_bytes());
-        assert!(matches!(
-            service.get(&id("never")).await,
-            Err(ServiceError::Store(_))
-        ));
+        assert!(unavailable(&service, "never").await);
         // AND once the table is back, the next miss is a MISS
         store.failing.store(false, Ordering::SeqCst);
         assert_eq!(
@@ -1058,5 +1238,103 @@ mod tests {
             service.get(&id("p1")).await,
             Err(ServiceError::Store(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_copy_is_never_served_when_the_table_answered_with_an_unservable_item() {
+        // GIVEN only a copy of p1, and the table now holding an item for p1 that cannot
+        // be served (the invalidator drops the copy for such a change, but has not yet)
+        let (service, _cache) = only_a_copy_of_p1().await;
+        service.store().malformed.store(true, Ordering::SeqCst);
+        // WHEN read THEN the table's answer wins: an error, not the old copy
+        assert!(unavailable(&service, "p1").await);
+    }
+
+    #[tokio::test]
+    async fn a_copy_older_than_its_ttl_or_dated_in_the_future_is_not_served() {
+        // GIVEN copies of p1 that outlived STALE_TTL_SECONDS (the key lost its TTL:
+        // PERSIST, a restore, a TTL lowered since) or claim to be written far ahead
+        let (service, cache) = only_a_copy_of_p1().await;
+        service.store().failing.store(true, Ordering::SeqCst);
+        let body = product(P1).body().clone();
+        let written = |unix_millis: u64| {
+            let mut bytes = format!("!stale:v1:{unix_millis}:").into_bytes();
+            bytes.extend_from_slice(&body);
+            Bytes::from(bytes)
+        };
+        let now = u64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        let day_ms = u64::try_from(DAY.as_millis()).unwrap();
+        for bytes in [
+            written(now - day_ms - 60_000),
+            written(1),
+            written(now + 3_600_000),
+            written(u64::MAX),
+        ] {
+            cache
+                .set(&stale_key("product:p1"), bytes.clone(), DAY)
+                .await
+                .unwrap();
+            // WHEN the table cannot answer THEN the copy is not served
+            assert!(unavailable(&service, "p1").await, "{bytes:?}");
+        }
+        // AND a copy written within STALE_TTL_SECONDS still is, with its age
+        cache
+            .set(
+                &stale_key("product:p1"),
+                written(now - day_ms + 60_000),
+                DAY,
+            )
+            .await
+            .unwrap();
+        let served = service.get(&id("p1")).await.unwrap();
+        assert!(
+            matches!(served.cache, CacheStatus::Stale { age_secs } if age_secs >= 86_340),
+            "{:?}",
+            served.cache
+        );
+    }
+
+    #[tokio::test]
+    async fn a_product_the_table_no_longer_has_loses_its_copy_even_if_the_stream_lost_the_remove() {
+        // GIVEN only a copy of p1, and p1 deleted from the table without its REMOVE ever
+        // reaching the cache (retries exhausted, record too old: sent to the DLQ)
+        let (service, cache) = only_a_copy_of_p1().await;
+        service.store().products.lock().unwrap().clear();
+        // WHEN it is read while the table answers THEN it is not found
+        assert!(matches!(
+            service.get(&id("p1")).await,
+            Err(ServiceError::NotFound(_))
+        ));
+        // AND once the missing marker has expired, a table outage serves no copy of it
+        cache.delete("product:p1").await.unwrap();
+        service.store().failing.store(true, Ordering::SeqCst);
+        assert_eq!(cache.get(&stale_key("product:p1")), None);
+        assert!(unavailable(&service, "p1").await);
+    }
+
+    #[tokio::test]
+    async fn the_l1_tier_never_keeps_a_stale_answer() {
+        // GIVEN only a copy of p1, and a process with an L1 tier on the same cache
+        let (filler, cache) = only_a_copy_of_p1().await;
+        let service = ProductService::new(cache, filler.store().clone(), TTL)
+            .with_stale_ttl(Some(DAY))
+            .with_l1(100, Duration::from_secs(60));
+        // WHEN the table fails THEN p1 is served STALE
+        filler.store().failing.store(true, Ordering::SeqCst);
+        let served = service.get(&id("p1")).await.unwrap();
+        assert!(matches!(served.cache, CacheStatus::Stale { .. }));
+        // AND once the table is back the next read is a MISS from it, not an L1 HIT of
+        // the copy
+        filler.store().failing.store(false, Ordering::SeqCst);
+        assert_eq!(
+            service.get(&id("p1")).await.unwrap().cache,
+            CacheStatus::Miss
+        );
     }
 }

@@ -160,6 +160,8 @@ module "functions" {
   memcached_url                    = module.cache.memcached_url
   cache_ttl_seconds                = var.cache_ttl_seconds
   negative_cache_ttl_seconds       = var.negative_cache_ttl_seconds
+  stale_ttl_seconds                = var.stale_ttl_seconds
+  cache_ttl_jitter_percent         = var.cache_ttl_jitter_percent
   redis_timeout_ms                 = var.redis_timeout_ms
   http_max_age_seconds             = var.http_max_age_seconds
   metrics_namespace                = var.metrics_namespace

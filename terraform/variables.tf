@@ -216,6 +216,28 @@ variable "negative_cache_ttl_seconds" {
   }
 }
 
+variable "stale_ttl_seconds" {
+  description = "How long a last-known-good copy of each served product is kept, to answer STALE while DynamoDB cannot (STALE_TTL_SECONDS; 0 keeps none)."
+  type        = number
+  default     = 86400
+
+  validation {
+    condition     = var.stale_ttl_seconds >= 0 && var.stale_ttl_seconds <= 2592000
+    error_message = "stale_ttl_seconds must be between 0 (no copies) and 2592000."
+  }
+}
+
+variable "cache_ttl_jitter_percent" {
+  description = "Up to this percentage is taken at random off each product entry's TTL, so entries filled together do not expire together (CACHE_TTL_JITTER_PERCENT; 0 keeps the TTL exact)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.cache_ttl_jitter_percent >= 0 && var.cache_ttl_jitter_percent <= 50 && floor(var.cache_ttl_jitter_percent) == var.cache_ttl_jitter_percent
+    error_message = "cache_ttl_jitter_percent must be a whole number from 0 to 50."
+  }
+}
+
 variable "redis_timeout_ms" {
   description = "Bound on every Redis command before a request is served from DynamoDB (REDIS_TIMEOUT_MS)."
   type        = number

@@ -1307,3 +1307,79 @@ fn the_memcached_dashboard_and_alarms_use_memcached_metrics_per_node() {
     assert!(for_each.contains("CPUUtilization") && for_each.contains("SwapUsage"));
     assert!(for_each.ends_with(": {}"), "{for_each}");
 }
+
+/// The variable names an environment block of the functions sets (`KEY = ...` lines).
+fn environment_names(functions: &Module, local: &str) -> BTreeSet<String> {
+    let name = Regex::new(r"(?m)^\s*([A-Z][A-Z0-9_]*)\s*=").unwrap();
+    name.captures_iter(&expr_text(&functions.locals[local]))
+        .map(|c| c[1].to_owned())
+        .collect()
+}
+
+/// Every `pub const X: &str = "X";` in `src/config.rs`: the variables the binaries read.
+fn variables_the_binaries_read() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config.rs"))
+        .unwrap();
+    let constant = Regex::new(r#"pub const [A-Z0-9_]+: &str = "([A-Z0-9_]+)";"#).unwrap();
+    constant
+        .captures_iter(&text)
+        .map(|c| c[1].to_owned())
+        .collect()
+}
+
+#[test]
+fn both_functions_get_the_same_entry_settings_and_only_variables_the_binaries_read() {
+    let functions = module("functions");
+    let common = environment_names(&functions, "common_environment");
+    let product_api = environment_names(&functions, "product_api_environment");
+    let known = variables_the_binaries_read();
+    // A misspelt name would be ignored by the binaries and leave the default in force.
+    for name in common.iter().chain(&product_api) {
+        assert!(
+            known.contains(name),
+            "the functions set {name}, which src/config.rs never reads"
+        );
+    }
+    // The invalidator rewrites what product-api fills: both must see every entry
+    // setting (TTLs, copies, jitter), so they live in the environment both share.
+    for setting in product_catalog::config::ENTRY_SETTINGS {
+        assert!(
+            common.contains(setting),
+            "{setting} is not in common_environment, so the functions could disagree on it"
+        );
+        assert!(
+            !product_api.contains(setting),
+            "{setting} is overridden for product-api alone"
+        );
+    }
+    // The cache-invalidator function gets exactly the shared environment.
+    let invalidator = &functions.resources[&(
+        "aws_lambda_function".to_owned(),
+        "cache_invalidator".to_owned(),
+    )];
+    let environment = invalidator
+        .blocks()
+        .find(|b| b.identifier() == "environment")
+        .expect("cache_invalidator has an environment block");
+    assert_eq!(
+        attr(environment.body(), "variables")
+            .map(expr_text)
+            .as_deref(),
+        Some("local.common_environment")
+    );
+    // And the root passes every one of its settings through, with the defaults the
+    // binaries use when it is unset.
+    let root = root();
+    let args = &root.calls["functions"].1;
+    for (variable, default) in [
+        ("stale_ttl_seconds", "86400"),
+        ("cache_ttl_jitter_percent", "0"),
+    ] {
+        assert_eq!(
+            args.get(variable).map(expr_text),
+            Some(format!("var.{variable}")),
+            "the root does not pass {variable} to the functions module"
+        );
+        assert_eq!(variable_default(&root, variable), default, "{variable}");
+    }
+}

@@ -8,6 +8,10 @@
 //! failover) and reachable a second later. TLS (`rediss://`) goes through rustls with
 //! the system's root certificates.
 //!
+//! A node that turns into a replica under an open connection (a failover) answers
+//! READONLY; the pool then reconnects, which follows the primary endpoint's DNS name to
+//! the new primary.
+//!
 //! Errors are sorted for the breaker ([`CacheErrorKind`]): a timeout or a lost
 //! connection is an outage, while a reply error about one key (`WRONGTYPE`) is not.
 
@@ -15,9 +19,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fred::prelude::{
-    ClientLike, Error as FredError, ErrorKind, KeysInterface, LuaInterface, ReconnectPolicy,
+    ClientLike, Error as FredError, ErrorKind, EventInterface, KeysInterface, LuaInterface,
+    ReconnectPolicy,
 };
-use fred::types::config::{Config as FredConfig, TcpConfig, UnresponsiveConfig};
+use fred::types::config::{Config as FredConfig, ReconnectError, TcpConfig, UnresponsiveConfig};
 use fred::types::{Expiration, SetOptions, Value};
 
 use crate::config::RedisUrl;
@@ -62,6 +67,16 @@ impl RedisCache {
                     nodelay: Some(true),
                     ..TcpConfig::default()
                 };
+                // After a failover that keeps the old primary up as a replica, the open
+                // connection answers every write (each read here is `SET NX GET`) with
+                // READONLY for good; reconnecting follows the endpoint to the new
+                // primary. LOADING (a restarted node reading its data) and CLUSTERDOWN
+                // also end by reconnecting.
+                conn.reconnect_errors = vec![
+                    ReconnectError::ReadOnly,
+                    ReconnectError::Loading,
+                    ReconnectError::ClusterDown,
+                ];
                 // A connection whose replies stop coming (frozen server, dropped route)
                 // is closed and re-dialled instead of waited on forever.
                 conn.unresponsive = UnresponsiveConfig {
@@ -73,6 +88,15 @@ impl RedisCache {
             .build_pool(pool_size.max(1))
             .map_err(|err| CacheError::new("configure", err))?;
         pool.prefer_connected(true);
+        let connection_errors = ConnectionErrors::default();
+        for client in pool.clients() {
+            let errors = connection_errors.clone();
+            // Runs for the life of the process, like the connection tasks.
+            drop(client.on_error(move |(error, server)| {
+                errors.report(&error, server.as_ref());
+                async { Ok(()) }
+            }));
+        }
         // The connection tasks run for the life of the process; their handles are not needed.
         drop(pool.connect_pool());
         Ok(Self { pool })
@@ -92,6 +116,35 @@ impl RedisCache {
     /// Closes the connections (for tests and orderly shutdown).
     pub async fn quit(&self) {
         let _ = self.pool.quit().await;
+    }
+}
+
+/// Logs why connections fail (refused, TLS, `WRONGPASS`, `READONLY`): without it, a
+/// command waiting for a connection that never comes only reports its own timeout, and
+/// an operator with a wrong password would look for a slow network. While an outage
+/// lasts the same reason is logged once a minute, not at every reconnection attempt.
+#[derive(Clone, Default)]
+struct ConnectionErrors {
+    last: std::sync::Arc<std::sync::Mutex<Option<(String, std::time::Instant)>>>,
+}
+
+impl ConnectionErrors {
+    const REPEAT_AFTER: Duration = Duration::from_secs(60);
+
+    fn report(&self, error: &FredError, server: Option<&fred::types::config::Server>) {
+        let reason = error.to_string();
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let repeated = last
+            .as_ref()
+            .is_some_and(|(seen, at)| *seen == reason && at.elapsed() < Self::REPEAT_AFTER);
+        if !repeated {
+            let server = server.map(ToString::to_string);
+            tracing::warn!(reason = %reason, server, "Redis connection failed; retrying");
+            *last = Some((reason, std::time::Instant::now()));
+        }
     }
 }
 

@@ -20,7 +20,8 @@ async fn main() -> anyhow::Result<()> {
     // An unreachable cache is logged: records then fail and are retried.
     let cache = app::connect_cache(&config.cache, 1).await?;
     let invalidator = Invalidator::new(cache, config.ttls.product, config.ttls.negative)
-        .with_stale_ttl(config.ttls.stale);
+        .with_stale_ttl(config.ttls.stale)
+        .with_ttl_jitter(config.ttls.jitter);
 
     if config.mode == Mode::Lambda {
         let emf = metrics::builder(

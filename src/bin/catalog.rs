@@ -33,7 +33,7 @@ enum Command {
     /// Write one product (a JSON object) and drop its cache entry. Attributes stored as
     /// sets or binary stay so when the new value fits (JSON cannot say it).
     Put { file: PathBuf },
-    /// Delete one product and drop its cache entry.
+    /// Delete one product and drop its cache entry and last-known-good copy.
     Delete { id: String },
     /// Drop one product's cache entry (`product:<id>`).
     Invalidate { id: String },

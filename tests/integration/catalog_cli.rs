@@ -1,5 +1,6 @@
 //! The `catalog` CLI against the emulator: `load` checks the whole file before writing
-//! anything and names every bad item; `get` then `put` keeps sets and binary as they are.
+//! anything and names every bad item; `get` then `put` keeps sets and binary as they are;
+//! `delete` drops the product's cache entry and its last-known-good copy.
 
 use std::collections::HashMap;
 use std::process::{Command, Output};
@@ -8,15 +9,21 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use product_catalog::adapters::DynamoStore;
 use serde_json::{Value, json};
 
-use crate::helpers::{dynamodb_endpoint, fresh_table};
+use crate::helpers::{RedisServer, dynamodb_endpoint, fresh_table};
 
 /// Runs `catalog` with the test environment and `TABLE_NAME`.
 fn catalog(table: &DynamoStore, args: &[&str]) -> Output {
+    catalog_with(table, &[], args)
+}
+
+/// The same, with more variables.
+fn catalog_with(table: &DynamoStore, env: &[(&str, &str)], args: &[&str]) -> Output {
     dynamodb_endpoint();
     Command::new(env!("CARGO_BIN_EXE_catalog"))
         .env_clear()
         .envs(std::env::vars().filter(|(k, _)| k.starts_with("AWS_")))
         .env("TABLE_NAME", table.table().as_str())
+        .envs(env.iter().copied())
         .args(args)
         .output()
         .unwrap()
@@ -202,4 +209,35 @@ async fn get_then_put_keeps_sets_and_binary() {
         ["tags", "sizes", "blobs", "icon", "list", "name"].map(kind),
         ["SS", "NS", "BS", "B", "L", "S"]
     );
+}
+
+#[tokio::test]
+async fn delete_drops_the_entry_and_the_last_known_good_copy() {
+    // GIVEN a product in the table, cached, with its last-known-good copy
+    let table = fresh_table().await;
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(&dir, "one.json", &products(1));
+    assert!(catalog(&table, &["load", &file]).status.success());
+    let client = redis.client().await;
+    let copy_key = product_catalog::cache_entry::stale_key("product:P-0");
+    for key in ["product:P-0", copy_key.as_str()] {
+        let _: () = fred::prelude::KeysInterface::set(&client, key, "x", None, None, false)
+            .await
+            .unwrap();
+    }
+    // WHEN the operator deletes it with `catalog delete`
+    let url = redis.url();
+    let deleted = catalog_with(&table, &[("REDIS_URL", &url)], &["delete", "P-0"]);
+    assert!(
+        deleted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deleted.stderr)
+    );
+    // THEN neither key is left: a deleted product is never served, stale or not
+    let left: i64 =
+        fred::prelude::KeysInterface::exists(&client, vec!["product:P-0", copy_key.as_str()])
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
 }

@@ -1,6 +1,7 @@
 //! Faults that must heal once they end: Redis unreachable when the process starts, a
-//! breaker probe abandoned by its client while Redis is frozen, and a key of the wrong
-//! type (which is one entry's problem, not an outage). Each test prints its figure.
+//! breaker probe abandoned by its client while Redis is frozen, a key of the wrong
+//! type (which is one entry's problem, not an outage), and a failover that leaves the
+//! old primary up as a replica. Each test prints its figure.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -14,7 +15,7 @@ use product_catalog::config::RedisUrl;
 use product_catalog::http::Api;
 use product_catalog::service::ProductService;
 
-use crate::helpers::{ChildGuard, RedisServer, product_api, sample_table, service_env};
+use crate::helpers::{ChildGuard, Endpoint, RedisServer, product_api, sample_table, service_env};
 
 /// How soon after Redis answers again the first hit must come.
 const HEAL_LIMIT: Duration = Duration::from_secs(5);
@@ -201,5 +202,49 @@ async fn a_wrong_type_key_does_not_take_the_cache_from_other_ids() {
     assert_eq!(x_cache("P-10070").await, "HIT");
     println!(
         "figure: 8 requests for a wrong-type key in bursts between requests for another id: that id answered -> {other:?}"
+    );
+}
+
+async fn redis_cli(port: u16, args: &[&str]) {
+    let status = tokio::process::Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "redis-cli {args:?}");
+}
+
+#[tokio::test]
+async fn after_a_failover_that_keeps_the_old_primary_up_as_a_replica_hits_come_back() {
+    // GIVEN product-api on a primary endpoint that leads to Redis A, the product cached
+    let (old_primary, new_primary) = (RedisServer::start(), RedisServer::start());
+    let endpoint = Endpoint::start(old_primary.port).await;
+    let table = sample_table().await;
+    let api =
+        ProductApiProcess::start(&format!("redis://127.0.0.1:{}", endpoint.port), &table, &[]);
+    let http = reqwest::Client::new();
+    let url = api.url("P-10064");
+    assert_eq!(x_cache(&http, &url).await, "MISS");
+    assert_eq!(x_cache(&http, &url).await, "HIT");
+
+    // WHEN B is promoted, A is demoted to B's replica (it now answers every write with
+    // READONLY, over the connection product-api already holds) and the endpoint
+    // leads to B from now on
+    redis_cli(new_primary.port, &["REPLICAOF", "NO", "ONE"]).await;
+    endpoint.switch_to(new_primary.port);
+    redis_cli(
+        old_primary.port,
+        &["REPLICAOF", "127.0.0.1", &new_primary.port.to_string()],
+    )
+    .await;
+
+    // THEN product-api leaves the demoted node by itself: a HIT (from B) within 5 s,
+    // where before it answered BYPASS until the process ended
+    let healed = first_hit(&http, &url, "the failover").await;
+    println!(
+        "figure: failover with the old primary kept up as a replica (READONLY): first HIT after the switch -> {healed:.1?}"
     );
 }

@@ -672,3 +672,63 @@ fn a_test_that_panics_leaves_no_product_api_behind() {
         "product-api still listens on {port} after the test that started it panicked"
     );
 }
+
+/// A TCP endpoint in front of a local server, standing in for an AWS endpoint: each new
+/// connection goes to whichever port it leads to at that moment (a failover switches a
+/// DNS name; connections already open stay where they are), and it can turn into a
+/// black hole (a network fault or an overloaded service: connections are accepted and
+/// requests sent, but nothing comes back, until the fault ends and they are closed).
+pub struct Endpoint {
+    pub port: u16,
+    upstream: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    black_hole: tokio::sync::watch::Sender<bool>,
+}
+
+impl Endpoint {
+    /// Starts leading to `upstream` (on the caller's tokio runtime).
+    pub async fn start(upstream: u16) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(upstream));
+        let (black_hole, faults) = tokio::sync::watch::channel(false);
+        let to = target.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut fault = faults.clone();
+                let upstream = to.load(Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if !*fault.borrow() {
+                        let Ok(mut server) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                        else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                            _ = fault.wait_for(|&on| on) => {}
+                        }
+                    }
+                    // Swallowed: held open, unanswered, until the fault ends.
+                    let _ = fault.wait_for(|&on| !on).await;
+                });
+            }
+        });
+        Self {
+            port,
+            upstream: target,
+            black_hole,
+        }
+    }
+
+    /// New connections go to `port` from now on.
+    pub fn switch_to(&self, port: u16) {
+        self.upstream
+            .store(port, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Starts (`true`) or ends (`false`) the black hole.
+    pub fn black_hole(&self, on: bool) {
+        self.black_hole.send_replace(on);
+    }
+}

@@ -254,7 +254,14 @@ async fn the_openapi_document_describes_every_response_and_every_documented_stat
         .unwrap();
     emulator.stop();
 
-    // WHEN every kind of request is sent
+    // WHEN every kind of request is sent (a conditional one to STALE too)
+    let served_etag = served
+        .headers
+        .iter()
+        .find(|(k, _)| k == "etag")
+        .unwrap()
+        .1
+        .clone();
     let mut exchanges = vec![served];
     for method in ["GET", "HEAD"] {
         exchanges.push(send(&embedded, method, "/product/P-10001", &[]).await);
@@ -283,8 +290,17 @@ async fn the_openapi_document_describes_every_response_and_every_documented_stat
         exchanges.push(send(&redis_down, method, "/product/P-10002", &[]).await);
         exchanges.push(send(&table_down, method, "/product/P-10003", &[]).await);
         exchanges.push(send(&table_gone, method, "/product/P-10004", &[]).await);
+        let stale_304 = send(
+            &table_gone,
+            method,
+            "/product/P-10004",
+            &[("if-none-match", &served_etag)],
+        )
+        .await;
+        assert_eq!(stale_304.status, 304, "{}", stale_304.what);
+        exchanges.push(stale_304);
     }
-    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+    for method in ["POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"] {
         exchanges.push(send(&embedded, method, "/product/P-10001", &[]).await);
     }
 

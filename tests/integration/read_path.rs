@@ -64,6 +64,34 @@ async fn a_miss_fills_the_cache_with_the_served_bytes_for_the_ttl_then_hits(engi
 }
 
 #[tokio::test]
+async fn with_ttl_jitter_the_products_filled_together_expire_apart_within_the_ttl() {
+    // GIVEN the service configured as an operator would, with CACHE_TTL_JITTER_PERCENT=20
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let config = api_config_with(&redis.url(), &table, &[("CACHE_TTL_JITTER_PERCENT", "20")]);
+    let api = app::build(&config).await.unwrap();
+    let client = redis.client().await;
+    // WHEN 40 products are filled one after the other
+    let mut ttls = Vec::new();
+    for n in 0..40 {
+        let key = format!("P-{}", 10001 + n);
+        assert_eq!(x_cache(&get(&api, &key).await), "MISS");
+        let pttl: i64 = client.pttl(format!("product:{key}")).await.unwrap();
+        ttls.push(pttl);
+    }
+    // THEN Redis expires each between 240 s and 300 s, spread over that range
+    assert!(
+        ttls.iter().all(|ms| (239_000..=300_000).contains(ms)),
+        "{ttls:?}"
+    );
+    let spread = ttls.iter().max().unwrap() - ttls.iter().min().unwrap();
+    assert!(
+        spread > 20_000,
+        "PTTLs spread over only {spread} ms: {ttls:?}"
+    );
+}
+
+#[tokio::test]
 async fn every_dynamodb_type_is_served_as_plain_json_with_exact_numbers() {
     // GIVEN an item with every DynamoDB type, written through the SDK
     let redis = RedisServer::start();

@@ -7,7 +7,7 @@ use fred::types::CustomCommand;
 use product_catalog::cache_entry::stale_key;
 use serde_json::json;
 
-use crate::helpers::{ChildGuard, Emulator, RedisServer, product_api, run_invalidator};
+use crate::helpers::{ChildGuard, Emulator, Endpoint, RedisServer, product_api, run_invalidator};
 
 /// Environment for product-api (or the invalidator) on this Redis and this emulator's
 /// `Products` table.
@@ -200,4 +200,86 @@ async fn with_stale_ttl_zero_an_outage_is_answered_as_before() {
     outage.emulator.stop();
     let got = get(port, "P-10050").await;
     assert_eq!(got.status, 503);
+}
+
+#[tokio::test]
+async fn in_a_timeout_storm_stale_answers_come_at_once_after_the_first_few_and_heal_with_the_table()
+{
+    // GIVEN product-api whose DynamoDB endpoint leads to the emulator, P-10053 served once
+    let redis = RedisServer::start();
+    let emulator = Emulator::start();
+    emulator.sample_table().await;
+    let emulator_port: u16 = emulator
+        .endpoint
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let endpoint = Endpoint::start(emulator_port).await;
+    let mut env = env(&redis, &emulator, &[]);
+    env.retain(|(k, _)| k != "AWS_ENDPOINT_URL_DYNAMODB");
+    env.push((
+        "AWS_ENDPOINT_URL_DYNAMODB".into(),
+        format!("http://127.0.0.1:{}", endpoint.port),
+    ));
+    let (_server, port) = product_api(&env);
+    let client = redis.client().await;
+    assert_eq!(get(port, "P-10053").await.x_cache, "MISS");
+    expire_entries(&client, &["P-10053"]).await;
+
+    // WHEN the table stops answering (requests accepted, nothing comes back)
+    endpoint.black_hole(true);
+    // THEN the first misses wait out the SDK's timeout (3 s) and answer STALE
+    let timed = |id: &'static str| async move {
+        let started = std::time::Instant::now();
+        let got = get(port, id).await;
+        (started.elapsed(), got)
+    };
+    let mut first = Vec::new();
+    for _ in 0..3 {
+        let (took, got) = timed("P-10053").await;
+        assert_eq!((got.status, got.x_cache.as_str()), (200, "STALE"));
+        first.push(took);
+    }
+    // AND from then on STALE (and 503 for a never-served id) comes at once
+    let mut later = Vec::new();
+    for _ in 0..5 {
+        let (took, got) = timed("P-10053").await;
+        assert_eq!((got.status, got.x_cache.as_str()), (200, "STALE"));
+        later.push(took);
+        let (took, got) = timed("P-10099").await;
+        assert_eq!(got.status, 503);
+        later.push(took);
+    }
+    assert!(first.iter().all(|t| t.as_secs_f64() > 2.5), "{first:?}");
+    let slowest = *later.iter().max().unwrap();
+    assert!(
+        slowest.as_millis() < 1_000,
+        "answers after the first few: {later:?}"
+    );
+
+    // WHEN the table answers again THEN misses are MISS again within a second
+    endpoint.black_hole(false);
+    let healed = std::time::Instant::now();
+    loop {
+        let got = get(port, "P-10053").await;
+        if got.x_cache == "MISS" {
+            break;
+        }
+        assert_eq!(got.x_cache, "STALE");
+        assert!(
+            healed.elapsed().as_secs() < 2,
+            "still STALE 2 s after the table came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!("figure: table not answering: the first 3 misses, STALE after -> {first:.1?}");
+    println!(
+        "figure: table not answering: the next 10 misses, STALE or 503, slowest -> {slowest:.1?}"
+    );
+    println!(
+        "figure: table answering again: first MISS after -> {:.1?}",
+        healed.elapsed()
+    );
 }

@@ -102,9 +102,9 @@ async fn two_gets(
     (seen[0].clone(), seen[1].clone())
 }
 
-/// Runs cache-invalidator (stdin mode) on one REMOVE of `id`, trusting the test CA.
-fn invalidate_as(redis_url: &str, ca: &std::path::Path, id: &str) -> serde_json::Value {
-    let event = serde_json::json!({"Records": [{
+/// A stream event with one REMOVE of `id` (event id `acl-1`).
+fn remove_event(id: &str) -> serde_json::Value {
+    serde_json::json!({"Records": [{
         "eventID": "acl-1",
         "eventName": "REMOVE",
         "eventSource": "aws:dynamodb",
@@ -116,13 +116,17 @@ fn invalidate_as(redis_url: &str, ca: &std::path::Path, id: &str) -> serde_json:
             "StreamViewType": "NEW_AND_OLD_IMAGES"
         },
         "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/Products/stream/x"
-    }]});
+    }]})
+}
+
+/// Runs cache-invalidator (stdin mode) on one REMOVE of `id`, trusting the test CA.
+fn invalidate_as(redis_url: &str, ca: &std::path::Path, id: &str) -> serde_json::Value {
     run_invalidator(
         &[
             (cache_url_var(redis_url), redis_url.as_ref()),
             ("SSL_CERT_FILE", ca.as_os_str()),
         ],
-        &event,
+        &remove_event(id),
     )
 }
 
@@ -341,4 +345,43 @@ async fn a_memcaches_url_reaches_memcached_over_tls_and_plain_tcp_does_not() {
     // AND a plain memcache:// client gets nothing from the TLS port: BYPASS, still 200
     let plain = two_gets(&format!("memcache://localhost:{port}"), &ca, &table).await;
     assert_eq!(plain, ("BYPASS".to_owned(), "BYPASS".to_owned()));
+}
+
+#[test]
+fn a_wrong_password_is_logged_as_the_servers_refusal_not_as_a_timeout() {
+    // GIVEN Redis with an AUTH token, and cache-invalidator given the wrong one
+    let redis = RedisServer::start_with(|_, _| vec!["--requirepass".into(), "right-token".into()]);
+    let url = format!("redis://:wrong-token@127.0.0.1:{}", redis.port);
+    let event = remove_event("P-10001");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cache-invalidator"))
+        .env_clear()
+        .env("REDIS_URL", &url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(event.to_string().as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    // WHEN it runs THEN the record is reported for retry, and the log says why: the
+    // server refused the password (an operator fixing a timeout would look elsewhere)
+    let response: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        response["batchItemFailures"][0]["itemIdentifier"], "1",
+        "record not reported: {stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("WRONGPASS") || stderr.contains("invalid username-password"),
+        "the log does not name the refused password:\n{stderr}"
+    );
+    // AND the password itself is not in the log
+    assert!(!stderr.contains("wrong-token"), "{stderr}");
 }

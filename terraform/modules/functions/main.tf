@@ -8,13 +8,16 @@ locals {
   cache_invalidator = "${var.name}-cache-invalidator"
   memcached         = var.memcached_url != null
   # What both functions read; each binary reads only its own variables. Redis comes with
-  # its AUTH secret; Memcached has none (ElastiCache offers no AUTH for it).
+  # its AUTH secret; Memcached has none (ElastiCache offers no AUTH for it). The entry
+  # settings must be the same in both: the invalidator rewrites what product-api fills.
   cache_environment = (local.memcached
     ? { MEMCACHED_URL = var.memcached_url }
   : { REDIS_URL = var.redis_url, REDIS_AUTH_SECRET_ARN = var.redis_auth_secret_arn })
   common_environment = merge(local.cache_environment, {
     CACHE_TTL_SECONDS          = tostring(var.cache_ttl_seconds)
     NEGATIVE_CACHE_TTL_SECONDS = tostring(var.negative_cache_ttl_seconds)
+    STALE_TTL_SECONDS          = tostring(var.stale_ttl_seconds)
+    CACHE_TTL_JITTER_PERCENT   = tostring(var.cache_ttl_jitter_percent)
     METRICS_NAMESPACE          = var.metrics_namespace
   })
   # The request path's cache timeout; the invalidator keeps its own, longer default

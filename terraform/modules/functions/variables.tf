@@ -101,6 +101,18 @@ variable "negative_cache_ttl_seconds" {
   default     = 30
 }
 
+variable "stale_ttl_seconds" {
+  description = "STALE_TTL_SECONDS."
+  type        = number
+  default     = 86400
+}
+
+variable "cache_ttl_jitter_percent" {
+  description = "CACHE_TTL_JITTER_PERCENT."
+  type        = number
+  default     = 0
+}
+
 variable "redis_timeout_ms" {
   description = "REDIS_TIMEOUT_MS, or MEMCACHED_TIMEOUT_MS when the cache is Memcached."
   type        = number
