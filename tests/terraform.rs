@@ -1310,7 +1310,8 @@ fn the_memcached_dashboard_and_alarms_use_memcached_metrics_per_node() {
 
 /// The variable names an environment block of the functions sets (`KEY = ...` lines).
 fn environment_names(functions: &Module, local: &str) -> BTreeSet<String> {
-    let name = Regex::new(r"(?m)^\s*([A-Z][A-Z0-9_]*)\s*=").unwrap();
+    // One name per line, or several in a one-line object (`{ A = …, B = … }`).
+    let name = Regex::new(r"(?m)(?:^|[{,])\s*([A-Z][A-Z0-9_]*)\s*=[^=]").unwrap();
     name.captures_iter(&expr_text(&functions.locals[local]))
         .map(|c| c[1].to_owned())
         .collect()
@@ -1332,9 +1333,17 @@ fn both_functions_get_the_same_entry_settings_and_only_variables_the_binaries_re
     let functions = module("functions");
     let common = environment_names(&functions, "common_environment");
     let product_api = environment_names(&functions, "product_api_environment");
+    // The cache's own variables (REDIS_URL and its secret, or MEMCACHED_URL).
+    let cache = environment_names(&functions, "cache_environment");
+    for name in ["REDIS_URL", "REDIS_AUTH_SECRET_ARN", "MEMCACHED_URL"] {
+        assert!(
+            cache.contains(name),
+            "{name} not in cache_environment: {cache:?}"
+        );
+    }
     let known = variables_the_binaries_read();
     // A misspelt name would be ignored by the binaries and leave the default in force.
-    for name in common.iter().chain(&product_api) {
+    for name in common.iter().chain(&product_api).chain(&cache) {
         assert!(
             known.contains(name),
             "the functions set {name}, which src/config.rs never reads"
