@@ -5,6 +5,8 @@
 //!
 //! - in process: the service's hit and miss paths vs a raw fred GET and a raw
 //!   GetItem + SET;
+//! - the same paths on memcached (its own `memcached`), vs a raw meta-protocol `mg` and
+//!   GetItem + `ms`, and beside the Redis paths measured in the same rounds;
 //! - Lambda mode behind a local Runtime API: cold start, warm latency and throughput vs
 //!   a no-I/O Rust function (`examples/noop-lambda.rs`);
 //! - local HTTP mode under `wrk` vs `redis-benchmark` GET at the same concurrency;
@@ -23,13 +25,14 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use fred::prelude::KeysInterface;
-use product_catalog::adapters::{DynamoStore, RedisCache, aws::sdk_config};
-use product_catalog::config::RedisUrl;
+use product_catalog::adapters::{DynamoStore, MemcachedCache, RedisCache, aws::sdk_config};
+use product_catalog::config::{MemcachedUrl, RedisUrl};
 use product_catalog::domain::ProductId;
+use product_catalog::ports::Cache;
 use product_catalog::service::ProductService;
 use serde_json::Value;
 
-use helpers::{RedisServer, free_port, sample_table, service_env, wait_for_port};
+use helpers::{MemcachedServer, RedisServer, free_port, sample_table, service_env, wait_for_port};
 use runtime_api::RuntimeApi;
 
 /// Rounds per measurement; the figure reported is the median of the rounds' values.
@@ -101,7 +104,13 @@ async fn main() {
         "measurement", "figure", "floor"
     );
 
+    // BENCH_ONLY=memcached: the memcached rows alone.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("memcached") {
+        memcached_beside_redis(&mut report, &redis, &table).await;
+        return;
+    }
     in_process(&mut report, &redis, &table).await;
+    memcached_beside_redis(&mut report, &redis, &table).await;
     // BENCH_ONLY=in-process: the in-process rows alone (a few minutes less on 2 cores);
     // docs/BENCHMARKS.md is then left as it is.
     if std::env::var("BENCH_ONLY").as_deref() == Ok("in-process") {
@@ -235,6 +244,185 @@ async fn cache_for_copies(redis: &RedisServer) -> RedisCache {
     .unwrap();
     cache.wait_connected(Duration::from_secs(2)).await.unwrap();
     cache
+}
+
+// --- memcached beside Redis ---------------------------------------------------------
+
+/// One plain connection to memcached, speaking the meta protocol by hand: the floor.
+struct RawMemcached {
+    stream: tokio::io::BufStream<tokio::net::TcpStream>,
+}
+
+impl RawMemcached {
+    async fn connect(port: u16) -> Self {
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream: tokio::io::BufStream::new(stream),
+        }
+    }
+
+    /// Sends one command and reads its one reply (a status line, or a value).
+    async fn call(&mut self, command: &[u8]) -> Vec<u8> {
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+        self.stream.write_all(command).await.unwrap();
+        self.stream.flush().await.unwrap();
+        let mut line = Vec::new();
+        self.stream.read_until(b'\n', &mut line).await.unwrap();
+        if let Some(size) = line.strip_prefix(b"VA ") {
+            let size: usize = std::str::from_utf8(size)
+                .unwrap()
+                .split([' ', '\r'])
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let mut value = vec![0; size + 2];
+            self.stream.read_exact(&mut value).await.unwrap();
+            value.truncate(size);
+            return value;
+        }
+        line
+    }
+}
+
+/// The latency percentiles of `count` calls of `call`.
+async fn timed(count: usize, mut call: impl AsyncFnMut()) -> Latency {
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        call().await;
+        samples.push(started.elapsed());
+    }
+    latency(samples)
+}
+
+/// One round of 300 misses: each id's key is emptied by `empty` (untimed), then read.
+async fn miss_round<C: Cache>(
+    service: &ProductService<C, DynamoStore>,
+    mut empty: impl AsyncFnMut(&ProductId),
+) -> Latency {
+    let mut samples = Vec::with_capacity(300);
+    for n in 0..300 {
+        let id = ProductId::parse(&format!("P-{}", 10001 + n % 200)).unwrap();
+        empty(&id).await;
+        let started = Instant::now();
+        service.get(&id).await.unwrap();
+        samples.push(started.elapsed());
+    }
+    latency(samples)
+}
+
+/// Hit and miss paths on memcached next to a raw `mg` (hit) and GetItem + raw `ms`
+/// (miss), and next to the same paths on Redis, all interleaved in the same rounds.
+async fn memcached_beside_redis(report: &mut Report, redis: &RedisServer, table: &DynamoStore) {
+    let memcached = MemcachedServer::start();
+    let url = MemcachedUrl::try_from(memcached.url()).unwrap();
+    let cache = MemcachedCache::new(&url, Duration::from_millis(50), 1).unwrap();
+    cache.wait_connected(Duration::from_secs(2)).await.unwrap();
+    let on_memcached = ProductService::new(cache, table.clone(), Duration::from_secs(300));
+    let on_redis = ProductService::new(
+        cache_for_copies(redis).await,
+        table.clone(),
+        Duration::from_secs(300),
+    );
+    let mut raw = RawMemcached::connect(memcached.port).await;
+    let raw_redis = redis.client().await;
+    let id = ProductId::parse("P-10001").unwrap();
+    on_memcached.get(&id).await.unwrap();
+    on_redis.get(&id).await.unwrap();
+
+    let (mut hits, mut floors, mut redis_hits) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        floors.push(
+            timed(2_000, async || {
+                drop(raw.call(b"mg product:P-10001 v\r\n").await)
+            })
+            .await,
+        );
+        hits.push(timed(2_000, async || drop(on_memcached.get(&id).await.unwrap())).await);
+        redis_hits.push(timed(2_000, async || drop(on_redis.get(&id).await.unwrap())).await);
+    }
+    let (hit, floor, redis_hit) = (median_of(&hits), median_of(&floors), median_of(&redis_hits));
+    report.row(
+        "memcached, in process: hit path (service.get, cached)",
+        format!("p50 {} / p99 {}", ms(hit.p50), ms(hit.p99)),
+        format!("raw mg p50 {} / p99 {}", ms(floor.p50), ms(floor.p99)),
+        verdict(hit.p50.as_secs_f64() / floor.p50.as_secs_f64(), 1.3),
+    );
+    report.row(
+        "memcached beside Redis: hit path, same rounds",
+        format!("memcached p50 {} / p99 {}", ms(hit.p50), ms(hit.p99)),
+        format!(
+            "Redis p50 {} / p99 {}",
+            ms(redis_hit.p50),
+            ms(redis_hit.p99)
+        ),
+        format!(
+            "{:.2}x",
+            hit.p50.as_secs_f64() / redis_hit.p50.as_secs_f64()
+        ),
+    );
+
+    let client = aws_sdk_dynamodb::Client::new(&sdk_config().await);
+    let (mut misses, mut floors, mut redis_misses) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let mut floor = Vec::with_capacity(300);
+        for n in 0..300 {
+            let key = format!("P-{}", 10001 + n % 200);
+            let started = Instant::now();
+            let item = client
+                .get_item()
+                .table_name(table.table().as_str())
+                .key("productId", AttributeValue::S(key.clone()))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap();
+            let body = format!("{:?}", item.item.map(|i| i.len()));
+            let set = format!("ms bench:{key} {} T300\r\n{body}\r\n", body.len());
+            raw.call(set.as_bytes()).await;
+            floor.push(started.elapsed());
+        }
+        let miss = miss_round(&on_memcached, async |id| {
+            raw.call(format!("md {}\r\n", id.cache_key()).as_bytes())
+                .await;
+        })
+        .await;
+        let redis_miss = miss_round(&on_redis, async |id| {
+            let _: i64 = raw_redis.del(id.cache_key()).await.unwrap();
+        })
+        .await;
+        floors.push(latency(floor));
+        misses.push(miss);
+        redis_misses.push(redis_miss);
+    }
+    let (miss, floor, redis_miss) = (
+        median_of(&misses),
+        median_of(&floors),
+        median_of(&redis_misses),
+    );
+    report.row(
+        "memcached, in process: miss path (GetItem, lease, CAS fill)",
+        format!("p50 {} / p99 {}", ms(miss.p50), ms(miss.p99)),
+        format!("GetItem+ms p50 {} / p99 {}", ms(floor.p50), ms(floor.p99)),
+        verdict(miss.p50.as_secs_f64() / floor.p50.as_secs_f64(), 1.2),
+    );
+    report.row(
+        "memcached beside Redis: miss path, same rounds",
+        format!("memcached p50 {} / p99 {}", ms(miss.p50), ms(miss.p99)),
+        format!(
+            "Redis p50 {} / p99 {}",
+            ms(redis_miss.p50),
+            ms(redis_miss.p99)
+        ),
+        format!(
+            "{:.2}x",
+            miss.p50.as_secs_f64() / redis_miss.p50.as_secs_f64()
+        ),
+    );
 }
 
 /// Ids drawn from a Zipf(1.1) distribution over the 200 sample products, seeded.

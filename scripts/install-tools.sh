@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests, the local stack and packaging need, into git-ignored folders
 # of the project: the DynamoDB emulator (dynalite, from npm, into tools/emulator) and
-# Python tools (into .tools/venv). Checks for redis-server. Idempotent.
+# Python tools (into .tools/venv). Checks for redis-server and memcached (installing the
+# Debian packages when missing and run as root). Idempotent.
 #   scripts/install-tools.sh            # tests: emulator, checkov
 #   scripts/install-tools.sh package    # packaging: cargo-lambda, ziglang
 set -euo pipefail
@@ -39,6 +40,22 @@ if ! command -v redis-server >/dev/null 2>&1; then
   need redis-server "Install Redis 7 or Valkey 7 (Debian package: redis-server)."
 fi
 need redis-cli "Install redis-cli (Debian package: redis-tools)."
+# The memcached engine's tests start their own memcached (1.6 or later: meta commands).
+if ! command -v memcached >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "memcached not found: installing the Debian package memcached" >&2
+    (apt-get install -y -q memcached >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q memcached >/dev/null; })
+    # The package starts a system memcached on 11211; the tests use their own, and
+    # nothing here needs that one.
+    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now memcached >/dev/null 2>&1 || true; fi
+  fi
+  need memcached "Install memcached 1.6 or later (Debian package: memcached)."
+fi
+memcached_version=$(memcached -V | sed -n 's/^memcached \([0-9]*\)\.\([0-9]*\).*/\1.\2/p')
+case "$memcached_version" in
+  1.[6-9]|1.[1-9][0-9]|[2-9].*) ;;
+  *) echo "error: memcached ${memcached_version:-of unknown version} is too old: the tests need 1.6 or later (meta commands). $(command -v memcached): $(memcached -V)" >&2; exit 1 ;;
+esac
 # Every read sends SET ... NX GET, which Redis 7.0 added: an older server fails the tests
 # in ways that look like bugs, so refuse it here, by name. Valkey reports its own version.
 redis_version=$(redis-server --version | sed -n 's/.* v=\([0-9]*\)\.\([0-9]*\).*/\1.\2/p')

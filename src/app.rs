@@ -1,12 +1,14 @@
 //! Wiring: turns a binary's configuration into its running parts, choosing adapters from
-//! what is set. The one place that connects to Redis.
+//! what is set. The one place that connects to Redis or memcached.
 
 use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::adapters::{AnyCache, AnyStore, DynamoStore, MemoryCache, MemoryStore, RedisCache, aws};
-use crate::config::{ApiConfig, FromEnvironment, Mode, RedisConfig, TableName};
+use crate::adapters::{
+    AnyCache, AnyStore, DynamoStore, MemcachedCache, MemoryCache, MemoryStore, RedisCache, aws,
+};
+use crate::config::{ApiConfig, CacheConfig, FromEnvironment, Mode, RedisConfig, TableName};
 use crate::error::{StartError, report};
 use crate::http::Api;
 use crate::service::ProductService;
@@ -14,7 +16,7 @@ use crate::service::ProductService;
 /// The API as the binaries run it.
 pub type ProductApi = Api<AnyCache, AnyStore>;
 
-/// How long start-up waits for Redis before going on without it (it keeps reconnecting).
+/// How long start-up waits for the cache (Redis or memcached) before going on without it (it keeps reconnecting).
 const REDIS_START_WAIT: Duration = Duration::from_secs(1);
 
 /// The binary's configuration from the environment; on a bad value, says which variable
@@ -44,13 +46,13 @@ pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
     Ok(Api::new(service, config.http_max_age))
 }
 
-/// The cache chosen by `REDIS_URL`.
+/// The cache chosen by `REDIS_URL` or `MEMCACHED_URL`.
 ///
 /// # Errors
-/// [`StartError`] when the Redis client cannot be configured.
+/// [`StartError`] when the cache client cannot be configured.
 pub async fn build_cache(config: &ApiConfig) -> Result<AnyCache, StartError> {
-    let Some(redis) = &config.redis else {
-        info!("REDIS_URL not set: using the in-process cache");
+    let Some(cache) = &config.cache else {
+        info!("neither REDIS_URL nor MEMCACHED_URL set: using the in-process cache");
         return Ok(AnyCache::Memory(MemoryCache::default()));
     };
     // Lambda runs one request at a time per process; locally a few connections share load.
@@ -58,7 +60,31 @@ pub async fn build_cache(config: &ApiConfig) -> Result<AnyCache, StartError> {
         Mode::Lambda => 1,
         Mode::Local => std::thread::available_parallelism().map_or(2, usize::from),
     };
-    Ok(AnyCache::Redis(connect_redis(redis, pool_size).await?))
+    connect_cache(cache, pool_size).await
+}
+
+/// Connects to the configured shared cache: [`connect_redis`], or memcached with
+/// `connections` per node. An unreachable cache is logged, not an error.
+///
+/// # Errors
+/// [`StartError`] when the client cannot be configured (or the Redis secret read).
+pub async fn connect_cache(
+    cache: &CacheConfig,
+    connections: usize,
+) -> Result<AnyCache, StartError> {
+    match cache {
+        CacheConfig::Redis(redis) => Ok(AnyCache::Redis(connect_redis(redis, connections).await?)),
+        CacheConfig::Memcached(memcached) => {
+            let cache = MemcachedCache::new(&memcached.url, memcached.timeout, connections)?;
+            match cache.wait_connected(REDIS_START_WAIT).await {
+                Ok(()) => info!(memcached = ?memcached.url, "connected to memcached"),
+                Err(err) => {
+                    warn!(memcached = ?memcached.url, error = %report(&err), "memcached not reachable yet; going on without it meanwhile");
+                }
+            }
+            Ok(AnyCache::Memcached(cache))
+        }
+    }
 }
 
 /// Connects to Redis as every binary does: the AUTH token from Secrets Manager when

@@ -32,6 +32,8 @@ pub const ENTRY_SETTINGS: [&str; 4] = [
     CACHE_TTL_JITTER_PERCENT,
 ];
 pub const REDIS_TIMEOUT_MS: &str = "REDIS_TIMEOUT_MS";
+pub const MEMCACHED_URL: &str = "MEMCACHED_URL";
+pub const MEMCACHED_TIMEOUT_MS: &str = "MEMCACHED_TIMEOUT_MS";
 pub const HTTP_MAX_AGE_SECONDS: &str = "HTTP_MAX_AGE_SECONDS";
 pub const L1_CACHE_ENTRIES: &str = "L1_CACHE_ENTRIES";
 pub const L1_TTL_MS: &str = "L1_TTL_MS";
@@ -174,6 +176,141 @@ impl std::fmt::Debug for RedisUrl {
     }
 }
 
+/// One memcached node, `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemcachedNode {
+    host: String,
+    port: u16,
+}
+
+impl MemcachedNode {
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl std::fmt::Display for MemcachedNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// memcached's default port.
+const MEMCACHED_PORT: u16 = 11211;
+
+/// `memcache://host:port[,host:port…]`, or `memcaches://…` for TLS: the nodes of a
+/// memcached cluster, sharded by the client. It carries no secret (memcached on
+/// ElastiCache has no AUTH), so `Debug` shows it whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemcachedUrl {
+    tls: bool,
+    nodes: Vec<MemcachedNode>,
+}
+
+impl MemcachedUrl {
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// At least one node, in the order given, without duplicates.
+    pub fn nodes(&self) -> &[MemcachedNode] {
+        &self.nodes
+    }
+}
+
+impl TryFrom<String> for MemcachedUrl {
+    type Error = ConfigError;
+
+    fn try_from(raw: String) -> Result<Self, ConfigError> {
+        let invalid = |reason: &str| ConfigError::invalid(MEMCACHED_URL, &raw, reason);
+        let (tls, list) = if let Some(list) = raw.strip_prefix("memcaches://") {
+            (true, list)
+        } else if let Some(list) = raw.strip_prefix("memcache://") {
+            (false, list)
+        } else {
+            return Err(invalid(
+                "expected memcache://host:port[,host:port...] or memcaches:// (TLS)",
+            ));
+        };
+        let list = list.strip_suffix('/').unwrap_or(list);
+        if list.contains('@') {
+            return Err(invalid(
+                "memcached takes no user or password (ElastiCache has no AUTH)",
+            ));
+        }
+        let mut nodes: Vec<MemcachedNode> = Vec::new();
+        for entry in list.split(',') {
+            let (host, port) = match entry.rsplit_once(':') {
+                Some((host, port)) if !host.ends_with(':') => (host, Some(port)),
+                _ => (entry, None),
+            };
+            let host = host
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(host);
+            let port = match port {
+                None => MEMCACHED_PORT,
+                Some(port) => port
+                    .parse()
+                    .ok()
+                    .filter(|port| *port > 0)
+                    .ok_or_else(|| invalid(&format!("bad port in {entry:?}")))?,
+            };
+            let valid_host = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':'));
+            if !valid_host {
+                return Err(invalid(&format!("bad host in {entry:?}")));
+            }
+            let node = MemcachedNode {
+                host: host.to_owned(),
+                port,
+            };
+            if nodes.contains(&node) {
+                return Err(invalid(&format!("{node} is listed twice")));
+            }
+            nodes.push(node);
+        }
+        Ok(Self { tls, nodes })
+    }
+}
+
+/// How a binary reaches memcached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemcachedConfig {
+    pub url: MemcachedUrl,
+    /// Bound on every memcached call (`MEMCACHED_TIMEOUT_MS`; the default is the
+    /// binary's, as for Redis).
+    pub timeout: Duration,
+}
+
+/// The shared cache a binary uses: Redis (`REDIS_URL`) or memcached (`MEMCACHED_URL`),
+/// never both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheConfig {
+    Redis(RedisConfig),
+    Memcached(MemcachedConfig),
+}
+
+impl CacheConfig {
+    /// Bound on every call to the cache.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Self::Redis(redis) => redis.timeout,
+            Self::Memcached(memcached) => memcached.timeout,
+        }
+    }
+}
+
 /// How a binary reaches Redis; the same variables and rules for all three.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
@@ -207,8 +344,8 @@ pub struct ApiConfig {
     pub listen_addr: SocketAddr,
     /// DynamoDB table; `None` selects the embedded sample catalog (local mode only).
     pub table: Option<TableName>,
-    /// Redis or ElastiCache; `None` selects the in-process cache.
-    pub redis: Option<RedisConfig>,
+    /// Redis or memcached (ElastiCache); `None` selects the in-process cache.
+    pub cache: Option<CacheConfig>,
     pub ttls: EntryTtls,
     /// `Cache-Control: public, max-age=<this>` on 200 responses.
     pub http_max_age: u32,
@@ -219,11 +356,11 @@ pub struct ApiConfig {
     pub metrics_namespace: String,
 }
 
-/// cache-invalidator's configuration: it needs a Redis, and never reads the table.
+/// cache-invalidator's configuration: it needs a shared cache, and never reads the table.
 #[derive(Debug, Clone)]
 pub struct InvalidatorConfig {
     pub mode: Mode,
-    pub redis: RedisConfig,
+    pub cache: CacheConfig,
     pub ttls: EntryTtls,
     pub metrics_namespace: String,
 }
@@ -232,7 +369,7 @@ pub struct InvalidatorConfig {
 #[derive(Debug, Clone)]
 pub struct CatalogConfig {
     pub table: Option<TableName>,
-    pub redis: Option<RedisConfig>,
+    pub cache: Option<CacheConfig>,
 }
 
 /// A configuration read from the environment.
@@ -303,7 +440,7 @@ impl FromEnvironment for ApiConfig {
             mode,
             listen_addr,
             table,
-            redis: env.redis(API_REDIS_TIMEOUT)?,
+            cache: env.cache(API_REDIS_TIMEOUT)?,
             ttls: env.ttls()?,
             http_max_age: match env.get(HTTP_MAX_AGE_SECONDS) {
                 None => DEFAULT_HTTP_MAX_AGE,
@@ -325,15 +462,15 @@ impl FromEnvironment for ApiConfig {
 
 impl FromEnvironment for InvalidatorConfig {
     fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
-        let redis = env.redis(INVALIDATOR_REDIS_TIMEOUT)?.ok_or_else(|| {
+        let cache = env.cache(INVALIDATOR_REDIS_TIMEOUT)?.ok_or_else(|| {
             ConfigError::missing(
                 REDIS_URL,
-                "the cache-invalidator needs the cache to invalidate",
+                "the cache-invalidator needs the cache to invalidate (or MEMCACHED_URL)",
             )
         })?;
         Ok(Self {
             mode: env.mode(),
-            redis,
+            cache,
             ttls: env.ttls()?,
             metrics_namespace: env.metrics_namespace()?,
         })
@@ -344,7 +481,7 @@ impl FromEnvironment for CatalogConfig {
     fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             table: env.table()?,
-            redis: env.redis(CATALOG_REDIS_TIMEOUT)?,
+            cache: env.cache(CATALOG_REDIS_TIMEOUT)?,
         })
     }
 }
@@ -389,6 +526,34 @@ impl Env<'_> {
 
     fn table(&self) -> Result<Option<TableName>, ConfigError> {
         self.get(TABLE_NAME).map(TableName::try_from).transpose()
+    }
+
+    /// `REDIS_URL` or `MEMCACHED_URL` (an error naming both when both are set).
+    fn cache(&self, default_timeout: Duration) -> Result<Option<CacheConfig>, ConfigError> {
+        let redis = self.redis(default_timeout)?;
+        let memcached = self
+            .get(MEMCACHED_URL)
+            .map(MemcachedUrl::try_from)
+            .transpose()?;
+        let timeout = match self.get(MEMCACHED_TIMEOUT_MS) {
+            None => default_timeout,
+            Some(raw) => {
+                Duration::from_millis(parse_in_range(MEMCACHED_TIMEOUT_MS, &raw, 1, 10_000)?)
+            }
+        };
+        match (redis, memcached) {
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                MEMCACHED_URL,
+                "(set)",
+                "REDIS_URL and MEMCACHED_URL are both set: choose one cache engine",
+            )),
+            (Some(redis), None) => Ok(Some(CacheConfig::Redis(redis))),
+            (None, Some(url)) => Ok(Some(CacheConfig::Memcached(MemcachedConfig {
+                url,
+                timeout,
+            }))),
+            (None, None) => Ok(None),
+        }
     }
 
     fn redis(&self, default_timeout: Duration) -> Result<Option<RedisConfig>, ConfigError> {
@@ -556,7 +721,7 @@ mod tests {
         assert_eq!(config.mode, Mode::Local);
         assert_eq!(config.listen_addr, "127.0.0.1:3000".parse().unwrap());
         assert_eq!(config.table, None);
-        assert_eq!(config.redis, None);
+        assert_eq!(config.cache, None);
         assert_eq!(config.ttls.product, Duration::from_secs(300));
         assert_eq!(config.ttls.negative.get(), Duration::from_secs(30));
         assert_eq!(config.http_max_age, 60);
@@ -601,9 +766,13 @@ mod tests {
         let url = (REDIS_URL, "redis://cache:6379");
         let timeouts = |vars: &[(&str, &str)]| {
             [
-                api(vars).unwrap().redis.unwrap().timeout,
-                read::<InvalidatorConfig>(vars).unwrap().redis.timeout,
-                read::<CatalogConfig>(vars).unwrap().redis.unwrap().timeout,
+                api(vars).unwrap().cache.unwrap().timeout(),
+                read::<InvalidatorConfig>(vars).unwrap().cache.timeout(),
+                read::<CatalogConfig>(vars)
+                    .unwrap()
+                    .cache
+                    .unwrap()
+                    .timeout(),
             ]
         };
         // THEN each binary has its default, and all follow the variable when set
@@ -672,7 +841,10 @@ mod tests {
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
         // AND a secret with a URL is kept, typed
         let ok = api(&[(REDIS_AUTH_SECRET_ARN, ARN), (REDIS_URL, "rediss://c:6379")]).unwrap();
-        assert_eq!(ok.redis.unwrap().auth_secret.unwrap().as_str(), ARN);
+        let Some(CacheConfig::Redis(redis)) = ok.cache else {
+            panic!("{:?}", ok.cache)
+        };
+        assert_eq!(redis.auth_secret.unwrap().as_str(), ARN);
     }
 
     #[test]
@@ -717,7 +889,7 @@ mod tests {
     #[test]
     fn empty_values_count_as_unset() {
         let config = api(&[(REDIS_URL, ""), (TABLE_NAME, ""), (CACHE_TTL_SECONDS, "")]).unwrap();
-        assert_eq!(config.redis, None);
+        assert_eq!(config.cache, None);
         assert_eq!(config.table, None);
         assert_eq!(config.ttls.product, Duration::from_secs(300));
     }
@@ -760,6 +932,78 @@ mod tests {
             assert!(
                 err.contains(STALE_TTL_SECONDS) && err.contains(bad),
                 "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn memcached_urls_name_their_nodes_and_tls() {
+        // GIVEN a TLS URL of three nodes, one with the default port
+        let config = api(&[(
+            MEMCACHED_URL,
+            "memcaches://a.cache:11211,b.cache:11212,c.cache",
+        )])
+        .unwrap();
+        let Some(CacheConfig::Memcached(memcached)) = config.cache else {
+            panic!("{:?}", config.cache)
+        };
+        // THEN each node is kept, in order, and TLS is on
+        assert!(memcached.url.tls());
+        let nodes: Vec<String> = memcached
+            .url
+            .nodes()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nodes, ["a.cache:11211", "b.cache:11212", "c.cache:11211"]);
+        assert_eq!(memcached.timeout, API_REDIS_TIMEOUT);
+        // AND plain memcache:// is plain TCP, with MEMCACHED_TIMEOUT_MS followed
+        let plain = read::<InvalidatorConfig>(&[
+            (MEMCACHED_URL, "memcache://127.0.0.1:11211"),
+            (MEMCACHED_TIMEOUT_MS, "20"),
+        ])
+        .unwrap();
+        let CacheConfig::Memcached(memcached) = plain.cache else {
+            panic!("{:?}", plain.cache)
+        };
+        assert!(!memcached.url.tls());
+        assert_eq!(memcached.timeout, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn bad_memcached_urls_name_the_variable() {
+        for bad in [
+            "redis://a:6379",
+            "memcache://",
+            "memcache://a:0",
+            "memcache://a:x",
+            "memcache://a,,b",
+            "memcache://user:pw@a:11211",
+            "memcache://a:1,a:1",
+            "memcache://a b:1",
+        ] {
+            let err = api(&[(MEMCACHED_URL, bad)]).unwrap_err();
+            assert!(err.to_string().contains(MEMCACHED_URL), "{bad}: {err}");
+        }
+        let err = api(&[(MEMCACHED_URL, "memcache://a"), (MEMCACHED_TIMEOUT_MS, "0")]).unwrap_err();
+        assert!(err.to_string().contains(MEMCACHED_TIMEOUT_MS), "{err}");
+    }
+
+    #[test]
+    fn redis_and_memcached_together_is_an_error_naming_both() {
+        let both = [
+            (REDIS_URL, "redis://a:6379"),
+            (MEMCACHED_URL, "memcache://b:11211"),
+        ];
+        for err in [
+            api(&both).unwrap_err(),
+            read::<InvalidatorConfig>(&both).unwrap_err(),
+            read::<CatalogConfig>(&both).unwrap_err(),
+        ] {
+            let message = err.to_string();
+            assert!(
+                message.contains(REDIS_URL) && message.contains(MEMCACHED_URL),
+                "{message}"
             );
         }
     }

@@ -11,7 +11,7 @@
 //!   lease) and its one encoding.
 //! - [`item`]: DynamoDB item <-> JSON with numbers kept to their exact digits.
 //! - [`ports`]: the [`ports::Cache`] and [`ports::ProductStore`] traits.
-//! - [`adapters`]: Redis (fred) and in-process caches; DynamoDB and in-memory stores;
+//! - [`adapters`]: Redis (fred), memcached (meta commands) and in-process caches; DynamoDB and in-memory stores;
 //!   AWS SDK client set-up (`adapters::aws`).
 //! - [`service`]: every cache-aside decision (hit, miss, fill, leases, negative caching,
 //!   single-flight, degradation), with [`breaker`] guarding the cache.

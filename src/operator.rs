@@ -1,13 +1,13 @@
 //! What the `catalog` CLI does, for an operator: create the table, load a catalog, read,
 //! write and delete single products, and drop cache entries. Each action checks that
-//! the configuration names what it needs (`TABLE_NAME`, `REDIS_URL`).
+//! the configuration names what it needs (`TABLE_NAME`, `REDIS_URL` or `MEMCACHED_URL`).
 
 use serde_dynamo::Item;
 use thiserror::Error;
 
-use crate::adapters::{DynamoStore, RedisCache};
+use crate::adapters::DynamoStore;
 use crate::cache_entry::stale_key;
-use crate::config::{CatalogConfig, REDIS_URL, TABLE_NAME, TableName};
+use crate::config::{CatalogConfig, MEMCACHED_URL, REDIS_URL, TABLE_NAME, TableName};
 use crate::domain::ProductId;
 use crate::error::{CacheError, CatalogError, IdError, ItemError, StartError, StoreError};
 use crate::item::{catalog_from_json, check_item, item_from_json, keep_stored_types};
@@ -19,7 +19,7 @@ pub enum OperatorError {
     #[error("{TABLE_NAME} is not set: name the DynamoDB table to work on")]
     NoTable,
     #[error(
-        "{REDIS_URL} is not set: the in-process cache lives inside the server; restart it instead"
+        "neither {REDIS_URL} nor {MEMCACHED_URL} is set: the in-process cache lives inside the server; restart it instead"
     )]
     NoCache,
     #[error("product {:?} not found", .0.as_str())]
@@ -150,7 +150,7 @@ impl Operator {
     /// Drops one product's cache entry; answers its key.
     ///
     /// # Errors
-    /// [`OperatorError::NoCache`] when no Redis is configured.
+    /// [`OperatorError::NoCache`] when no shared cache (Redis, memcached) is configured.
     pub async fn invalidate(&self, id: &str) -> Result<String, OperatorError> {
         let id = ProductId::parse(id)?;
         if !self.drop_cache_entry(&id).await? {
@@ -164,17 +164,19 @@ impl Operator {
         Ok(DynamoStore::from_env(table).await)
     }
 
-    /// Deletes the product's cache key when a Redis is configured; says whether it did.
+    /// Deletes the product's cache key when Redis or memcached is configured; says whether
+    /// it did.
     async fn drop_cache_entry(&self, id: &ProductId) -> Result<bool, OperatorError> {
         self.drop_cache_keys(&[id.cache_key()]).await
     }
 
-    /// Deletes these keys, in order, when a Redis is configured; says whether it did.
+    /// Deletes these keys, in order, when Redis or memcached is configured; says whether
+    /// it did.
     async fn drop_cache_keys(&self, keys: &[String]) -> Result<bool, OperatorError> {
-        let Some(redis) = &self.config.redis else {
+        let Some(config) = &self.config.cache else {
             return Ok(false);
         };
-        let cache: RedisCache = crate::app::connect_redis(redis, 1).await?;
+        let cache = crate::app::connect_cache(config, 1).await?;
         let mut deleted = Ok(());
         for key in keys {
             deleted = cache.delete(key).await;

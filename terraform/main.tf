@@ -127,6 +127,7 @@ module "cache" {
 
   name               = var.name
   engine             = var.cache_engine
+  memcached_nodes    = var.cache_memcached_nodes
   serverless         = var.cache_serverless
   node_type          = var.cache_node_type
   cluster_mode       = var.cache_cluster_mode
@@ -156,6 +157,7 @@ module "functions" {
   table_stream_arn                 = module.data.stream_arn
   redis_url                        = module.cache.redis_url
   redis_auth_secret_arn            = module.cache.auth_secret_arn
+  memcached_url                    = module.cache.memcached_url
   cache_ttl_seconds                = var.cache_ttl_seconds
   negative_cache_ttl_seconds       = var.negative_cache_ttl_seconds
   stale_ttl_seconds                = var.stale_ttl_seconds
@@ -194,6 +196,7 @@ module "monitoring" {
   invalidator_function_name = module.functions.cache_invalidator_function_name
   table_name                = module.data.table_name
   cache_serverless          = var.cache_serverless
+  cache_engine              = var.cache_engine
   cache_metric_dimensions   = module.cache.metric_dimensions
   kms_key_arn               = aws_kms_key.this.arn
   alarm_email               = var.alarm_email

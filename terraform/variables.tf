@@ -56,13 +56,29 @@ variable "enable_nat_gateway" {
 # --- cache -----------------------------------------------------------------------
 
 variable "cache_engine" {
-  description = "ElastiCache engine: valkey or redis (Redis OSS)."
+  description = "ElastiCache engine: valkey, redis (Redis OSS) or memcached (a cluster of cache_memcached_nodes nodes across AZs, TLS, no AUTH: network access only)."
   type        = string
   default     = "valkey"
 
   validation {
-    condition     = contains(["valkey", "redis"], var.cache_engine)
-    error_message = "cache_engine must be valkey or redis."
+    condition     = contains(["valkey", "redis", "memcached"], var.cache_engine)
+    error_message = "cache_engine must be valkey, redis or memcached."
+  }
+
+  validation {
+    condition     = var.cache_engine != "memcached" || !(var.cache_serverless || var.cache_cluster_mode || var.cache_multi_az || var.cache_replicas_per_shard > 0)
+    error_message = "With cache_engine memcached, set cache_memcached_nodes; cache_serverless, cache_cluster_mode, cache_multi_az and cache_replicas_per_shard are Redis/Valkey settings."
+  }
+}
+
+variable "cache_memcached_nodes" {
+  description = "Memcached nodes (cache_engine memcached), spread across Availability Zones; the functions shard keys over them."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.cache_memcached_nodes >= 2 && var.cache_memcached_nodes <= 20
+    error_message = "cache_memcached_nodes must be from 2 (nodes in more than one AZ) to 20."
   }
 }
 

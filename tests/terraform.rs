@@ -1159,9 +1159,159 @@ fn cloudwatch_may_use_the_key_only_for_this_accounts_alarms() {
     assert!(kms.contains("aws:SourceArn"), "{kms}");
 }
 
+#[test]
+fn the_memcached_branch_is_a_cross_az_tls_cluster_reached_by_url_without_auth() {
+    let cache = module("cache");
+    // A Memcached cluster only for engine = "memcached", TLS on, nodes across AZs, in
+    // the cache group (open only to the functions, see the Redis port test: same rule,
+    // on the engine's port).
+    let cluster = &cache.resources[&("aws_elasticache_cluster".to_owned(), "memcached".to_owned())];
+    let text = |key: &str| attr(cluster, key).map(expr_text).unwrap_or_default();
+    assert_eq!(text("count"), "local.memcached ? 1 : 0");
+    assert_eq!(text("engine"), "\"memcached\"");
+    assert_eq!(text("transit_encryption_enabled"), "true");
+    assert_eq!(text("az_mode"), "\"cross-az\"");
+    assert_eq!(text("num_cache_nodes"), "var.memcached_nodes");
+    assert_eq!(text("port"), "local.port");
+    assert_eq!(
+        text("security_group_ids")
+            .split_whitespace()
+            .collect::<String>(),
+        "[var.security_group_id]"
+    );
+    assert!(
+        expr_text(&cache.locals["port"]).contains("local.memcached ? 11211 : 6379"),
+        "{:?}",
+        cache.locals["port"]
+    );
+    // No Redis leftovers for Memcached: no AUTH secret, no replication group.
+    for (kind, name) in [
+        ("random_password", "auth"),
+        ("aws_secretsmanager_secret", "auth"),
+        ("aws_elasticache_replication_group", "this"),
+        ("aws_elasticache_serverless_cache", "this"),
+    ] {
+        let count = attr(
+            &cache.resources[&(kind.to_owned(), name.to_owned())],
+            "count",
+        )
+        .map(expr_text)
+        .unwrap_or_default();
+        assert!(
+            count.contains("local.redis"),
+            "{kind}.{name}: count = {count}"
+        );
+    }
+    // Resources that became conditional keep their state through `moved` blocks.
+    for address in [
+        "random_password.auth",
+        "aws_secretsmanager_secret.auth",
+        "aws_cloudwatch_log_group.slow_log",
+    ] {
+        assert!(
+            cache.text.contains(&format!("from = {address}\n")),
+            "no moved block for {address}"
+        );
+    }
+    // Nodes across AZs means at least two; the root and the module both say so.
+    for (module, var) in [
+        (&cache, "memcached_nodes"),
+        (&root(), "cache_memcached_nodes"),
+    ] {
+        assert!(
+            module.text.contains(&format!("var.{var} >= 2")),
+            "{var} admits a single node"
+        );
+    }
+    // The URL lists every node, over TLS; the functions get it instead of REDIS_URL.
+    assert!(
+        cache
+            .text
+            .contains("\"memcaches://${join(\",\", local.memcached_nodes)}\"")
+    );
+    let root = root();
+    assert_eq!(
+        expr_text(&root.calls["functions"].1["memcached_url"]),
+        "module.cache.memcached_url"
+    );
+    assert_eq!(
+        expr_text(&root.calls["cache"].1["memcached_nodes"]),
+        "var.cache_memcached_nodes"
+    );
+    let functions = module("functions");
+    assert!(
+        functions
+            .text
+            .contains("? { MEMCACHED_URL = var.memcached_url }\n  : { REDIS_URL = var.redis_url, REDIS_AUTH_SECRET_ARN = var.redis_auth_secret_arn })"),
+        "the functions read MEMCACHED_URL, or REDIS_URL and its secret"
+    );
+    assert!(
+        functions
+            .text
+            .contains("\"MEMCACHED_TIMEOUT_MS\" : \"REDIS_TIMEOUT_MS\"")
+    );
+    // The secret statement exists only when there is a secret (Memcached has none).
+    assert!(functions.text.contains(
+        "for_each = var.redis_auth_secret_arn == null ? [] : [var.redis_auth_secret_arn]"
+    ));
+    // The variable names the code reads are the ones the functions set.
+    for var in [
+        product_catalog::config::MEMCACHED_URL,
+        product_catalog::config::MEMCACHED_TIMEOUT_MS,
+    ] {
+        assert!(functions.text.contains(var), "{var}");
+    }
+}
+
+#[test]
+fn the_memcached_dashboard_and_alarms_use_memcached_metrics_per_node() {
+    let monitoring = module("monitoring");
+    let memcached = Regex::new(r"memcached_metrics\s*=\s*\{([^}]*)\}").unwrap();
+    let memcached = &memcached.captures(&monitoring.text).unwrap()[1];
+    // Memcached nodes publish host CPU and memcached's counters, not Redis's engine metrics.
+    for metric in [
+        "CPUUtilization",
+        "Evictions",
+        "CurrConnections",
+        "GetHits",
+        "GetMisses",
+        "SwapUsage",
+    ] {
+        assert!(memcached.contains(metric), "{metric} missing");
+    }
+    for redis_only in ["EngineCPUUtilization", "DatabaseMemoryUsagePercentage"] {
+        assert!(
+            !memcached.contains(redis_only),
+            "{redis_only} is Redis-only"
+        );
+    }
+    assert!(
+        monitoring
+            .text
+            .contains("local.memcached ? local.memcached_metrics : local.redis_metrics")
+    );
+    // Per node: CacheClusterId and CacheNodeId.
+    let cache = module("cache");
+    assert!(
+        cache
+            .text
+            .contains("{ CacheClusterId = var.name, CacheNodeId = node.id }")
+    );
+    // Its own alarms, only for Memcached, over every node.
+    let alarm = &monitoring.resources[&(
+        "aws_cloudwatch_metric_alarm".to_owned(),
+        "memcached".to_owned(),
+    )];
+    let for_each = attr(alarm, "for_each").map(expr_text).unwrap_or_default();
+    assert!(for_each.starts_with("local.memcached ?"), "{for_each}");
+    assert!(for_each.contains("CPUUtilization") && for_each.contains("SwapUsage"));
+    assert!(for_each.ends_with(": {}"), "{for_each}");
+}
+
 /// The variable names an environment block of the functions sets (`KEY = ...` lines).
 fn environment_names(functions: &Module, local: &str) -> BTreeSet<String> {
-    let name = Regex::new(r"(?m)^\s*([A-Z][A-Z0-9_]*)\s*=").unwrap();
+    // One name per line, or several in a one-line object (`{ A = …, B = … }`).
+    let name = Regex::new(r"(?m)(?:^|[{,])\s*([A-Z][A-Z0-9_]*)\s*=[^=]").unwrap();
     name.captures_iter(&expr_text(&functions.locals[local]))
         .map(|c| c[1].to_owned())
         .collect()
@@ -1183,9 +1333,17 @@ fn both_functions_get_the_same_entry_settings_and_only_variables_the_binaries_re
     let functions = module("functions");
     let common = environment_names(&functions, "common_environment");
     let product_api = environment_names(&functions, "product_api_environment");
+    // The cache's own variables (REDIS_URL and its secret, or MEMCACHED_URL).
+    let cache = environment_names(&functions, "cache_environment");
+    for name in ["REDIS_URL", "REDIS_AUTH_SECRET_ARN", "MEMCACHED_URL"] {
+        assert!(
+            cache.contains(name),
+            "{name} not in cache_environment: {cache:?}"
+        );
+    }
     let known = variables_the_binaries_read();
     // A misspelt name would be ignored by the binaries and leave the default in force.
-    for name in common.iter().chain(&product_api) {
+    for name in common.iter().chain(&product_api).chain(&cache) {
         assert!(
             known.contains(name),
             "the functions set {name}, which src/config.rs never reads"

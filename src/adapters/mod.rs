@@ -3,11 +3,13 @@
 
 pub mod aws;
 pub mod dynamo;
+pub mod memcached;
 pub mod memory_cache;
 pub mod memory_store;
 pub mod redis;
 
 pub use dynamo::DynamoStore;
+pub use memcached::MemcachedCache;
 pub use memory_cache::MemoryCache;
 pub use memory_store::MemoryStore;
 pub use redis::RedisCache;
@@ -16,9 +18,10 @@ use crate::domain::{Product, ProductId};
 use crate::error::StoreError;
 use crate::ports::ProductStore;
 
-/// The cache chosen by `REDIS_URL`.
+/// The cache chosen by `REDIS_URL` or `MEMCACHED_URL`.
 pub enum AnyCache {
     Redis(RedisCache),
+    Memcached(MemcachedCache),
     Memory(MemoryCache),
 }
 
@@ -27,11 +30,22 @@ macro_rules! either_cache {
     ($this:ident, $op:ident, $key:ident, $cache:ident => $call:expr) => {
         match $this {
             AnyCache::Redis($cache) => $call,
+            AnyCache::Memcached($cache) => $call,
             AnyCache::Memory($cache) => $call,
         }
     };
 }
 crate::ports::forward_cache!(impl[] for AnyCache, either_cache);
+
+impl AnyCache {
+    /// Closes the connections where the client keeps them in the background (Redis);
+    /// the others close when dropped.
+    pub async fn quit(&self) {
+        if let Self::Redis(redis) = self {
+            redis.quit().await;
+        }
+    }
+}
 
 /// The store chosen by `TABLE_NAME`.
 pub enum AnyStore {

@@ -17,8 +17,8 @@ use product_catalog::{app, logging, metrics};
 async fn main() -> anyhow::Result<()> {
     let config: InvalidatorConfig = app::config_or_exit("cache-invalidator");
     logging::init(config.mode);
-    // An unreachable Redis is logged: records then fail and are retried.
-    let cache = app::connect_redis(&config.redis, 1).await?;
+    // An unreachable cache is logged: records then fail and are retried.
+    let cache = app::connect_cache(&config.cache, 1).await?;
     let invalidator = Invalidator::new(cache, config.ttls.product, config.ttls.negative)
         .with_stale_ttl(config.ttls.stale)
         .with_ttl_jitter(config.ttls.jitter);

@@ -1,6 +1,6 @@
 //! `catalog`: the operator CLI. Loads a JSON catalog into the table, reads, writes and
 //! deletes single products, and drops cache entries. Uses the same environment as the
-//! API (`TABLE_NAME`, `REDIS_URL`, `AWS_*`); the actions are in `operator.rs`.
+//! API (`TABLE_NAME`, `REDIS_URL` or `MEMCACHED_URL`, `AWS_*`); the actions are in `operator.rs`.
 
 use std::path::{Path, PathBuf};
 

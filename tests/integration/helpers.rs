@@ -1,4 +1,5 @@
-//! Services for the integration tests: a `redis-server` per test (killed on drop) and a
+//! Services for the integration tests: a `redis-server` or `memcached` per test (killed
+//! on drop), either behind [`CacheServer`] for tests that run on both engines, and a
 //! fresh table per test in the emulator.
 
 use std::net::{TcpListener, TcpStream};
@@ -6,9 +7,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fred::prelude::{Builder, ClientLike, Config as FredConfig};
-use product_catalog::adapters::DynamoStore;
-use product_catalog::config::{ApiConfig, FromEnvironment, TableName};
+use bytes::Bytes;
+use fred::prelude::{Builder, ClientLike, Config as FredConfig, KeysInterface};
+use product_catalog::adapters::{AnyCache, DynamoStore, MemcachedCache, RedisCache};
+use product_catalog::config::{ApiConfig, FromEnvironment, MemcachedUrl, RedisUrl, TableName};
 use product_catalog::item::items_from_json_array;
 use product_catalog::metrics;
 
@@ -141,22 +143,12 @@ impl RedisServer {
 
     /// Kills the server (SIGKILL: no goodbye to clients).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        kill_child(&mut self.child);
     }
 
     /// Freezes (SIGSTOP) or thaws (SIGCONT) the server: connections stay open, replies stop.
     pub fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        assert!(
-            Command::new("kill")
-                .args([signal, &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
+        send_signal(self.child.as_ref().expect("running"), signal);
     }
 
     /// A plain client for looking at what the service wrote.
@@ -177,6 +169,313 @@ impl Drop for RedisServer {
         self.stop();
     }
 }
+
+/// Sends `signal` (`-STOP`, `-CONT`) to a child process.
+fn send_signal(child: &Child, signal: &str) {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+/// Kills (SIGKILL) and reaps a child, if there is one.
+fn kill_child(child: &mut Option<Child>) {
+    if let Some(mut child) = child.take() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// A throw-away `memcached` on a free port (TCP only, loopback only).
+pub struct MemcachedServer {
+    pub port: u16,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+impl MemcachedServer {
+    pub fn start() -> Self {
+        Self::start_with(Vec::new())
+    }
+
+    /// Starts with extra arguments (TLS: `-Z -o ssl_chain_cert=…,ssl_key=…`).
+    pub fn start_with(extra: Vec<String>) -> Self {
+        let mut server = Self::not_started();
+        server.extra = extra;
+        server.restart();
+        server
+    }
+
+    /// A server on a free port that is not running yet.
+    pub fn not_started() -> Self {
+        Self {
+            port: free_port(),
+            child: None,
+            extra: Vec::new(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("memcache://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (again) on the same port, empty.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let mut command = Command::new("memcached");
+        command.args(["-p", &self.port.to_string(), "-U", "0", "-l", "127.0.0.1"]);
+        // memcached refuses to run as root unless told which user to run as.
+        if rustix::process::geteuid().is_root() {
+            command.args(["-u", "root"]);
+        }
+        let child = command
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!(
+                    "memcached must be on PATH ({err}): install the Debian package \
+                     (`apt-get install memcached`); `make test` installs it through \
+                     scripts/install-tools.sh"
+                )
+            });
+        self.child = Some(child);
+        wait_for_port(self.port, "memcached");
+    }
+
+    /// Kills the server (SIGKILL).
+    pub fn stop(&mut self) {
+        kill_child(&mut self.child);
+    }
+
+    /// Freezes (SIGSTOP) or thaws (SIGCONT) the server.
+    pub fn signal(&self, signal: &str) {
+        send_signal(self.child.as_ref().expect("running"), signal);
+    }
+
+    /// Sends raw protocol text and reads until the reply ends with `end` (e.g. `b"\r\n"`
+    /// after one status line): for looking at what the service wrote.
+    pub fn raw(&self, request: &[u8], replies: usize) -> Vec<u8> {
+        use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to memcached");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        (&stream).write_all(request).unwrap();
+        let mut reader = BufReader::new(&stream);
+        let mut out = Vec::new();
+        for _ in 0..replies {
+            let start = out.len();
+            reader.read_until(b'\n', &mut out).unwrap();
+            let line = String::from_utf8_lossy(&out[start..]).into_owned();
+            if let Some(size) = line.strip_prefix("VA ") {
+                let size: usize = size.split([' ', '\r']).next().unwrap().parse().unwrap();
+                let mut data = vec![0; size + 2];
+                reader.read_exact(&mut data).unwrap();
+                out.extend_from_slice(&data);
+            }
+        }
+        out
+    }
+
+    /// The value under a printable key and its remaining TTL in seconds (-1: none).
+    pub fn get_with_ttl(&self, key: &str) -> Option<(Vec<u8>, i64)> {
+        let reply = self.raw(format!("mg {key} v t\r\n").as_bytes(), 1);
+        if reply.starts_with(b"EN") {
+            return None;
+        }
+        let header_end = reply.iter().position(|b| *b == b'\n').unwrap();
+        let header = String::from_utf8_lossy(&reply[..header_end]).into_owned();
+        let ttl = header
+            .split_whitespace()
+            .find_map(|flag| flag.strip_prefix('t'))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let value = reply[header_end + 1..reply.len() - 2].to_vec();
+        Some((value, ttl))
+    }
+}
+
+impl Drop for MemcachedServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A cache engine the behaviour tests run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Redis,
+    Memcached,
+}
+
+/// A throw-away server of either engine, with the same few operations.
+pub enum CacheServer {
+    Redis(RedisServer),
+    Memcached(MemcachedServer),
+}
+
+impl CacheServer {
+    pub fn start(engine: Engine) -> Self {
+        match engine {
+            Engine::Redis => Self::Redis(RedisServer::start()),
+            Engine::Memcached => Self::Memcached(MemcachedServer::start()),
+        }
+    }
+
+    /// A server on a free port, not running until [`CacheServer::restart`].
+    pub fn not_started(engine: Engine) -> Self {
+        match engine {
+            Engine::Redis => Self::Redis(RedisServer::not_started()),
+            Engine::Memcached => Self::Memcached(MemcachedServer::not_started()),
+        }
+    }
+
+    /// `redis://…` or `memcache://…`; [`service_env`] picks the variable from it.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Redis(redis) => redis.url(),
+            Self::Memcached(memcached) => memcached.url(),
+        }
+    }
+
+    /// The variable that names this server, and its value.
+    pub fn env(&self) -> (&'static str, String) {
+        (cache_url_var(&self.url()), self.url())
+    }
+
+    pub fn restart(&mut self) {
+        match self {
+            Self::Redis(redis) => redis.restart(),
+            Self::Memcached(memcached) => memcached.restart(),
+        }
+    }
+
+    pub fn stop(&mut self) {
+        match self {
+            Self::Redis(redis) => redis.stop(),
+            Self::Memcached(memcached) => memcached.stop(),
+        }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        match self {
+            Self::Redis(redis) => redis.signal(signal),
+            Self::Memcached(memcached) => memcached.signal(signal),
+        }
+    }
+
+    /// The service's adapter for this server, every call bounded by `timeout`, connected.
+    pub async fn cache(&self, timeout: Duration) -> AnyCache {
+        let cache = match self {
+            Self::Redis(redis) => {
+                let url = RedisUrl::try_from(redis.url()).unwrap();
+                AnyCache::Redis(RedisCache::connect(&url, timeout, 1).unwrap())
+            }
+            Self::Memcached(memcached) => {
+                let url = MemcachedUrl::try_from(memcached.url()).unwrap();
+                AnyCache::Memcached(MemcachedCache::new(&url, timeout, 1).unwrap())
+            }
+        };
+        match &cache {
+            AnyCache::Redis(redis) => redis.wait_connected(Duration::from_secs(2)).await.unwrap(),
+            AnyCache::Memcached(memcached) => {
+                memcached
+                    .wait_connected(Duration::from_secs(2))
+                    .await
+                    .unwrap();
+            }
+            AnyCache::Memory(_) => {}
+        }
+        cache
+    }
+
+    /// What a printable key holds and its remaining TTL in seconds (-1: none), read with
+    /// a plain client of the engine, not the service's adapter.
+    pub async fn get_with_ttl(&self, key: &str) -> Option<(Bytes, i64)> {
+        match self {
+            Self::Redis(redis) => {
+                let client = redis.client().await;
+                let value: Option<Bytes> = client.get(key).await.unwrap();
+                let ttl: i64 = client.ttl(key).await.unwrap();
+                value.map(|value| (value, ttl))
+            }
+            Self::Memcached(memcached) => memcached
+                .get_with_ttl(key)
+                .map(|(value, ttl)| (Bytes::from(value), ttl)),
+        }
+    }
+
+    /// Deletes a printable key with a plain client.
+    pub async fn remove(&self, key: &str) {
+        match self {
+            Self::Redis(redis) => {
+                let _: i64 = redis.client().await.del(key).await.unwrap();
+            }
+            Self::Memcached(memcached) => {
+                let reply = memcached.raw(format!("md {key}\r\n").as_bytes(), 1);
+                assert!(reply == b"HD\r\n" || reply == b"NF\r\n", "{reply:?}");
+            }
+        }
+    }
+
+    /// Stores `value` under a printable key, without TTL, with a plain client.
+    pub async fn put(&self, key: &str, value: &[u8]) {
+        match self {
+            Self::Redis(redis) => {
+                let client = redis.client().await;
+                let _: () = client.set(key, value, None, None, false).await.unwrap();
+            }
+            Self::Memcached(memcached) => {
+                let mut request = format!("ms {key} {} T0\r\n", value.len()).into_bytes();
+                request.extend_from_slice(value);
+                request.extend_from_slice(b"\r\n");
+                assert_eq!(memcached.raw(&request, 1), b"HD\r\n");
+            }
+        }
+    }
+}
+
+/// The variable that takes this cache URL.
+pub fn cache_url_var(url: &str) -> &'static str {
+    if url.starts_with("memcache") {
+        "MEMCACHED_URL"
+    } else {
+        "REDIS_URL"
+    }
+}
+
+/// Writes a behaviour test once and runs it against each engine: `name::redis` and
+/// `name::memcached`.
+#[allow(unused_macros)]
+macro_rules! on_each_engine {
+    ($(#[$attr:meta])* async fn $name:ident($engine:ident: Engine) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($engine: $crate::helpers::Engine) $body
+
+            $(#[$attr])*
+            async fn redis() {
+                body($crate::helpers::Engine::Redis).await;
+            }
+
+            $(#[$attr])*
+            async fn memcached() {
+                body($crate::helpers::Engine::Memcached).await;
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_each_engine;
 
 /// The emulator's endpoint; fails clearly when the tests run outside `make test`.
 pub fn dynamodb_endpoint() -> String {
@@ -240,7 +539,7 @@ pub fn service_env(redis_url: &str, table: &DynamoStore) -> Vec<(String, String)
     let mut env: Vec<(String, String)> = std::env::vars()
         .filter(|(k, _)| k.starts_with("AWS_"))
         .collect();
-    env.push(("REDIS_URL".into(), redis_url.to_owned()));
+    env.push((cache_url_var(redis_url).into(), redis_url.to_owned()));
     env.push(("TABLE_NAME".into(), table.table().to_string()));
     env.push(("RUST_LOG".into(), "warn".into()));
     env

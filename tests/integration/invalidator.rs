@@ -1,16 +1,16 @@
-//! The `cache-invalidator` binary on real Redis, with stream records for items written
+//! The `cache-invalidator` binary on real Redis and memcached, with stream records for items written
 //! to the emulator, and the read path seeing the result.
 
-use fred::prelude::KeysInterface;
 use product_catalog::app;
 use product_catalog::item::item_from_json;
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisServer, api_config, run_invalidator, sample_table};
+use crate::helpers::{CacheServer, api_config, on_each_engine, run_invalidator, sample_table};
 
 /// Runs the invalidator on one event, as the local (stdin) mode does.
-fn invalidate(redis: &RedisServer, event: &Value) -> Value {
-    run_invalidator(&[("REDIS_URL", redis.url().as_ref())], event)
+fn invalidate(server: &CacheServer, event: &Value) -> Value {
+    let (var, url) = server.env();
+    run_invalidator(&[(var, url.as_ref())], event)
 }
 
 fn record(event_name: &str, id: &str, new_image: Option<&Value>, sequence: u32) -> Value {
@@ -32,10 +32,11 @@ fn record(event_name: &str, id: &str, new_image: Option<&Value>, sequence: u32) 
     })
 }
 
+on_each_engine! {
 #[tokio::test]
-async fn modify_and_remove_records_are_visible_on_the_next_get() {
+async fn modify_and_remove_records_are_visible_on_the_next_get(engine: Engine) {
     // GIVEN a product cached by the API
-    let redis = RedisServer::start();
+    let redis = CacheServer::start(engine);
     let table = sample_table().await;
     let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
     let get = |id: &str| {
@@ -71,7 +72,7 @@ async fn modify_and_remove_records_are_visible_on_the_next_get() {
         br#"{"name":"Renamed","price":99.95,"productId":"P-10060","stock":3}"#
     );
     // The refreshed bytes are exactly what a miss would store.
-    let _: i64 = redis.client().await.del("product:P-10060").await.unwrap();
+    redis.remove("product:P-10060").await;
     let refilled = api.handle(&get("P-10060")).await;
     assert_eq!(refilled.headers()["x-cache"], "MISS");
     assert_eq!(refilled.body(), after.body());
@@ -88,11 +89,13 @@ async fn modify_and_remove_records_are_visible_on_the_next_get() {
     );
     assert_eq!(api.handle(&get("P-10060")).await.status(), 404);
 }
+}
 
+on_each_engine! {
 #[tokio::test]
-async fn with_redis_down_the_first_record_is_reported_for_retry() {
-    // GIVEN a Redis that is down
-    let mut redis = RedisServer::start();
+async fn with_the_cache_down_the_first_record_is_reported_for_retry(engine: Engine) {
+    // GIVEN a cache that is down
+    let mut redis = CacheServer::start(engine);
     redis.stop();
     let image = json!({"productId": {"S": "x"}});
     let event = json!({"Records": [record("MODIFY", "x", Some(&image), 41), record("MODIFY", "x", Some(&image), 42)]});
@@ -102,4 +105,5 @@ async fn with_redis_down_the_first_record_is_reported_for_retry() {
         reply["batchItemFailures"],
         json!([{"itemIdentifier": "41"}])
     );
+}
 }

@@ -1,9 +1,10 @@
-//! Integration tests against real services: `redis-server` instances started per test on
+//! Integration tests against real services: `redis-server` and `memcached` instances started per test on
 //! free ports, and the DynamoDB emulator that `make test` starts and names in
 //! `AWS_ENDPOINT_URL_DYNAMODB`. Nothing here is skipped: a missing service fails the
 //! test with a message saying how to provide it.
 
 mod catalog_cli;
+mod engines;
 mod healing;
 mod helpers;
 mod invalidator;

@@ -1,4 +1,5 @@
-//! The read path with the real clients: fred against `redis-server`, aws-sdk-dynamodb
+//! The read path with the real clients: fred against `redis-server` and our meta-protocol
+//! client against `memcached` (the shared behaviour tests run on both), aws-sdk-dynamodb
 //! against the emulator.
 
 use std::time::{Duration, Instant};
@@ -6,16 +7,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use fred::prelude::KeysInterface;
 use http::{Response, StatusCode};
-use product_catalog::adapters::{AnyCache, DynamoStore, RedisCache, aws::sdk_config};
+use product_catalog::adapters::{DynamoStore, aws::sdk_config};
 use product_catalog::app::{self, ProductApi};
 use product_catalog::cache_entry::CacheEntry;
-use product_catalog::config::RedisUrl;
 use product_catalog::http::Api;
 use product_catalog::item::item_from_json;
 use product_catalog::service::ProductService;
 
 use crate::helpers::{
-    RedisServer, api_config, api_config_with, free_port, fresh_table, sample_table,
+    CacheServer, RedisServer, api_config, api_config_with, free_port, fresh_table, on_each_engine,
+    sample_table,
 };
 
 async fn get(api: &ProductApi, id: &str) -> Response<Bytes> {
@@ -34,22 +35,21 @@ fn x_cache(response: &Response<Bytes>) -> &str {
         .map_or("", |v| v.to_str().unwrap())
 }
 
+on_each_engine! {
 #[tokio::test]
-async fn a_miss_fills_redis_with_the_served_bytes_for_the_ttl_then_hits() {
-    // GIVEN the service on real Redis and the emulator, cold
-    let redis = RedisServer::start();
+async fn a_miss_fills_the_cache_with_the_served_bytes_for_the_ttl_then_hits(engine: Engine) {
+    // GIVEN the service on a real cache and the emulator, cold
+    let server = CacheServer::start(engine);
     let table = sample_table().await;
-    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
-    let client = redis.client().await;
+    let api = app::build(&api_config(&server.url(), &table)).await.unwrap();
 
-    // WHEN a product is read THEN a MISS, and Redis holds exactly the served bytes for the TTL
+    // WHEN a product is read THEN a MISS, and the cache holds exactly the served bytes for the TTL
     let first = get(&api, "P-10001").await;
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(x_cache(&first), "MISS");
-    let ttl: i64 = client.ttl("product:P-10001").await.unwrap();
+    let (stored, ttl) = server.get_with_ttl("product:P-10001").await.unwrap();
     assert!((295..=300).contains(&ttl), "TTL {ttl}");
-    let stored: Bytes = client.get("product:P-10001").await.unwrap();
-    assert_eq!(stored, first.body(), "Redis holds exactly the served bytes");
+    assert_eq!(stored, first.body(), "the cache holds exactly the served bytes");
     assert!(
         std::str::from_utf8(&stored)
             .unwrap()
@@ -60,6 +60,7 @@ async fn a_miss_fills_redis_with_the_served_bytes_for_the_ttl_then_hits() {
     let second = get(&api, "P-10001").await;
     assert_eq!(x_cache(&second), "HIT");
     assert_eq!(second.body(), first.body());
+}
 }
 
 #[tokio::test]
@@ -132,33 +133,34 @@ async fn every_dynamodb_type_is_served_as_plain_json_with_exact_numbers() {
     );
 }
 
+on_each_engine! {
 #[tokio::test]
-async fn unknown_ids_are_404_and_remembered_for_the_negative_ttl() {
+async fn unknown_ids_are_404_and_remembered_for_the_negative_ttl(engine: Engine) {
     // GIVEN an id the table lacks
-    let redis = RedisServer::start();
+    let server = CacheServer::start(engine);
     let table = sample_table().await;
-    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
+    let api = app::build(&api_config(&server.url(), &table)).await.unwrap();
     // WHEN it is read THEN 404, and the missing marker sits under its key for the negative TTL
     assert_eq!(get(&api, "missing-1").await.status(), StatusCode::NOT_FOUND);
-    let client = redis.client().await;
-    let marker: Bytes = client.get("product:missing-1").await.unwrap();
+    let (marker, ttl) = server.get_with_ttl("product:missing-1").await.unwrap();
     assert!(matches!(CacheEntry::decode(marker), CacheEntry::Missing(_)));
-    let ttl: i64 = client.ttl("product:missing-1").await.unwrap();
     assert!((25..=30).contains(&ttl), "TTL {ttl}");
     // AND the next read is a 404 too
     assert_eq!(get(&api, "missing-1").await.status(), StatusCode::NOT_FOUND);
 }
+}
 
+on_each_engine! {
 #[tokio::test]
-async fn redis_going_down_degrades_to_bypass_and_hits_return_after_restart() {
-    // GIVEN a product cached in a working Redis
-    let mut redis = RedisServer::start();
+async fn the_cache_going_down_degrades_to_bypass_and_hits_return_after_restart(engine: Engine) {
+    // GIVEN a product cached in a working cache
+    let mut server = CacheServer::start(engine);
     let table = sample_table().await;
-    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
+    let api = app::build(&api_config(&server.url(), &table)).await.unwrap();
     assert_eq!(x_cache(&get(&api, "P-10010").await), "MISS");
 
-    // WHEN Redis dies THEN every read is a quick 200 BYPASS
-    redis.stop();
+    // WHEN the cache dies THEN every read is a quick 200 BYPASS
+    server.stop();
     for _ in 0..5 {
         let started = Instant::now();
         let response = get(&api, "P-10010").await;
@@ -171,8 +173,8 @@ async fn redis_going_down_degrades_to_bypass_and_hits_return_after_restart() {
         );
     }
 
-    // WHEN it comes back THEN hits return within 10 s
-    redis.restart();
+    // WHEN it comes back (empty, for memcached) THEN hits return within 10 s
+    server.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let response = get(&api, "P-10010").await;
@@ -182,17 +184,19 @@ async fn redis_going_down_degrades_to_bypass_and_hits_return_after_restart() {
         }
         assert!(
             Instant::now() < deadline,
-            "no cache hit within 10 s of Redis coming back"
+            "no cache hit within 10 s of the cache coming back"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+}
 
+on_each_engine! {
 #[tokio::test]
-async fn an_unreachable_redis_at_start_up_does_not_stop_the_service() {
-    // GIVEN a REDIS_URL nobody listens on
+async fn an_unreachable_cache_at_start_up_does_not_stop_the_service(engine: Engine) {
+    // GIVEN a cache URL nobody listens on
     let table = sample_table().await;
-    let nowhere = format!("redis://127.0.0.1:{}", free_port());
+    let nowhere = CacheServer::not_started(engine).url();
     // WHEN the service starts THEN it starts quickly and serves from the table
     let started = Instant::now();
     let api = app::build(&api_config(&nowhere, &table)).await.unwrap();
@@ -205,14 +209,16 @@ async fn an_unreachable_redis_at_start_up_does_not_stop_the_service() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(x_cache(&response), "BYPASS");
 }
+}
 
+on_each_engine! {
 #[tokio::test]
-async fn a_failing_table_still_serves_cached_products_and_503s_the_rest() {
+async fn a_failing_table_still_serves_cached_products_and_503s_the_rest(engine: Engine) {
     // GIVEN one product cached through a healthy service
-    let redis = RedisServer::start();
+    let server = CacheServer::start(engine);
     let table = sample_table().await;
     // Warm one product through a healthy service.
-    let healthy = app::build(&api_config(&redis.url(), &table)).await.unwrap();
+    let healthy = app::build(&api_config(&server.url(), &table)).await.unwrap();
     assert_eq!(get(&healthy, "P-10020").await.status(), StatusCode::OK);
 
     // WHEN the same cache is in front of a table nobody answers for
@@ -223,8 +229,7 @@ async fn a_failing_table_still_serves_cached_products_and_503s_the_rest() {
             .endpoint_url(dead_endpoint)
             .build(),
     );
-    let url = RedisUrl::try_from(redis.url()).unwrap();
-    let cache = AnyCache::Redis(RedisCache::connect(&url, Duration::from_millis(50), 1).unwrap());
+    let cache = server.cache(Duration::from_millis(50)).await;
     let service = ProductService::new(
         cache,
         DynamoStore::new(client, table.table().clone()),
@@ -246,6 +251,7 @@ async fn a_failing_table_still_serves_cached_products_and_503s_the_rest() {
     assert_eq!(uncached.headers()["retry-after"], "1");
     let body: serde_json::Value = serde_json::from_slice(uncached.body()).unwrap();
     assert_eq!(body["error"], "unavailable");
+}
 }
 
 #[tokio::test]
@@ -285,24 +291,22 @@ async fn a_missing_marker_that_lost_its_ttl_stops_being_believed_within_its_ttl(
     assert!((295..=300).contains(&ttl), "TTL {ttl}");
 }
 
+on_each_engine! {
 #[tokio::test]
-async fn a_value_that_only_looks_like_json_is_never_served_and_is_replaced() {
+async fn a_value_that_only_looks_like_json_is_never_served_and_is_replaced(engine: Engine) {
     // GIVEN bytes that start with { and end with } but are not JSON, under a product's key
-    let redis = RedisServer::start();
+    let server = CacheServer::start(engine);
     let table = sample_table().await;
-    let api = app::build(&api_config(&redis.url(), &table)).await.unwrap();
-    let client = redis.client().await;
-    let _: () = client
-        .set("product:P-10012", "{not json}", None, None, false)
-        .await
-        .unwrap();
+    let api = app::build(&api_config(&server.url(), &table)).await.unwrap();
+    server.put("product:P-10012", b"{not json}").await;
     // WHEN the product is read
     let response = get(&api, "P-10012").await;
     // THEN the table's product is served (a MISS), and it replaces the bad value
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(x_cache(&response), "MISS");
     serde_json::from_slice::<serde_json::Value>(response.body()).expect("a JSON body");
-    let stored: Bytes = client.get("product:P-10012").await.unwrap();
+    let (stored, _) = server.get_with_ttl("product:P-10012").await.unwrap();
     assert_eq!(stored, response.body());
     assert_eq!(x_cache(&get(&api, "P-10012").await), "HIT");
+}
 }

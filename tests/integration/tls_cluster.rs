@@ -10,7 +10,8 @@ use product_catalog::app;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
 use crate::helpers::{
-    RedisServer, api_config, product_api, run_invalidator, sample_table, service_env,
+    MemcachedServer, RedisServer, api_config, cache_url_var, product_api, run_invalidator,
+    sample_table, service_env,
 };
 
 /// Writes `ca.pem`, `server.pem`, `server.key` into `dir`; the server cert names localhost.
@@ -122,7 +123,7 @@ fn remove_event(id: &str) -> serde_json::Value {
 fn invalidate_as(redis_url: &str, ca: &std::path::Path, id: &str) -> serde_json::Value {
     run_invalidator(
         &[
-            ("REDIS_URL", redis_url.as_ref()),
+            (cache_url_var(redis_url), redis_url.as_ref()),
             ("SSL_CERT_FILE", ca.as_os_str()),
         ],
         &remove_event(id),
@@ -314,6 +315,36 @@ async fn cluster_mode_serves_keys_on_every_shard() {
             node.port
         );
     }
+}
+
+#[tokio::test]
+async fn a_memcaches_url_reaches_memcached_over_tls_and_plain_tcp_does_not() {
+    // GIVEN memcached with TLS on (Debian's build has it: -Z), certificates from the test CA
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let memcached = MemcachedServer::start_with(vec![
+        "-Z".into(),
+        "-o".into(),
+        format!(
+            "ssl_chain_cert={},ssl_key={}",
+            path("server.pem"),
+            path("server.key")
+        ),
+    ]);
+    let table = sample_table().await;
+    let ca = dir.path().join("ca.pem");
+    let port = memcached.port;
+
+    // WHEN product-api uses memcaches:// THEN MISS then HIT
+    let tls = two_gets(&format!("memcaches://localhost:{port}"), &ca, &table).await;
+    assert_eq!(tls, ("MISS".to_owned(), "HIT".to_owned()));
+    // AND the invalidator reaches it over TLS too
+    let reply = invalidate_as(&format!("memcaches://localhost:{port}"), &ca, "P-10070");
+    assert_eq!(reply["batchItemFailures"], serde_json::json!([]));
+    // AND a plain memcache:// client gets nothing from the TLS port: BYPASS, still 200
+    let plain = two_gets(&format!("memcache://localhost:{port}"), &ca, &table).await;
+    assert_eq!(plain, ("BYPASS".to_owned(), "BYPASS".to_owned()));
 }
 
 #[test]

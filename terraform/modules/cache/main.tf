@@ -1,19 +1,31 @@
 # Valkey (default) or Redis OSS: a replication group with TLS, an AUTH token kept in
 # Secrets Manager and KMS at rest, optionally sharded and Multi-AZ; or a Serverless
 # cache with an ACL user. Either way the functions get a URL and a secret ARN.
+# Or Memcached: a cluster of nodes across AZs with TLS in transit, sharded by the client
+# (the functions get every node's endpoint in one URL). Memcached on ElastiCache has no
+# AUTH: only the network protects it (private subnets, port 11211 open to the functions'
+# security group alone), and TLS keeps the traffic unreadable on the way.
 
 locals {
-  port            = 6379
+  memcached       = var.engine == "memcached"
+  redis           = !local.memcached
+  port            = local.memcached ? 11211 : 6379
   engine_version  = var.engine == "valkey" ? "8.0" : "7.1"
   parameter_group = var.cluster_mode ? "default.${var.engine == "valkey" ? "valkey8" : "redis7"}.cluster.on" : null
   # Sharded and serverless caches are clusters: the client must follow MOVED replies.
   clustered = var.serverless || var.cluster_mode
   scheme    = local.clustered ? "rediss-cluster" : "rediss"
-  address = (var.serverless
-    ? aws_elasticache_serverless_cache.this[0].endpoint[0].address
-    : (var.cluster_mode
-      ? aws_elasticache_replication_group.this[0].configuration_endpoint_address
-  : aws_elasticache_replication_group.this[0].primary_endpoint_address))
+  address = (local.memcached
+    ? aws_elasticache_cluster.memcached[0].cluster_address
+    : (var.serverless
+      ? aws_elasticache_serverless_cache.this[0].endpoint[0].address
+      : (var.cluster_mode
+        ? aws_elasticache_replication_group.this[0].configuration_endpoint_address
+  : aws_elasticache_replication_group.this[0].primary_endpoint_address)))
+  # Every node's endpoint, in node order: the client shards keys over them (rendezvous
+  # hashing). ElastiCache Auto Discovery (the configuration endpoint's node list) is not
+  # used: adding or removing nodes changes this URL, and applying updates the functions.
+  memcached_nodes = local.memcached ? [for node in aws_elasticache_cluster.memcached[0].cache_nodes : "${node.address}:${node.port}"] : []
   # The serverless cache authenticates the ACL user "app"; the replication group the default user.
   user              = var.serverless ? "app@" : ""
   app_access_string = "on ~product:* -@all +get +set +del +eval +evalsha +ping +info +client|id +cluster|slots +cluster|shards +cluster|info"
@@ -24,12 +36,15 @@ locals {
 ################################################################################
 
 resource "random_password" "auth" {
+  count = local.redis ? 1 : 0
+
   length           = 48
   special          = true
   override_special = "!&#$^<>-"
 }
 
 resource "aws_secretsmanager_secret" "auth" {
+  count = local.redis ? 1 : 0
   #checkov:skip=CKV2_AWS_57:Rotating the token needs ElastiCache's two-token ROTATE flow in step with the functions; rotate by tainting random_password.auth and applying.
   name_prefix             = "${var.name}-cache-auth-"
   description             = "AUTH token of the ${var.name} cache"
@@ -38,8 +53,32 @@ resource "aws_secretsmanager_secret" "auth" {
 }
 
 resource "aws_secretsmanager_secret_version" "auth" {
-  secret_id     = aws_secretsmanager_secret.auth.id
-  secret_string = random_password.auth.result
+  count = local.redis ? 1 : 0
+
+  secret_id     = aws_secretsmanager_secret.auth[0].id
+  secret_string = random_password.auth[0].result
+}
+
+# These became conditional (no AUTH and no slow log for Memcached): the same objects
+# under their new addresses, so an existing Redis deployment keeps its token and log.
+moved {
+  from = random_password.auth
+  to   = random_password.auth[0]
+}
+
+moved {
+  from = aws_secretsmanager_secret.auth
+  to   = aws_secretsmanager_secret.auth[0]
+}
+
+moved {
+  from = aws_secretsmanager_secret_version.auth
+  to   = aws_secretsmanager_secret_version.auth[0]
+}
+
+moved {
+  from = aws_cloudwatch_log_group.slow_log
+  to   = aws_cloudwatch_log_group.slow_log[0]
 }
 
 ################################################################################
@@ -52,6 +91,8 @@ resource "aws_elasticache_subnet_group" "this" {
 }
 
 resource "aws_cloudwatch_log_group" "slow_log" {
+  count = local.redis ? 1 : 0
+
   name              = "/elasticache/${var.name}/slow-log"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
@@ -59,7 +100,7 @@ resource "aws_cloudwatch_log_group" "slow_log" {
 
 resource "aws_elasticache_replication_group" "this" {
   #checkov:skip=CKV_AWS_134:A cache rebuilt from DynamoDB needs no backups.
-  count = var.serverless ? 0 : 1
+  count = local.redis && !var.serverless ? 1 : 0
 
   replication_group_id       = var.name
   description                = "${var.name} product cache"
@@ -73,7 +114,7 @@ resource "aws_elasticache_replication_group" "this" {
   at_rest_encryption_enabled = true
   kms_key_id                 = var.kms_key_arn
   transit_encryption_enabled = true
-  auth_token                 = random_password.auth.result
+  auth_token                 = random_password.auth[0].result
   auto_minor_version_upgrade = true
   snapshot_retention_limit   = 0
 
@@ -84,7 +125,7 @@ resource "aws_elasticache_replication_group" "this" {
   replicas_per_node_group    = var.cluster_mode ? var.replicas_per_shard : null
 
   log_delivery_configuration {
-    destination      = aws_cloudwatch_log_group.slow_log.name
+    destination      = aws_cloudwatch_log_group.slow_log[0].name
     destination_type = "cloudwatch-logs"
     log_format       = "json"
     log_type         = "slow-log"
@@ -96,14 +137,14 @@ resource "aws_elasticache_replication_group" "this" {
 ################################################################################
 
 resource "random_password" "default_user" {
-  count = var.serverless ? 1 : 0
+  count = local.redis && var.serverless ? 1 : 0
 
   length  = 48
   special = false
 }
 
 resource "aws_elasticache_user" "default" {
-  count = var.serverless ? 1 : 0
+  count = local.redis && var.serverless ? 1 : 0
 
   user_id       = "${var.name}-default"
   user_name     = "default"
@@ -117,7 +158,7 @@ resource "aws_elasticache_user" "default" {
 }
 
 resource "aws_elasticache_user" "app" {
-  count = var.serverless ? 1 : 0
+  count = local.redis && var.serverless ? 1 : 0
 
   user_id = "${var.name}-app"
   # Only product keys, and only the commands the functions send (tests/integration
@@ -129,12 +170,12 @@ resource "aws_elasticache_user" "app" {
 
   authentication_mode {
     type      = "password"
-    passwords = [random_password.auth.result]
+    passwords = [random_password.auth[0].result]
   }
 }
 
 resource "aws_elasticache_user_group" "this" {
-  count = var.serverless ? 1 : 0
+  count = local.redis && var.serverless ? 1 : 0
 
   user_group_id = "${var.name}-users"
   engine        = var.engine
@@ -142,7 +183,7 @@ resource "aws_elasticache_user_group" "this" {
 }
 
 resource "aws_elasticache_serverless_cache" "this" {
-  count = var.serverless ? 1 : 0
+  count = local.redis && var.serverless ? 1 : 0
 
   name                 = var.name
   engine               = var.engine
@@ -151,4 +192,27 @@ resource "aws_elasticache_serverless_cache" "this" {
   security_group_ids   = [var.security_group_id]
   subnet_ids           = var.subnet_ids
   user_group_id        = aws_elasticache_user_group.this[0].user_group_id
+}
+
+################################################################################
+# Memcached cluster (engine = "memcached")
+################################################################################
+
+resource "aws_elasticache_cluster" "memcached" {
+  count = local.memcached ? 1 : 0
+
+  cluster_id           = var.name
+  engine               = "memcached"
+  engine_version       = "1.6.22"
+  node_type            = var.node_type
+  num_cache_nodes      = var.memcached_nodes
+  parameter_group_name = "default.memcached1.6"
+  port                 = local.port
+  subnet_group_name    = aws_elasticache_subnet_group.this.name
+  security_group_ids   = [var.security_group_id]
+  # Nodes spread over the subnets' Availability Zones: losing one AZ loses only its
+  # nodes' keys, which the functions then read from the table (BYPASS) and refill.
+  az_mode = "cross-az"
+  # TLS in transit (memcached 1.6.12 or later, in a VPC); the functions use memcaches://.
+  transit_encryption_enabled = true
 }

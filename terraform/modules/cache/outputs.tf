@@ -1,11 +1,16 @@
 output "redis_url" {
-  description = "URL of the cache without its password (added at start-up from the secret)."
-  value       = "${local.scheme}://${local.user}${local.address}:${local.port}"
+  description = "URL of the Redis cache without its password (added at start-up from the secret); null for Memcached."
+  value       = local.redis ? "${local.scheme}://${local.user}${local.address}:${local.port}" : null
+}
+
+output "memcached_url" {
+  description = "memcaches:// URL listing every Memcached node; null for Redis."
+  value       = local.memcached ? "memcaches://${join(",", local.memcached_nodes)}" : null
 }
 
 output "auth_secret_arn" {
-  description = "Secrets Manager secret holding the AUTH token."
-  value       = aws_secretsmanager_secret.auth.arn
+  description = "Secrets Manager secret holding the Redis AUTH token; null for Memcached, which has no AUTH."
+  value       = local.redis ? aws_secretsmanager_secret.auth[0].arn : null
 }
 
 output "endpoint_address" {
@@ -19,8 +24,10 @@ output "port" {
 }
 
 output "metric_dimensions" {
-  description = "One {name, value} per cache node (AWS/ElastiCache publishes per node), or the serverless cache's clusterId."
-  value = (var.serverless
-    ? [{ name = "clusterId", value = var.name }]
-  : [for id in sort(aws_elasticache_replication_group.this[0].member_clusters) : { name = "CacheClusterId", value = id }])
+  description = "One map of AWS/ElastiCache dimensions per cache node (CacheClusterId; with CacheNodeId for Memcached), or the serverless cache's clusterId."
+  value = (local.memcached
+    ? [for node in aws_elasticache_cluster.memcached[0].cache_nodes : { CacheClusterId = var.name, CacheNodeId = node.id }]
+    : (var.serverless
+      ? [{ clusterId = var.name }]
+  : [for id in sort(aws_elasticache_replication_group.this[0].member_clusters) : { CacheClusterId = id }]))
 }

@@ -4,13 +4,24 @@ variable "name" {
 }
 
 variable "engine" {
-  description = "valkey or redis."
+  description = "valkey, redis (Redis OSS) or memcached."
   type        = string
   default     = "valkey"
 
   validation {
-    condition     = contains(["valkey", "redis"], var.engine)
-    error_message = "engine must be valkey or redis."
+    condition     = contains(["valkey", "redis", "memcached"], var.engine)
+    error_message = "engine must be valkey, redis or memcached."
+  }
+}
+
+variable "memcached_nodes" {
+  description = "Number of Memcached nodes (engine memcached), spread across Availability Zones."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.memcached_nodes >= 2 && var.memcached_nodes <= 20
+    error_message = "memcached_nodes must be from 2 (nodes in more than one AZ) to 20."
   }
 }
 

@@ -6,23 +6,26 @@
 locals {
   product_api       = "${var.name}-product-api"
   cache_invalidator = "${var.name}-cache-invalidator"
-  # What both functions read; each binary reads only its own variables. The entry
+  memcached         = var.memcached_url != null
+  # What both functions read; each binary reads only its own variables. Redis comes with
+  # its AUTH secret; Memcached has none (ElastiCache offers no AUTH for it). The entry
   # settings must be the same in both: the invalidator rewrites what product-api fills.
-  common_environment = {
-    REDIS_URL                  = var.redis_url
-    REDIS_AUTH_SECRET_ARN      = var.redis_auth_secret_arn
+  cache_environment = (local.memcached
+    ? { MEMCACHED_URL = var.memcached_url }
+  : { REDIS_URL = var.redis_url, REDIS_AUTH_SECRET_ARN = var.redis_auth_secret_arn })
+  common_environment = merge(local.cache_environment, {
     CACHE_TTL_SECONDS          = tostring(var.cache_ttl_seconds)
     NEGATIVE_CACHE_TTL_SECONDS = tostring(var.negative_cache_ttl_seconds)
     STALE_TTL_SECONDS          = tostring(var.stale_ttl_seconds)
     CACHE_TTL_JITTER_PERCENT   = tostring(var.cache_ttl_jitter_percent)
     METRICS_NAMESPACE          = var.metrics_namespace
-  }
-  # The request path's Redis timeout; the invalidator keeps its own, longer default
+  })
+  # The request path's cache timeout; the invalidator keeps its own, longer default
   # (a slow write is better than a failed one, which blocks the shard).
   product_api_environment = merge(local.common_environment, {
-    TABLE_NAME           = var.table_name
-    REDIS_TIMEOUT_MS     = tostring(var.redis_timeout_ms)
-    HTTP_MAX_AGE_SECONDS = tostring(var.http_max_age_seconds)
+    TABLE_NAME                                                      = var.table_name
+    (local.memcached ? "MEMCACHED_TIMEOUT_MS" : "REDIS_TIMEOUT_MS") = tostring(var.redis_timeout_ms)
+    HTTP_MAX_AGE_SECONDS                                            = tostring(var.http_max_age_seconds)
   })
 }
 
@@ -67,10 +70,15 @@ data "aws_iam_policy_document" "common" {
     resources = ["*"]
   }
 
-  statement {
-    sid       = "ReadCacheAuthToken"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.redis_auth_secret_arn]
+  # Redis only: Memcached has no AUTH token to read.
+  dynamic "statement" {
+    for_each = var.redis_auth_secret_arn == null ? [] : [var.redis_auth_secret_arn]
+
+    content {
+      sid       = "ReadCacheAuthToken"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = [statement.value]
+    }
   }
 
   statement {

@@ -67,13 +67,26 @@ variable "table_stream_arn" {
 }
 
 variable "redis_url" {
-  description = "Cache URL without password."
+  description = "Redis cache URL without password; null when the cache is Memcached."
   type        = string
+  default     = null
 }
 
 variable "redis_auth_secret_arn" {
-  description = "Secret holding the cache AUTH token."
+  description = "Secret holding the Redis AUTH token; null when the cache is Memcached."
   type        = string
+  default     = null
+}
+
+variable "memcached_url" {
+  description = "memcaches:// URL of every Memcached node (MEMCACHED_URL); null when the cache is Redis."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.memcached_url == null || startswith(coalesce(var.memcached_url, "-"), "memcaches://")
+    error_message = "memcached_url must use TLS (memcaches://)."
+  }
 }
 
 variable "cache_ttl_seconds" {
@@ -101,7 +114,7 @@ variable "cache_ttl_jitter_percent" {
 }
 
 variable "redis_timeout_ms" {
-  description = "REDIS_TIMEOUT_MS."
+  description = "REDIS_TIMEOUT_MS, or MEMCACHED_TIMEOUT_MS when the cache is Memcached."
   type        = number
   default     = 50
 }

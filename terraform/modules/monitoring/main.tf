@@ -29,12 +29,17 @@ locals {
   # AWS/ElastiCache publishes per node: every node of every shard goes on the dashboard.
   # Serverless caches publish no DatabaseMemoryUsagePercentage or EngineCPUUtilization.
   # https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/serverless-metrics-events-redis.html
-  cache_metrics = (var.cache_serverless
+  # Memcached nodes publish host metrics (CPUUtilization: memcached is multi-threaded,
+  # there is no EngineCPUUtilization) and memcached's own counters, per CacheNodeId.
+  memcached = var.cache_engine == "memcached"
+  redis_metrics = (var.cache_serverless
     ? { ElastiCacheProcessingUnits = "Sum", BytesUsedForCache = "Average", Evictions = "Sum", CurrConnections = "Maximum", ThrottledCmds = "Sum" }
   : { EngineCPUUtilization = "Average", DatabaseMemoryUsagePercentage = "Average", Evictions = "Sum", CurrConnections = "Maximum" })
+  memcached_metrics = { CPUUtilization = "Average", SwapUsage = "Maximum", BytesUsedForCacheItems = "Average", Evictions = "Sum", CurrConnections = "Maximum", GetHits = "Sum", GetMisses = "Sum" }
+  cache_metrics     = local.memcached ? local.memcached_metrics : local.redis_metrics
   cache_widget_metrics = flatten([
     for metric, stat in local.cache_metrics : [
-      for dim in var.cache_metric_dimensions : ["AWS/ElastiCache", metric, dim.name, dim.value, { stat = stat }]
+      for dim in var.cache_metric_dimensions : concat(["AWS/ElastiCache", metric], flatten([for name, value in dim : [name, value]]), [{ stat = stat }])
     ]
   ])
   # An alarm's metric math takes at most 10 metrics; evictions happen on primaries,
@@ -120,7 +125,7 @@ locals {
     {
       type = "metric", x = 12, y = 12, width = 12, height = 6
       properties = {
-        title   = "ElastiCache"
+        title   = local.memcached ? "ElastiCache (Memcached nodes)" : "ElastiCache"
         region  = local.region
         period  = 60
         metrics = local.cache_widget_metrics
@@ -316,7 +321,49 @@ resource "aws_cloudwatch_metric_alarm" "cache_evictions" {
         metric_name = "Evictions"
         period      = 300
         stat        = "Sum"
-        dimensions  = { (metric_query.value.name) = metric_query.value.value }
+        dimensions  = metric_query.value
+      }
+    }
+  }
+}
+
+# Memcached only: a node near its CPU limit adds latency to every key it holds; a node
+# that swaps serves from disk. Either way the request path's timeout turns it into
+# BYPASS for that node's keys. Metric math over every node (at most 10, like evictions).
+resource "aws_cloudwatch_metric_alarm" "memcached" {
+  for_each = local.memcached ? {
+    cpu  = { metric = "CPUUtilization", stat = "Average", period = 60, threshold = 90, periods = 5, description = "A Memcached node runs above 90% CPU." }
+    swap = { metric = "SwapUsage", stat = "Maximum", period = 300, threshold = 50 * 1024 * 1024, periods = 3, description = "A Memcached node swaps more than 50 MB: it is short of memory." }
+  } : {}
+
+  alarm_name          = "${var.name}-memcached-${each.key}"
+  alarm_description   = each.value.description
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = each.value.threshold
+  evaluation_periods  = each.value.periods
+  datapoints_to_alarm = min(3, each.value.periods)
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+
+  metric_query {
+    id          = "worst"
+    expression  = "MAX([${join(", ", [for i, _ in local.eviction_dimensions : "node${i}"])}])"
+    label       = "${each.value.metric}, worst node"
+    return_data = true
+  }
+
+  dynamic "metric_query" {
+    for_each = local.eviction_dimensions
+
+    content {
+      id = "node${metric_query.key}"
+      metric {
+        namespace   = "AWS/ElastiCache"
+        metric_name = each.value.metric
+        period      = each.value.period
+        stat        = each.value.stat
+        dimensions  = metric_query.value
       }
     }
   }

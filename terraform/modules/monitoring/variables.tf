@@ -35,8 +35,14 @@ variable "table_name" {
 }
 
 variable "cache_metric_dimensions" {
-  description = "Dimensions selecting the cache in AWS/ElastiCache, one { name, value } per node (or the serverless cache)."
-  type        = list(object({ name = string, value = string }))
+  description = "Dimensions selecting the cache in AWS/ElastiCache, one map of dimension name to value per node (or the serverless cache)."
+  type        = list(map(string))
+}
+
+variable "cache_engine" {
+  description = "valkey, redis or memcached: which AWS/ElastiCache metrics the nodes publish."
+  type        = string
+  default     = "valkey"
 }
 
 variable "cache_serverless" {

@@ -38,7 +38,7 @@ resource "aws_security_group" "endpoints" {
 
 resource "aws_vpc_security_group_ingress_rule" "cache_from_lambda" {
   security_group_id            = aws_security_group.cache.id
-  description                  = "Redis from the functions"
+  description                  = "Cache port (Redis or Memcached) from the functions"
   ip_protocol                  = "tcp"
   from_port                    = var.cache_port
   to_port                      = var.cache_port
@@ -64,7 +64,7 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_from_lambda" {
 
 resource "aws_vpc_security_group_egress_rule" "lambda_to_cache" {
   security_group_id            = aws_security_group.lambda.id
-  description                  = "Redis"
+  description                  = "Cache (Redis or Memcached)"
   ip_protocol                  = "tcp"
   from_port                    = var.cache_port
   to_port                      = var.cache_port
