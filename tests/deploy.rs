@@ -543,6 +543,12 @@ fn the_build_stage_tests_with_redis_7_and_hands_on_only_the_zips() {
     );
     assert!(install.contains("dnf install -y -q valkey"), "{install}");
     assert!(install.contains("redis-server --version"));
+    // install-tools.sh installs memcached with apt-get, which CodeBuild's Amazon Linux
+    // does not have: without this the build stage stops at make test.
+    assert!(
+        install.contains("dnf install -y -q memcached") && install.contains("memcached -V"),
+        "the build stage does not install memcached for the Memcached engine's tests: {install}"
+    );
     // Branch code and its dependencies run here: tests and the zips, nothing of Terraform.
     assert_eq!(
         commands(&spec, "build"),
