@@ -13,6 +13,7 @@
 #[path = "../tests/integration/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+mod production;
 #[path = "../tests/support/runtime_api.rs"]
 mod runtime_api;
 
@@ -101,6 +102,12 @@ async fn main() {
         "measurement", "figure", "floor"
     );
 
+    // BENCH_ONLY=production: the production-path profile alone; docs/BENCHMARKS.md is
+    // then left as it is.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("production") {
+        production::run(&mut report, &redis, &table).await;
+        return;
+    }
     in_process(&mut report, &redis, &table).await;
     // BENCH_ONLY=in-process: the in-process rows alone (a few minutes less on 2 cores);
     // docs/BENCHMARKS.md is then left as it is.
@@ -110,6 +117,7 @@ async fn main() {
     skewed(&mut report, &redis, &table).await;
     lambda_mode(&mut report, &redis, &table).await;
     local_http(&mut report, &redis, &table).await;
+    production::run(&mut report, &redis, &table).await;
     sizes(&mut report);
 
     write_markdown(&report);
