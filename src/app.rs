@@ -85,13 +85,20 @@ pub async fn connect_redis(
     Ok(cache)
 }
 
-/// The store chosen by `TABLE_NAME`.
+/// The store chosen by `TABLE_NAME`. A DynamoDB store starts opening its connection in
+/// the background, so that a first request that misses finds it open, while a first
+/// request that hits does not wait for it.
 ///
 /// # Errors
 /// [`StartError::Catalog`] when the embedded sample catalog is invalid.
 pub async fn build_store(table: Option<&TableName>) -> Result<AnyStore, StartError> {
     match table {
-        Some(table) => Ok(AnyStore::Dynamo(DynamoStore::from_env(table.clone()).await)),
+        Some(table) => {
+            let store = DynamoStore::from_env(table.clone()).await;
+            let warming = store.clone();
+            drop(tokio::spawn(async move { warming.open_connection().await }));
+            Ok(AnyStore::Dynamo(store))
+        }
         None => {
             let catalog = MemoryStore::sample()?;
             info!(

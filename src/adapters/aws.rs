@@ -1,6 +1,6 @@
 //! AWS SDK client set-up, in one place: the shared SDK configuration with bounded
-//! timeouts, the DynamoDB client, and the one Secrets Manager read (the ElastiCache AUTH
-//! token). `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SECRETS_MANAGER` (read by
+//! timeouts (loaded once per process, however many clients are built from it), the
+//! DynamoDB client, and the one Secrets Manager read (the ElastiCache AUTH token). `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SECRETS_MANAGER` (read by
 //! the SDK itself) point the clients at emulators.
 
 use std::time::Duration;
@@ -18,8 +18,18 @@ pub const OPERATION_TIMEOUT: Duration = crate::ports::STORE_READ_TIMEOUT;
 /// Attempts per call, the first included.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// The SDK configuration every client is built from: the standard credential and region
-/// chain, with the timeouts above.
+/// The SDK configuration every client of this process is built from, loaded by the
+/// first caller ([`sdk_config`]); callers that come meanwhile wait for that load instead
+/// of repeating it (at a cold start the secret read and the DynamoDB client ask for it at
+/// the same time).
+pub async fn shared_sdk_config() -> &'static aws_config::SdkConfig {
+    static SHARED: tokio::sync::OnceCell<aws_config::SdkConfig> =
+        tokio::sync::OnceCell::const_new();
+    SHARED.get_or_init(sdk_config).await
+}
+
+/// A freshly loaded SDK configuration: the standard credential and region chain, with
+/// the timeouts above.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
@@ -33,9 +43,9 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// A DynamoDB client on [`sdk_config`].
+/// A DynamoDB client on [`shared_sdk_config`].
 pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
-    aws_sdk_dynamodb::Client::new(&sdk_config().await)
+    aws_sdk_dynamodb::Client::new(shared_sdk_config().await)
 }
 
 /// Reads a secret's string value (the ElastiCache AUTH token), once, at start-up.
@@ -47,7 +57,7 @@ pub async fn read_secret(arn: &SecretArn) -> Result<String, StartError> {
         arn: arn.as_str().to_owned(),
         source,
     };
-    let client = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+    let client = aws_sdk_secretsmanager::Client::new(shared_sdk_config().await);
     let secret = client
         .get_secret_value()
         .secret_id(arn.as_str())

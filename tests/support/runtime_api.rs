@@ -89,7 +89,13 @@ async fn route(
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     if path == NEXT {
-        let (id, event) = events.lock().await.recv().await.unwrap();
+        // None: this Runtime API is gone (its function was killed while it waited).
+        let Some((id, event)) = events.lock().await.recv().await else {
+            return Response::builder()
+                .status(410)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+        };
         let deadline = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
