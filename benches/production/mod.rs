@@ -317,6 +317,9 @@ struct Network {
     trust: std::path::PathBuf,
 }
 
+/// Debian's bundle of the system's root certificates (Lambda's images have their own).
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// The token ElastiCache would hold, as the secret stores it.
 const TOKEN: &str = "bench-auth-token-0123456789";
 
@@ -348,8 +351,12 @@ impl Network {
             .to_vec()
         });
         let certs = redis.dir().to_owned();
-        let system =
-            std::fs::read_to_string("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+        // BENCH_TRUST_STORE=test-ca trusts the test CA alone: shows what loading the
+        // system's roots costs a cold start.
+        let system = match std::env::var("BENCH_TRUST_STORE").as_deref() {
+            Ok("test-ca") => String::new(),
+            _ => std::fs::read_to_string(SYSTEM_ROOTS).unwrap_or_default(),
+        };
         let trust = certs.join("trust.pem");
         std::fs::write(
             &trust,
