@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::adapters::{AnyCache, AnyStore, DynamoStore, MemoryCache, MemoryStore, RedisCache, aws};
+use crate::adapters::{
+    AnyCache, AnyStore, DynamoStore, MemoryCache, MemoryStore, RedisCache, RedisTls, aws,
+};
 use crate::config::{ApiConfig, FromEnvironment, Mode, RedisConfig, TableName};
-use crate::error::{StartError, report};
+use crate::error::{CacheError, StartError, report};
 use crate::http::Api;
 use crate::service::ProductService;
 
@@ -35,7 +37,11 @@ pub fn config_or_exit<T: FromEnvironment>(binary: &str) -> T {
 /// [`StartError`] when an adapter cannot be built. An unreachable Redis is not an
 /// error: the service starts, serves from the table, and reconnects in the background.
 pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
-    let (cache, store) = tokio::join!(build_cache(config), build_store(config.table.as_ref()));
+    let sdk = aws::SharedSdkConfig::default();
+    let (cache, store) = tokio::join!(
+        build_cache(config, &sdk),
+        build_store(config.table.as_ref(), &sdk)
+    );
     let service = ProductService::new(cache?, store?, config.ttls.product)
         .with_negative_ttl(config.ttls.negative)
         .with_l1(config.l1_entries, config.l1_ttl)
@@ -47,7 +53,10 @@ pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
 ///
 /// # Errors
 /// [`StartError`] when the Redis client cannot be configured.
-pub async fn build_cache(config: &ApiConfig) -> Result<AnyCache, StartError> {
+pub async fn build_cache(
+    config: &ApiConfig,
+    sdk: &aws::SharedSdkConfig,
+) -> Result<AnyCache, StartError> {
     let Some(redis) = &config.redis else {
         info!("REDIS_URL not set: using the in-process cache");
         return Ok(AnyCache::Memory(MemoryCache::default()));
@@ -57,7 +66,9 @@ pub async fn build_cache(config: &ApiConfig) -> Result<AnyCache, StartError> {
         Mode::Lambda => 1,
         Mode::Local => std::thread::available_parallelism().map_or(2, usize::from),
     };
-    Ok(AnyCache::Redis(connect_redis(redis, pool_size).await?))
+    Ok(AnyCache::Redis(
+        connect_redis_with(redis, pool_size, sdk).await?,
+    ))
 }
 
 /// Connects to Redis as every binary does: the AUTH token from Secrets Manager when
@@ -71,11 +82,39 @@ pub async fn connect_redis(
     redis: &RedisConfig,
     pool_size: usize,
 ) -> Result<RedisCache, StartError> {
+    connect_redis_with(redis, pool_size, &aws::SharedSdkConfig::default()).await
+}
+
+/// [`connect_redis`] with the SDK configuration the rest of the start-up shares.
+///
+/// # Errors
+/// [`StartError`] when the secret cannot be read or the client cannot be configured.
+pub async fn connect_redis_with(
+    redis: &RedisConfig,
+    pool_size: usize,
+    sdk: &aws::SharedSdkConfig,
+) -> Result<RedisCache, StartError> {
+    // TLS settings (the system's roots) on a blocking thread, while the token is read.
+    let tls = redis
+        .url
+        .as_str()
+        .starts_with("rediss")
+        .then(|| tokio::task::spawn_blocking(RedisTls::system_roots));
     let url = match &redis.auth_secret {
-        Some(arn) => redis.url.with_password(&aws::read_secret(arn).await?)?,
+        Some(arn) => redis
+            .url
+            .with_password(&aws::read_secret(sdk, arn).await?)?,
         None => redis.url.clone(),
     };
-    let cache = RedisCache::connect(&url, redis.timeout, pool_size)?;
+    let tls = match tls {
+        Some(loading) => Some(
+            loading
+                .await
+                .map_err(|err| CacheError::new("configure TLS", err))??,
+        ),
+        None => None,
+    };
+    let cache = RedisCache::connect_with_tls(&url, tls, redis.timeout, pool_size)?;
     match cache.wait_connected(REDIS_START_WAIT).await {
         Ok(()) => info!(redis = ?url, "connected to Redis"),
         Err(err) => {
@@ -91,10 +130,14 @@ pub async fn connect_redis(
 ///
 /// # Errors
 /// [`StartError::Catalog`] when the embedded sample catalog is invalid.
-pub async fn build_store(table: Option<&TableName>) -> Result<AnyStore, StartError> {
+pub async fn build_store(
+    table: Option<&TableName>,
+    sdk: &aws::SharedSdkConfig,
+) -> Result<AnyStore, StartError> {
     match table {
         Some(table) => {
-            let store = DynamoStore::from_env(table.clone()).await;
+            let client = aws_sdk_dynamodb::Client::new(sdk.get().await);
+            let store = DynamoStore::new(client, table.clone());
             let warming = store.clone();
             drop(tokio::spawn(async move { warming.open_connection().await }));
             Ok(AnyStore::Dynamo(store))

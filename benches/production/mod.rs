@@ -193,26 +193,33 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
         with_default(ours.cold_miss, local.cold_miss, floors.cold_miss),
     );
     let both = |l: Latency| format!("p50 {} / p99 {}", ms(l.p50), ms(l.p99));
-    report.row(
-        "production path: warm hit",
-        both(ours.warm_hit),
-        format!("1 Redis round trip {}", ms(floors.warm_hit)),
-        format!(
-            "{:.2}x of the floor (p50); default profile {}",
-            ours.warm_hit.p50.as_secs_f64() / floors.warm_hit.as_secs_f64(),
-            both(local.warm_hit)
+    for (what, ours, local, floor, round_trips) in [
+        (
+            "production path: warm hit",
+            ours.warm_hit,
+            local.warm_hit,
+            floors.warm_hit,
+            "1 Redis round trip",
         ),
-    );
-    report.row(
-        "production path: warm miss",
-        both(ours.warm_miss),
-        format!("2 Redis + 1 DynamoDB {}", ms(floors.warm_miss)),
-        format!(
-            "{:.2}x of the floor (p50); default profile {}",
-            ours.warm_miss.p50.as_secs_f64() / floors.warm_miss.as_secs_f64(),
-            both(local.warm_miss)
+        (
+            "production path: warm miss",
+            ours.warm_miss,
+            local.warm_miss,
+            floors.warm_miss,
+            "2 Redis + 1 DynamoDB",
         ),
-    );
+    ] {
+        report.row(
+            what,
+            both(ours),
+            format!("{round_trips} {}", ms(floor)),
+            format!(
+                "{:.2}x of the floor (p50); default profile {}",
+                ours.p50.as_secs_f64() / floor.as_secs_f64(),
+                both(local)
+            ),
+        );
+    }
     let gap = local.warm_hit.p50.saturating_sub(noop_warm.p50);
     let allowed = calibration.direct.mul_f64(1.5);
     report.row(

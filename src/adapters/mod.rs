@@ -10,7 +10,7 @@ pub mod redis;
 pub use dynamo::DynamoStore;
 pub use memory_cache::MemoryCache;
 pub use memory_store::MemoryStore;
-pub use redis::RedisCache;
+pub use redis::{RedisCache, RedisTls};
 
 use crate::domain::{Product, ProductId};
 use crate::error::StoreError;
