@@ -15,6 +15,7 @@
 #[path = "../tests/integration/helpers.rs"]
 #[allow(dead_code)]
 mod helpers;
+mod production;
 #[path = "../tests/support/runtime_api.rs"]
 mod runtime_api;
 
@@ -109,6 +110,12 @@ async fn main() {
         memcached_beside_redis(&mut report, &redis, &table).await;
         return;
     }
+    // BENCH_ONLY=production: the production-path profile alone; docs/BENCHMARKS.md is
+    // then left as it is.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("production") {
+        production::run(&mut report, &redis, &table).await;
+        return;
+    }
     in_process(&mut report, &redis, &table).await;
     memcached_beside_redis(&mut report, &redis, &table).await;
     // BENCH_ONLY=in-process: the in-process rows alone (a few minutes less on 2 cores);
@@ -119,6 +126,7 @@ async fn main() {
     skewed(&mut report, &redis, &table).await;
     lambda_mode(&mut report, &redis, &table).await;
     local_http(&mut report, &redis, &table).await;
+    production::run(&mut report, &redis, &table).await;
     sizes(&mut report);
 
     write_markdown(&report);

@@ -6,10 +6,11 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::adapters::{
-    AnyCache, AnyStore, DynamoStore, MemcachedCache, MemoryCache, MemoryStore, RedisCache, aws,
+    AnyCache, AnyStore, DynamoStore, MemcachedCache, MemoryCache, MemoryStore, RedisCache,
+    RedisTls, aws,
 };
 use crate::config::{ApiConfig, CacheConfig, FromEnvironment, Mode, RedisConfig, TableName};
-use crate::error::{StartError, report};
+use crate::error::{CacheError, StartError, report};
 use crate::http::Api;
 use crate::service::ProductService;
 
@@ -37,7 +38,11 @@ pub fn config_or_exit<T: FromEnvironment>(binary: &str) -> T {
 /// [`StartError`] when an adapter cannot be built. An unreachable Redis is not an
 /// error: the service starts, serves from the table, and reconnects in the background.
 pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
-    let (cache, store) = tokio::join!(build_cache(config), build_store(config.table.as_ref()));
+    let sdk = aws::SharedSdkConfig::default();
+    let (cache, store) = tokio::join!(
+        build_cache(config, &sdk),
+        build_store(config.table.as_ref(), &sdk)
+    );
     let service = ProductService::new(cache?, store?, config.ttls.product)
         .with_negative_ttl(config.ttls.negative)
         .with_l1(config.l1_entries, config.l1_ttl)
@@ -50,7 +55,10 @@ pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
 ///
 /// # Errors
 /// [`StartError`] when the cache client cannot be configured.
-pub async fn build_cache(config: &ApiConfig) -> Result<AnyCache, StartError> {
+pub async fn build_cache(
+    config: &ApiConfig,
+    sdk: &aws::SharedSdkConfig,
+) -> Result<AnyCache, StartError> {
     let Some(cache) = &config.cache else {
         info!("neither REDIS_URL nor MEMCACHED_URL set: using the in-process cache");
         return Ok(AnyCache::Memory(MemoryCache::default()));
@@ -60,7 +68,7 @@ pub async fn build_cache(config: &ApiConfig) -> Result<AnyCache, StartError> {
         Mode::Lambda => 1,
         Mode::Local => std::thread::available_parallelism().map_or(2, usize::from),
     };
-    connect_cache(cache, pool_size).await
+    connect_cache_with(cache, pool_size, sdk).await
 }
 
 /// Connects to the configured shared cache: [`connect_redis`], or memcached with
@@ -72,8 +80,22 @@ pub async fn connect_cache(
     cache: &CacheConfig,
     connections: usize,
 ) -> Result<AnyCache, StartError> {
+    connect_cache_with(cache, connections, &aws::SharedSdkConfig::default()).await
+}
+
+/// [`connect_cache`] with the SDK configuration the rest of the start-up shares.
+///
+/// # Errors
+/// [`StartError`] when the client cannot be configured (or the Redis secret read).
+pub async fn connect_cache_with(
+    cache: &CacheConfig,
+    connections: usize,
+    sdk: &aws::SharedSdkConfig,
+) -> Result<AnyCache, StartError> {
     match cache {
-        CacheConfig::Redis(redis) => Ok(AnyCache::Redis(connect_redis(redis, connections).await?)),
+        CacheConfig::Redis(redis) => Ok(AnyCache::Redis(
+            connect_redis_with(redis, connections, sdk).await?,
+        )),
         CacheConfig::Memcached(memcached) => {
             let cache = MemcachedCache::new(&memcached.url, memcached.timeout, connections)?;
             match cache.wait_connected(REDIS_START_WAIT).await {
@@ -98,11 +120,39 @@ pub async fn connect_redis(
     redis: &RedisConfig,
     pool_size: usize,
 ) -> Result<RedisCache, StartError> {
+    connect_redis_with(redis, pool_size, &aws::SharedSdkConfig::default()).await
+}
+
+/// [`connect_redis`] with the SDK configuration the rest of the start-up shares.
+///
+/// # Errors
+/// [`StartError`] when the secret cannot be read or the client cannot be configured.
+pub async fn connect_redis_with(
+    redis: &RedisConfig,
+    pool_size: usize,
+    sdk: &aws::SharedSdkConfig,
+) -> Result<RedisCache, StartError> {
+    // TLS settings (the system's roots) on a blocking thread, while the token is read.
+    let tls = redis
+        .url
+        .as_str()
+        .starts_with("rediss")
+        .then(|| tokio::task::spawn_blocking(RedisTls::system_roots));
     let url = match &redis.auth_secret {
-        Some(arn) => redis.url.with_password(&aws::read_secret(arn).await?)?,
+        Some(arn) => redis
+            .url
+            .with_password(&aws::read_secret(sdk, arn).await?)?,
         None => redis.url.clone(),
     };
-    let cache = RedisCache::connect(&url, redis.timeout, pool_size)?;
+    let tls = match tls {
+        Some(loading) => Some(
+            loading
+                .await
+                .map_err(|err| CacheError::new("configure TLS", err))??,
+        ),
+        None => None,
+    };
+    let cache = RedisCache::connect_with_tls(&url, tls, redis.timeout, pool_size)?;
     match cache.wait_connected(REDIS_START_WAIT).await {
         Ok(()) => info!(redis = ?url, "connected to Redis"),
         Err(err) => {
@@ -112,13 +162,24 @@ pub async fn connect_redis(
     Ok(cache)
 }
 
-/// The store chosen by `TABLE_NAME`.
+/// The store chosen by `TABLE_NAME`. A DynamoDB store starts opening its connection in
+/// the background, so that a first request that misses finds it open, while a first
+/// request that hits does not wait for it.
 ///
 /// # Errors
 /// [`StartError::Catalog`] when the embedded sample catalog is invalid.
-pub async fn build_store(table: Option<&TableName>) -> Result<AnyStore, StartError> {
+pub async fn build_store(
+    table: Option<&TableName>,
+    sdk: &aws::SharedSdkConfig,
+) -> Result<AnyStore, StartError> {
     match table {
-        Some(table) => Ok(AnyStore::Dynamo(DynamoStore::from_env(table.clone()).await)),
+        Some(table) => {
+            let client = aws_sdk_dynamodb::Client::new(sdk.get().await);
+            let store = DynamoStore::new(client, table.clone());
+            let warming = store.clone();
+            drop(tokio::spawn(async move { warming.open_connection().await }));
+            Ok(AnyStore::Dynamo(store))
+        }
         None => {
             let catalog = MemoryStore::sample()?;
             info!(

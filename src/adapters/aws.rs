@@ -1,6 +1,6 @@
-//! AWS SDK client set-up, in one place: the shared SDK configuration with bounded
-//! timeouts, the DynamoDB client, and the one Secrets Manager read (the ElastiCache AUTH
-//! token). `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SECRETS_MANAGER` (read by
+//! AWS SDK client set-up, in one place: the SDK configuration with bounded timeouts
+//! (loaded once per start-up, however many clients are built from it), the
+//! DynamoDB client, and the one Secrets Manager read (the ElastiCache AUTH token). `AWS_ENDPOINT_URL_DYNAMODB` and `AWS_ENDPOINT_URL_SECRETS_MANAGER` (read by
 //! the SDK itself) point the clients at emulators.
 
 use std::time::Duration;
@@ -18,8 +18,21 @@ pub const OPERATION_TIMEOUT: Duration = crate::ports::STORE_READ_TIMEOUT;
 /// Attempts per call, the first included.
 pub const MAX_ATTEMPTS: u32 = 3;
 
-/// The SDK configuration every client is built from: the standard credential and region
-/// chain, with the timeouts above.
+/// The SDK configuration of one start-up, loaded by the first client that needs it;
+/// clients built meanwhile wait for that load instead of repeating it (at a cold start
+/// the secret read and the DynamoDB client ask for it at the same time). Not a process
+/// global: SDK clients keep connections on the tokio runtime that made them.
+#[derive(Default)]
+pub struct SharedSdkConfig(tokio::sync::OnceCell<aws_config::SdkConfig>);
+
+impl SharedSdkConfig {
+    pub async fn get(&self) -> &aws_config::SdkConfig {
+        self.0.get_or_init(sdk_config).await
+    }
+}
+
+/// A freshly loaded SDK configuration: the standard credential and region chain, with
+/// the timeouts above.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
@@ -42,12 +55,12 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
 ///
 /// # Errors
 /// [`StartError::Secret`] naming the secret when it cannot be read or holds no string.
-pub async fn read_secret(arn: &SecretArn) -> Result<String, StartError> {
+pub async fn read_secret(sdk: &SharedSdkConfig, arn: &SecretArn) -> Result<String, StartError> {
     let failed = |source: BoxError| StartError::Secret {
         arn: arn.as_str().to_owned(),
         source,
     };
-    let client = aws_sdk_secretsmanager::Client::new(&sdk_config().await);
+    let client = aws_sdk_secretsmanager::Client::new(sdk.get().await);
     let secret = client
         .get_secret_value()
         .secret_id(arn.as_str())

@@ -18,6 +18,10 @@ use crate::error::{BoxError, StoreError};
 use crate::item::{ID_ATTRIBUTE, item_id, product_from_item};
 use crate::ports::ProductStore;
 
+/// The key [`DynamoStore::open_connection`] reads: not a valid product id (no id holds a
+/// `/`, see `ProductId::parse`), so no product can have it.
+const CONNECTION_WARM_UP_KEY: &str = "/connection-warm-up";
+
 /// BatchWriteItem takes at most 25 requests.
 const BATCH_SIZE: usize = 25;
 
@@ -40,6 +44,26 @@ impl DynamoStore {
 
     pub fn table(&self) -> &TableName {
         &self.table
+    }
+
+    /// Opens the client's connection to DynamoDB (TCP and TLS: two of the three round
+    /// trips of a first GetItem) with a GetItem of a key no product has, so that the
+    /// first miss finds the connection open. The answer does not matter; a failure is
+    /// logged at debug level (the first request then connects as it would have).
+    pub async fn open_connection(&self) {
+        let warm_up = self
+            .client
+            .get_item()
+            .table_name(self.table.as_str())
+            .key(
+                ID_ATTRIBUTE,
+                AttributeValue::S(CONNECTION_WARM_UP_KEY.to_owned()),
+            )
+            .send()
+            .await;
+        if let Err(err) = warm_up {
+            tracing::debug!(error = %crate::error::report(&err), "opening the DynamoDB connection failed");
+        }
     }
 
     /// Writes one item, replacing any with the same id.

@@ -22,7 +22,9 @@ use fred::prelude::{
     ClientLike, Error as FredError, ErrorKind, EventInterface, KeysInterface, LuaInterface,
     ReconnectPolicy,
 };
-use fred::types::config::{Config as FredConfig, ReconnectError, TcpConfig, UnresponsiveConfig};
+use fred::types::config::{
+    Config as FredConfig, ReconnectError, TcpConfig, TlsConnector, UnresponsiveConfig,
+};
 use fred::types::{Expiration, SetOptions, Value};
 
 use crate::config::RedisUrl;
@@ -38,6 +40,25 @@ pub struct RedisCache {
     pool: fred::clients::Pool,
 }
 
+/// The TLS settings of `rediss://` connections: rustls with the system's root
+/// certificates (`SSL_CERT_FILE` when set), as `fred` builds them from such a URL.
+/// Loading the roots is several milliseconds of CPU, so a cold start builds this on a
+/// blocking thread while the AUTH token is on its way, instead of after it.
+#[derive(Clone)]
+pub struct RedisTls(TlsConnector);
+
+impl RedisTls {
+    /// Loads the system's root certificates.
+    ///
+    /// # Errors
+    /// [`CacheError`] when they cannot be read.
+    pub fn system_roots() -> Result<Self, CacheError> {
+        TlsConnector::default_rustls()
+            .map(Self)
+            .map_err(|err| CacheError::new("configure TLS", err))
+    }
+}
+
 impl RedisCache {
     /// Builds the pool and starts connecting in the background; commands sent before
     /// the connection is up wait for it, within their timeout.
@@ -49,8 +70,31 @@ impl RedisCache {
         command_timeout: Duration,
         pool_size: usize,
     ) -> Result<Self, CacheError> {
-        let mut config =
-            FredConfig::from_url(url.as_str()).map_err(|err| CacheError::new("configure", err))?;
+        Self::connect_with_tls(url, None, command_timeout, pool_size)
+    }
+
+    /// [`RedisCache::connect`], with TLS settings built beforehand for a `rediss://`
+    /// URL (`None`: built here from the URL).
+    ///
+    /// # Errors
+    /// [`CacheError`] when the URL is not one `fred` accepts.
+    pub fn connect_with_tls(
+        url: &RedisUrl,
+        tls: Option<RedisTls>,
+        command_timeout: Duration,
+        pool_size: usize,
+    ) -> Result<Self, CacheError> {
+        let mut config = match (tls, url.as_str().strip_prefix("rediss")) {
+            // Parsed as the plain-text URL, so that `fred` does not load the roots again.
+            (Some(RedisTls(tls)), Some(rest)) => {
+                let mut config = FredConfig::from_url(&format!("redis{rest}"))
+                    .map_err(|err| CacheError::new("configure", err))?;
+                config.tls = Some(tls.into());
+                config
+            }
+            _ => FredConfig::from_url(url.as_str())
+                .map_err(|err| CacheError::new("configure", err))?,
+        };
         // fred's default gives up for good when the first connection fails (its task
         // ends and commands queue until they time out), however lenient the reconnect
         // policy: a process started while Redis was unreachable would never use it.

@@ -1,7 +1,8 @@
-//! Faults that must heal once they end: Redis unreachable when the process starts, a
-//! breaker probe abandoned by its client while Redis is frozen, a key of the wrong
-//! type (which is one entry's problem, not an outage), and a failover that leaves the
-//! old primary up as a replica. Each test prints its figure.
+//! Faults that must heal once they end: Redis unreachable when the process starts (and a
+//! table that does not answer then, which start-up must not wait for), a breaker probe
+//! abandoned by its client while Redis is frozen, a key of the wrong type (which is one
+//! entry's problem, not an outage), and a failover that leaves the old primary up as a
+//! replica. Each test prints its figure.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -248,3 +249,39 @@ async fn after_a_failover_that_keeps_the_old_primary_up_as_a_replica_hits_come_b
         "figure: failover with the old primary kept up as a replica (READONLY): first HIT after the switch -> {healed:.1?}"
     );
 }
+
+#[tokio::test]
+async fn start_up_does_not_wait_for_a_table_that_does_not_answer() {
+    // GIVEN a product cached in Redis, and a DynamoDB endpoint that accepts connections
+    // and never answers (a black-holed route)
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let warm = ProductApiProcess::start(&redis.url(), &table, &[]);
+    let http = reqwest::Client::new();
+    assert_eq!(x_cache(&http, &warm.url("P-10003")).await, "MISS");
+    drop(warm);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+
+    // WHEN product-api starts against it
+    let started = Instant::now();
+    let api = ProductApiProcess::start(
+        &redis.url(),
+        &table,
+        &[("AWS_ENDPOINT_URL_DYNAMODB", &endpoint)],
+    );
+    let listening = started.elapsed();
+
+    // THEN it listens without waiting for the table (the connection it opens for the
+    // first miss is opened in the background) and serves the cached product
+    println!("listening {} ms after the spawn", listening.as_millis());
+    assert!(
+        listening < ATTEMPT_LIMIT,
+        "start-up took {listening:?}: it waited for the table"
+    );
+    assert_eq!(x_cache(&http, &api.url("P-10003")).await, "HIT");
+    drop(silent);
+}
+
+/// Below one DynamoDB attempt's timeout: a start-up that waited for the table takes longer.
+const ATTEMPT_LIMIT: Duration = product_catalog::adapters::aws::ATTEMPT_TIMEOUT;

@@ -2,49 +2,9 @@
 //! password-protected `redis-server`, the token in moto's Secrets Manager, product-api
 //! given only the URL and the secret's ARN.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-
 use product_catalog::adapters::aws::sdk_config;
 
-use crate::helpers::{
-    RedisServer, free_port, product_api, sample_table, service_env, wait_for_port,
-};
-
-/// moto's server (from `.tools/venv`, installed by `make test`), killed on drop.
-struct Moto {
-    endpoint: String,
-    child: Child,
-}
-
-impl Moto {
-    fn start() -> Self {
-        let binary = Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/venv/bin/moto_server");
-        assert!(
-            binary.exists(),
-            "moto is not installed: run `make test` (scripts/install-tools.sh installs it)"
-        );
-        let port = free_port();
-        let child = Command::new(binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_port(port, "moto_server");
-        Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
-            child,
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::helpers::{Moto, RedisServer, product_api, sample_table, service_env};
 
 async fn x_cache_of_two_gets(env: Vec<(String, String)>) -> Vec<String> {
     let (_server, port) = product_api(&env);

@@ -7,31 +7,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use product_catalog::app;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
 use crate::helpers::{
-    MemcachedServer, RedisServer, api_config, cache_url_var, product_api, run_invalidator,
-    sample_table, service_env,
+    MemcachedServer, RedisServer, api_config, cache_url_var, make_certificates, product_api,
+    run_invalidator, sample_table, service_env,
 };
-
-/// Writes `ca.pem`, `server.pem`, `server.key` into `dir`; the server cert names localhost.
-fn make_certificates(dir: &std::path::Path) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "product-catalog test CA");
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let server_params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-    let server_cert = server_params.signed_by(&server_key, &issuer).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.pem"), server_cert.pem()).unwrap();
-    std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
-}
 
 /// The `access_string` of the serverless cache's "app" user in terraform/modules/cache.
 fn terraform_app_access_string() -> String {

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -16,6 +16,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+/// The call a function makes for its next event.
+const NEXT: &str = "/2018-06-01/runtime/invocation/next";
+
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, String>>>>>;
 
 /// A Runtime API for one function process at a time.
@@ -23,6 +26,7 @@ pub struct RuntimeApi {
     pub addr: std::net::SocketAddr,
     queue: mpsc::UnboundedSender<(String, Value)>,
     waiters: Waiters,
+    first_next: Arc<OnceLock<Instant>>,
 }
 
 impl RuntimeApi {
@@ -33,12 +37,18 @@ impl RuntimeApi {
         let events = Arc::new(tokio::sync::Mutex::new(events));
         let waiters: Waiters = Arc::default();
         let shared = Arc::clone(&waiters);
+        let first_next: Arc<OnceLock<Instant>> = Arc::default();
+        let noted = Arc::clone(&first_next);
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 let (events, waiters) = (Arc::clone(&events), Arc::clone(&shared));
+                let noted = Arc::clone(&noted);
                 let service = hyper::service::service_fn(move |request| {
                     let (events, waiters) = (Arc::clone(&events), Arc::clone(&waiters));
+                    if request.uri().path() == NEXT {
+                        noted.get_or_init(Instant::now);
+                    }
                     async move { Ok::<_, Infallible>(route(request, events, waiters).await) }
                 });
                 tokio::spawn(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
@@ -48,7 +58,15 @@ impl RuntimeApi {
             addr,
             queue,
             waiters,
+            first_next,
         }
+    }
+
+    /// When the function first asked for an event: the end of its init phase, as Lambda
+    /// reports it (`Init Duration`).
+    #[allow(dead_code)] // the benchmarks' figure; the tests do not look at it
+    pub fn first_next(&self) -> Option<Instant> {
+        self.first_next.get().copied()
     }
 
     /// Sends one event and waits for the function's answer.
@@ -70,8 +88,14 @@ async fn route(
     waiters: Waiters,
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
-    if path == "/2018-06-01/runtime/invocation/next" {
-        let (id, event) = events.lock().await.recv().await.unwrap();
+    if path == NEXT {
+        // None: this Runtime API is gone (its function was killed while it waited).
+        let Some((id, event)) = events.lock().await.recv().await else {
+            return Response::builder()
+                .status(410)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+        };
         let deadline = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()

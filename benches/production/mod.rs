@@ -1,0 +1,531 @@
+//! The production-path profile (`BENCH_ONLY=production` runs it alone): product-api in
+//! Lambda mode as it runs in AWS, with `rediss://` and an AUTH token read from Secrets
+//! Manager (moto), TLS to DynamoDB (a TLS terminator with a test CA in front of the
+//! emulator), and a [`proxy::DelayProxy`] in front of each dependency so every round
+//! trip costs what it costs in one AWS region. Beside each figure: the same figure on
+//! the default profile (plain local Redis, no secret, plain HTTP to the emulator, no
+//! delay), and the floor of the path: the round trips it cannot avoid, times the
+//! injected delays.
+//!
+//! Delays per round trip, in milliseconds, from the bench's environment:
+//! `BENCH_RTT_REDIS_MS` (default 0.5), `BENCH_RTT_DYNAMODB_MS` (2),
+//! `BENCH_RTT_SECRETS_MS` (3). Sources for the defaults are in docs/BENCHMARKS.md.
+
+mod proxy;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use fred::prelude::{ClientLike, KeysInterface};
+use product_catalog::adapters::DynamoStore;
+use product_catalog::adapters::aws::sdk_config;
+
+use super::helpers::{Moto, RedisServer, free_port, make_certificates, service_env};
+use super::runtime_api::RuntimeApi;
+use super::{Latency, Report, latency, median_of, ms, rest_event, spawn_function, warm};
+use proxy::{DelayProxy, TlsTerminator, async_redis_round_trips, raw_redis_round_trips};
+
+/// Cold starts per figure (each spawns a process).
+const SPAWNS: usize = 15;
+/// Rounds of warm invocations; the figure is the median of the rounds' percentiles.
+const ROUNDS: usize = 3;
+const WARM_HITS: usize = 1_000;
+const WARM_MISSES: usize = 150;
+/// The key the Runtime API event (`tests/fixtures/apigw_rest_stage.json`) reads.
+const KEY: &str = "product:P-10001";
+
+/// Injected round-trip delays.
+#[derive(Clone, Copy)]
+struct Delays {
+    redis: Duration,
+    dynamodb: Duration,
+    secrets: Duration,
+}
+
+impl Delays {
+    fn from_env() -> Self {
+        let read = |name: &str, default_ms: f64| {
+            let value = std::env::var(name).map_or(default_ms, |v| {
+                v.parse()
+                    .unwrap_or_else(|_| panic!("{name}={v} is not a number of milliseconds"))
+            });
+            Duration::from_secs_f64(value / 1000.0)
+        };
+        Self {
+            redis: read("BENCH_RTT_REDIS_MS", 0.5),
+            dynamodb: read("BENCH_RTT_DYNAMODB_MS", 2.0),
+            secrets: read("BENCH_RTT_SECRETS_MS", 3.0),
+        }
+    }
+}
+
+/// The round trips each path cannot avoid, counted on the wire (TCP handshake, TLS 1.3
+/// handshake, AUTH, the calls themselves), and their cost at the injected delays.
+struct Floors {
+    /// Secret read (TCP, TLS, GetSecretValue), then Redis (TCP, TLS, AUTH).
+    init: Duration,
+    /// The init chain, then `SET NX GET`.
+    cold_hit: Duration,
+    /// The longer of the init chain and the DynamoDB connection (TCP, TLS: opened
+    /// meanwhile), then `SET NX GET` where it was not already counted, GetItem, `EVAL`.
+    cold_miss: Duration,
+    warm_hit: Duration,
+    /// `SET NX GET`, GetItem, `EVAL`.
+    warm_miss: Duration,
+}
+
+impl Floors {
+    fn of(d: Delays) -> Self {
+        let init = 3 * d.secrets + 3 * d.redis;
+        let cold_hit = init + d.redis;
+        let cold_miss = cold_hit.max(2 * d.dynamodb + d.redis) + d.dynamodb + d.redis;
+        Self {
+            init,
+            cold_hit,
+            cold_miss,
+            warm_hit: d.redis,
+            warm_miss: 2 * d.redis + d.dynamodb,
+        }
+    }
+}
+
+/// What one profile measured.
+struct Figures {
+    init: Duration,
+    cold_hit: Duration,
+    cold_miss: Duration,
+    warm_hit: Latency,
+    warm_miss: Latency,
+}
+
+/// How product-api is started on one profile, and a direct client to its Redis (to
+/// empty the key before a miss, past any proxy).
+struct Profile {
+    env: Vec<(String, String)>,
+    redis: fred::clients::Client,
+}
+
+pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) {
+    let delays = Delays::from_env();
+    let floors = Floors::of(delays);
+    let binary = env!("CARGO_BIN_EXE_product-api");
+
+    let default = Profile {
+        env: service_env(&redis.url(), table),
+        redis: redis.client().await,
+    };
+    let mut network = Network::start(delays).await;
+    let production = network.profile(table).await;
+
+    let noop = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/target/release/examples/noop-lambda"
+    );
+    let noop_cold = cold_starts(noop, &default.env, SPAWNS, || async {}).await.1;
+    let ours = measure(binary, &production).await;
+    let local = measure(binary, &default).await;
+    let (noop_warm, _, _) = warm(noop, &default.env).await;
+
+    let calibration = network.calibrate(redis).await;
+    let emulators = network.emulator_times(table).await;
+    report.row(
+        "production path: the emulators' own time per call (fresh client, plain HTTP)",
+        format!("moto GetSecretValue p50 {}", ms(emulators.secret)),
+        format!("dynalite GetItem p50 {}", ms(emulators.item)),
+        "on the chains below, beside the injected delays".to_owned(),
+    );
+    report.row(
+        &format!(
+            "production path: injected round trips (Redis {}, DynamoDB {}, Secrets Manager {})",
+            ms(delays.redis),
+            ms(delays.dynamodb),
+            ms(delays.secrets)
+        ),
+        format!("raw GET through the proxy p50 {}", ms(calibration.through)),
+        format!("direct p50 {}", ms(calibration.blocking)),
+        format!(
+            "proxy overshoot {}",
+            ms(calibration
+                .through
+                .saturating_sub(calibration.blocking + delays.redis))
+        ),
+    );
+    let with_default = |figure: Duration, default: Duration, floor: Duration| {
+        format!(
+            "{:.2}x of the floor; default profile {}",
+            figure.as_secs_f64() / floor.as_secs_f64(),
+            ms(default)
+        )
+    };
+    report.row(
+        "production path: init duration (spawn to first /next)",
+        ms(ours.init),
+        format!("chain {}", ms(floors.init)),
+        with_default(ours.init, local.init, floors.init),
+    );
+    let allowed = floors.cold_hit.mul_f64(1.25) + noop_cold;
+    // The same allowance with moto's own answering time on the chain, as AWS's would be.
+    let with_moto = (floors.cold_hit + emulators.secret).mul_f64(1.25) + noop_cold;
+    report.row(
+        "production path: cold start to first response, hit",
+        ms(ours.cold_hit),
+        format!("chain {} + no-I/O {}", ms(floors.cold_hit), ms(noop_cold)),
+        format!(
+            "target <= 1.25x chain + no-I/O = {} {} ({} with moto's time on the chain); default profile {}",
+            ms(allowed),
+            if ours.cold_hit <= allowed {
+                "met"
+            } else {
+                "MISSED"
+            },
+            if ours.cold_hit <= with_moto {
+                "met"
+            } else {
+                "MISSED"
+            },
+            ms(local.cold_hit)
+        ),
+    );
+    report.row(
+        "production path: cold start to first response, miss",
+        ms(ours.cold_miss),
+        format!("chain {}", ms(floors.cold_miss)),
+        with_default(ours.cold_miss, local.cold_miss, floors.cold_miss),
+    );
+    let both = |l: Latency| format!("p50 {} / p99 {}", ms(l.p50), ms(l.p99));
+    for (what, ours, local, floor, round_trips) in [
+        (
+            "production path: warm hit",
+            ours.warm_hit,
+            local.warm_hit,
+            floors.warm_hit,
+            "1 Redis round trip",
+        ),
+        (
+            "production path: warm miss",
+            ours.warm_miss,
+            local.warm_miss,
+            floors.warm_miss,
+            "2 Redis + 1 DynamoDB",
+        ),
+    ] {
+        report.row(
+            what,
+            both(ours),
+            format!("{round_trips} {}", ms(floor)),
+            format!(
+                "{:.2}x of the floor (p50); default profile {}",
+                ours.p50.as_secs_f64() / floor.as_secs_f64(),
+                both(local)
+            ),
+        );
+    }
+    let gap = local.warm_hit.p50.saturating_sub(noop_warm.p50);
+    let allowed = calibration.direct.mul_f64(1.5);
+    report.row(
+        "default profile: warm hit above the no-I/O function",
+        format!("+{} (p50 {})", ms(gap), ms(local.warm_hit.p50)),
+        format!(
+            "no-I/O p50 {}; raw GET (tokio, 1 thread) {}",
+            ms(noop_warm.p50),
+            ms(calibration.direct)
+        ),
+        format!(
+            "{:.2} raw round trips (target <= 1.5) {}",
+            gap.as_secs_f64() / calibration.direct.as_secs_f64(),
+            if gap <= allowed { "met" } else { "MISSED" }
+        ),
+    );
+}
+
+/// Cold starts, spawn to first response: the medians of the init duration and of the
+/// whole, over `spawns` processes; `before` runs before each spawn.
+async fn cold_starts<F: Future<Output = ()>>(
+    binary: &str,
+    env: &[(String, String)],
+    spawns: usize,
+    before: impl Fn() -> F,
+) -> (Duration, Duration) {
+    let (mut inits, mut firsts) = (Vec::new(), Vec::new());
+    for _ in 0..spawns {
+        before().await;
+        let runtime = RuntimeApi::start().await;
+        let started = Instant::now();
+        let mut child = spawn_function(binary, &runtime, env);
+        let response = runtime.invoke(rest_event()).await.unwrap();
+        firsts.push(started.elapsed());
+        inits.push(runtime.first_next().unwrap() - started);
+        assert_eq!(response["statusCode"], 200, "{response}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    (latency(inits).p50, latency(firsts).p50)
+}
+
+async fn measure(binary: &str, profile: &Profile) -> Figures {
+    let redis = &profile.redis;
+    let forget = || async {
+        let _: i64 = redis.del(KEY).await.unwrap();
+    };
+    let (init, cold_miss) = cold_starts(binary, &profile.env, SPAWNS, forget).await;
+    // The last miss filled the key: every start below finds it.
+    let (_, cold_hit) = cold_starts(binary, &profile.env, SPAWNS, || async {}).await;
+
+    let runtime = RuntimeApi::start().await;
+    let mut child = spawn_function(binary, &runtime, &profile.env);
+    runtime.invoke(rest_event()).await.unwrap();
+    let (mut hits, mut misses) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let mut samples = Vec::with_capacity(WARM_HITS);
+        for _ in 0..WARM_HITS {
+            let started = Instant::now();
+            let response = runtime.invoke(rest_event()).await.unwrap();
+            samples.push(started.elapsed());
+            assert_eq!(response["multiValueHeaders"]["x-cache"][0], "HIT");
+        }
+        hits.push(latency(samples));
+        let mut samples = Vec::with_capacity(WARM_MISSES);
+        for _ in 0..WARM_MISSES {
+            forget().await;
+            let started = Instant::now();
+            let response = runtime.invoke(rest_event()).await.unwrap();
+            samples.push(started.elapsed());
+            assert_eq!(response["multiValueHeaders"]["x-cache"][0], "MISS");
+        }
+        misses.push(latency(samples));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Figures {
+        init,
+        cold_hit,
+        cold_miss,
+        warm_hit: median_of(&hits),
+        warm_miss: median_of(&misses),
+    }
+}
+
+/// The production-like dependencies: a TLS Redis with a password, moto holding the
+/// token, the emulator behind TLS, each behind its delay proxy.
+struct Network {
+    delays: Delays,
+    _redis: RedisServer,
+    /// The Redis server's plain-text port.
+    plain_port: u16,
+    _moto: Moto,
+    moto_endpoint: String,
+    /// The secret holding [`TOKEN`], once [`Network::profile`] made it.
+    secret_arn: String,
+    secrets: DelayProxy,
+    dynamodb: DelayProxy,
+    redis_proxy: DelayProxy,
+    /// System roots plus the test CA, as `SSL_CERT_FILE` (so start-up still loads a
+    /// realistic trust store).
+    trust: std::path::PathBuf,
+}
+
+/// Debian's bundle of the system's root certificates (Lambda's images have their own).
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The token ElastiCache would hold, as the secret stores it.
+const TOKEN: &str = "bench-auth-token-0123456789";
+
+impl Network {
+    async fn start(delays: Delays) -> Self {
+        // TLS on the server's port, behind the proxy; plain text on another, for the
+        // bench's own commands.
+        let plain_port = free_port();
+        let redis = RedisServer::start_with(|port, dir| {
+            make_certificates(dir);
+            let path = |name: &str| dir.join(name).display().to_string();
+            [
+                "--port",
+                &plain_port.to_string(),
+                "--tls-port",
+                &port.to_string(),
+                "--tls-cert-file",
+                &path("server.pem"),
+                "--tls-key-file",
+                &path("server.key"),
+                "--tls-ca-cert-file",
+                &path("ca.pem"),
+                "--tls-auth-clients",
+                "no",
+                "--requirepass",
+                TOKEN,
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        });
+        let certs = redis.dir().to_owned();
+        // BENCH_TRUST_STORE=test-ca trusts the test CA alone: shows what loading the
+        // system's roots costs a cold start.
+        let system = match std::env::var("BENCH_TRUST_STORE").as_deref() {
+            Ok("test-ca") => String::new(),
+            _ => std::fs::read_to_string(SYSTEM_ROOTS).unwrap_or_default(),
+        };
+        let trust = certs.join("trust.pem");
+        std::fs::write(
+            &trust,
+            system + &std::fs::read_to_string(certs.join("ca.pem")).unwrap(),
+        )
+        .unwrap();
+
+        let moto = Moto::start();
+        let moto_tls = TlsTerminator::start(address_of(&moto.endpoint), &certs).await;
+        let emulator = address_of(&super::helpers::dynamodb_endpoint());
+        let dynamodb_tls = TlsTerminator::start(emulator, &certs).await;
+        Self {
+            delays,
+            secrets: DelayProxy::start(moto_tls.addr, delays.secrets),
+            dynamodb: DelayProxy::start(dynamodb_tls.addr, delays.dynamodb),
+            redis_proxy: DelayProxy::start(local(redis.port), delays.redis),
+            moto_endpoint: moto.endpoint.clone(),
+            secret_arn: String::new(),
+            _moto: moto,
+            _redis: redis,
+            plain_port,
+            trust,
+        }
+    }
+
+    /// product-api's environment on this network, and the secret created in moto.
+    async fn profile(&mut self, table: &DynamoStore) -> Profile {
+        let secrets = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(&sdk_config().await)
+                .endpoint_url(&self.moto_endpoint)
+                .build(),
+        );
+        let arn = secrets
+            .create_secret()
+            .name(format!(
+                "bench-cache-auth-{}",
+                uuid::Uuid::new_v4().simple()
+            ))
+            .secret_string(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .arn
+            .unwrap();
+        self.secret_arn.clone_from(&arn);
+        let mut env: Vec<(String, String)> = service_env(
+            &format!("rediss://localhost:{}", self.redis_proxy.port),
+            table,
+        )
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("AWS_ENDPOINT_URL"))
+        .collect();
+        env.extend([
+            ("REDIS_AUTH_SECRET_ARN".to_owned(), arn),
+            (
+                "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(),
+                format!("https://localhost:{}", self.secrets.port),
+            ),
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB".to_owned(),
+                format!("https://localhost:{}", self.dynamodb.port),
+            ),
+            ("SSL_CERT_FILE".to_owned(), self.trust.display().to_string()),
+        ]);
+        let direct = fred::types::config::Config::from_url(&format!(
+            "redis://:{TOKEN}@127.0.0.1:{}",
+            self.plain_port
+        ))
+        .unwrap();
+        let redis = fred::types::Builder::from_config(direct).build().unwrap();
+        redis.init().await.unwrap();
+        Profile { env, redis }
+    }
+
+    /// One GetSecretValue from moto and one GetItem from dynalite, each on a new client
+    /// (a new connection, as at a cold start), directly over plain HTTP.
+    async fn emulator_times(&self, table: &DynamoStore) -> EmulatorTimes {
+        let config = sdk_config().await;
+        let (mut secrets, mut items) = (Vec::new(), Vec::new());
+        for _ in 0..SPAWNS {
+            let client = aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&config)
+                    .endpoint_url(&self.moto_endpoint)
+                    .build(),
+            );
+            let started = Instant::now();
+            client
+                .get_secret_value()
+                .secret_id(&self.secret_arn)
+                .send()
+                .await
+                .unwrap();
+            secrets.push(started.elapsed());
+            let client = aws_sdk_dynamodb::Client::new(&config);
+            let started = Instant::now();
+            client
+                .get_item()
+                .table_name(table.table().as_str())
+                .key(
+                    "productId",
+                    aws_sdk_dynamodb::types::AttributeValue::S("P-10001".to_owned()),
+                )
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap();
+            items.push(started.elapsed());
+        }
+        EmulatorTimes {
+            secret: latency(secrets).p50,
+            item: latency(items).p50,
+        }
+    }
+
+    /// What a round trip through a delay proxy really costs: raw GETs on the plain
+    /// server, directly and through a proxy with the Redis delay.
+    async fn calibrate(&self, plain: &RedisServer) -> Calibration {
+        let proxy = DelayProxy::start(local(plain.port), self.delays.redis);
+        let (direct_port, proxy_port) = (plain.port, proxy.port);
+        tokio::task::spawn_blocking(move || {
+            let (mut blocking, mut direct, mut through) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                blocking.push(latency(raw_redis_round_trips(direct_port, KEY, 2_000)));
+                direct.push(latency(async_redis_round_trips(direct_port, KEY, 2_000)));
+                through.push(latency(raw_redis_round_trips(proxy_port, KEY, 500)));
+            }
+            Calibration {
+                blocking: median_of(&blocking).p50,
+                direct: median_of(&direct).p50,
+                through: median_of(&through).p50,
+            }
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// The emulators' own answering time, p50: on the cold chains, where AWS's service
+/// time would be.
+struct EmulatorTimes {
+    secret: Duration,
+    item: Duration,
+}
+
+/// Raw `GET` round trips, p50.
+struct Calibration {
+    /// On a blocking socket: the wire and Redis alone.
+    blocking: Duration,
+    /// On a single-threaded tokio runtime: the floor for an async client.
+    direct: Duration,
+    /// On a blocking socket through a delay proxy at the Redis delay.
+    through: Duration,
+}
+
+/// The address in an `http://<ip>:<port>` endpoint.
+fn address_of(endpoint: &str) -> SocketAddr {
+    endpoint
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap_or_else(|_| panic!("{endpoint} is not http://<ip>:<port>"))
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}

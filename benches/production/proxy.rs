@@ -1,0 +1,198 @@
+//! The network between the function and its dependencies, as the production-path profile
+//! models it: a TCP proxy that makes every round trip through it cost a configured delay
+//! (and a new connection one more, its TCP handshake), and a TLS terminator with the test
+//! CA in front of the plain-HTTP emulators (moto, dynalite).
+//!
+//! The delay proxy runs on OS threads with blocking sockets: tokio's timer has a 1 ms
+//! resolution, too coarse for a 0.5 ms round trip, while `thread::sleep` is good to
+//! about the kernel's timer slack (50 µs). The bench measures what a round trip through
+//! it really costs and prints that beside the delay asked for.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// A proxy that delays every reply by one round trip, listening until the bench ends.
+pub struct DelayProxy {
+    pub port: u16,
+}
+
+impl DelayProxy {
+    /// Forwards connections to `upstream`. The client's bytes go through at once; each
+    /// chunk of the upstream's reply is held until `rtt` after it arrived, so a request
+    /// and its reply cost `rtt`. The first reply on a connection is also held until
+    /// `2 × rtt` after the connection was accepted: on loopback `connect` returns at once,
+    /// where a real network spends a round trip on the TCP handshake first.
+    pub fn start(upstream: SocketAddr, rtt: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let accepted = Instant::now();
+                std::thread::spawn(move || {
+                    if let Ok(server) = TcpStream::connect(upstream) {
+                        forward(client, server, accepted, rtt);
+                    }
+                });
+            }
+        });
+        Self { port }
+    }
+}
+
+/// One proxied connection: client to server at once, server to client delayed.
+fn forward(client: TcpStream, server: TcpStream, accepted: Instant, rtt: Duration) {
+    let _ = (client.set_nodelay(true), server.set_nodelay(true));
+    let (Ok(mut client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_in, &mut server_out);
+        let _ = server_out.shutdown(Shutdown::Write);
+    });
+    let (chunks, due) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let mut server_in = server;
+    std::thread::spawn(move || {
+        let mut buffer = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = server_in.read(&mut buffer) {
+            if chunks.send((Instant::now(), buffer[..n].to_vec())).is_err() {
+                break;
+            }
+        }
+    });
+    let mut client_out = client;
+    let mut not_before = accepted + 2 * rtt;
+    for (arrived, chunk) in due {
+        not_before = not_before.max(arrived + rtt);
+        if let Some(wait) = not_before.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        if client_out.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let _ = client_out.shutdown(Shutdown::Write);
+}
+
+/// TLS in front of a plain TCP service, with the certificate in `dir` (`server.pem`,
+/// `server.key`, as `helpers::make_certificates` writes them), until the bench ends.
+pub struct TlsTerminator {
+    pub addr: SocketAddr,
+}
+
+impl TlsTerminator {
+    pub async fn start(upstream: SocketAddr, dir: &Path) -> Self {
+        let certs = CertificateDer::pem_file_iter(dir.join("server.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let _ = plain.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        Self { addr }
+    }
+}
+
+/// The round trip of one `GET key` on a plain blocking socket: the least a Redis round
+/// trip can cost from this machine, with no client library in the way.
+pub fn raw_redis_round_trips(port: u16, key: &str, count: usize) -> Vec<Duration> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_nodelay(true).unwrap();
+    let command = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+    let mut buffer = vec![0; 64 * 1024];
+    (0..count)
+        .map(|_| {
+            let started = Instant::now();
+            stream.write_all(command.as_bytes()).unwrap();
+            read_bulk_reply(&mut stream, &mut buffer);
+            started.elapsed()
+        })
+        .collect()
+}
+
+/// The same on a single-threaded tokio runtime, as product-api runs in Lambda mode: the
+/// least a Redis round trip costs an async client (the reactor's wake-up included).
+pub fn async_redis_round_trips(port: u16, key: &str, count: usize) -> Vec<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        let command = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+        let mut buffer = vec![0; 64 * 1024];
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            let started = Instant::now();
+            stream.write_all(command.as_bytes()).await.unwrap();
+            let mut filled = 0;
+            loop {
+                let n = stream.read(&mut buffer[filled..]).await.unwrap();
+                assert!(n > 0, "Redis closed the connection");
+                filled += n;
+                if bulk_reply_complete(&buffer[..filled]) {
+                    break;
+                }
+            }
+            samples.push(started.elapsed());
+        }
+        samples
+    })
+}
+
+/// Whether `text` holds one whole RESP bulk reply (`$<len>\r\n<bytes>\r\n`, or `$-1\r\n`).
+fn bulk_reply_complete(text: &[u8]) -> bool {
+    let Some(end) = text.windows(2).position(|w| w == b"\r\n") else {
+        return false;
+    };
+    let length: i64 = std::str::from_utf8(&text[1..end]).unwrap().parse().unwrap();
+    let total = usize::try_from(length).map_or(end + 2, |length| end + 2 + length + 2);
+    text.len() >= total
+}
+
+/// Reads one RESP bulk reply (`$<len>\r\n<bytes>\r\n`, or `$-1\r\n`).
+fn read_bulk_reply(stream: &mut TcpStream, buffer: &mut [u8]) {
+    let mut filled = 0;
+    while !bulk_reply_complete(&buffer[..filled]) {
+        let n = stream.read(&mut buffer[filled..]).unwrap();
+        assert!(n > 0, "Redis closed the connection");
+        filled += n;
+    }
+}
