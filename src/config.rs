@@ -647,6 +647,10 @@ fn validate_redis_url(raw: &str) -> Result<(), ConfigError> {
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("no host"));
     }
+    // Port 0 parses, but no server listens there: every connection would fail.
+    if url.port() == Some(0) {
+        return Err(invalid("port 0 is not a port a server can listen on"));
+    }
     let database = url.path().trim_start_matches('/');
     if !database.is_empty() && database.parse::<u8>().is_err() {
         return Err(invalid("the path must be a database number, e.g. /0"));
@@ -884,6 +888,19 @@ mod tests {
         assert_eq!(format!("{url:?}"), "rediss://cache:6379/0?***");
         let err = api(&[(REDIS_URL, "http://cache:6379?password=hunter2")]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn a_redis_url_on_port_0_is_refused_at_start_up() {
+        for url in ["redis://cache:0", "rediss://:token@cache:0/0"] {
+            let err = api(&[(REDIS_URL, url)]).unwrap_err().to_string();
+            assert!(
+                err.contains(REDIS_URL) && err.contains("port 0"),
+                "{url}: {err}"
+            );
+            assert!(!err.contains("token"), "{err}");
+        }
+        assert!(api(&[(REDIS_URL, "redis://cache:6379")]).is_ok());
     }
 
     #[test]
