@@ -73,27 +73,46 @@ pub async fn handle_raw_event<C: Cache, S: ProductStore>(
     match serde_json::from_str::<LambdaRequest>(payload.get()) {
         Ok(request) => handle_event(api, LambdaEvent::new(request, context)).await,
         Err(err) => {
+            let (origin, api_request_id) = read_unreadable(&payload);
+            let request_id = api_request_id.unwrap_or(context.request_id);
             warn!(
-                request_id = context.request_id,
+                request_id,
                 error = %err,
                 "event could not be read as an HTTP request; answering 400"
             );
-            let response = crate::http::malformed_request_response(&context.request_id);
-            LambdaReply::new(&origin_of_unreadable(&payload), response)
+            let response = crate::http::malformed_request_response(&request_id);
+            LambdaReply::new(&origin, response)
         }
     }
 }
 
-/// Which kind of caller sent an event that did not deserialize, judged from the fields
-/// that tell the shapes apart (`version` 2.0: HTTP API or Function URL; `elb`: ALB).
-fn origin_of_unreadable(payload: &RawValue) -> RequestOrigin {
+/// What can still be told of an event that did not deserialize: which kind of caller
+/// sent it, judged from the fields that tell the shapes apart (`version` 2.0: HTTP API
+/// or Function URL; `elb`: ALB), and the request id API Gateway gave it (the one its
+/// access log and its client see), when there is one.
+fn read_unreadable(payload: &RawValue) -> (RequestOrigin, Option<String>) {
     let event: serde_json::Value = serde_json::from_str(payload.get()).unwrap_or_default();
-    if event["version"] == "2.0" {
+    let origin = if event["version"] == "2.0" {
         RequestOrigin::ApiGatewayV2
     } else if event["requestContext"]["elb"].is_object() {
         RequestOrigin::Alb
     } else {
         RequestOrigin::ApiGatewayV1
+    };
+    let request_id = event["requestContext"]["requestId"]
+        .as_str()
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
+    (origin, request_id)
+}
+
+/// The request id API Gateway (or a Function URL) gave a request, when it gave one.
+fn api_request_id(request: &LambdaRequest) -> Option<String> {
+    match request {
+        LambdaRequest::ApiGatewayV1(event) => event.request_context.request_id.clone(),
+        LambdaRequest::ApiGatewayV2(event) => event.request_context.request_id.clone(),
+        // ALB events carry no request id; the enum is non-exhaustive.
+        _ => None,
     }
 }
 
@@ -104,7 +123,7 @@ pub async fn handle_event<C: Cache, S: ProductStore>(
 ) -> LambdaReply {
     let LambdaEvent { payload, context } = event;
     let origin = payload.request_origin();
-    let request_id = context.request_id.clone();
+    let request_id = api_request_id(&payload).unwrap_or_else(|| context.request_id.clone());
     let response = match catch_panic(|| lambda_http::Request::from(payload)) {
         Ok(request) => api.handle(&request.with_lambda_context(context)).await,
         Err(panic) => {

@@ -201,6 +201,8 @@ async fn events_lambda_http_cannot_read_get_400_and_panics_log_one_json_line() {
     ];
     // THEN each is answered 400 with the JSON error, never a function error
     for (name, event) in cases {
+        // The id API Gateway gave the request, which its access log and client see.
+        let api_request_id = event["requestContext"]["requestId"].clone();
         let reply = runtime
             .invoke(event)
             .await
@@ -208,7 +210,12 @@ async fn events_lambda_http_cannot_read_get_400_and_panics_log_one_json_line() {
         assert_eq!(reply["statusCode"], 400, "{name}: {reply}");
         let body: Value = serde_json::from_str(reply["body"].as_str().unwrap()).unwrap();
         assert_eq!(body["error"], "bad_request", "{name}: {body}");
-        assert!(!body["requestId"].as_str().unwrap().is_empty(), "{name}");
+        assert_eq!(body["requestId"], api_request_id, "{name}: {body}");
+        assert_eq!(
+            header(&reply, "x-request-id").as_deref(),
+            api_request_id.as_str(),
+            "{name}"
+        );
         assert_eq!(
             header(&reply, "content-type").as_deref(),
             Some("application/json"),
@@ -220,8 +227,13 @@ async fn events_lambda_http_cannot_read_get_400_and_panics_log_one_json_line() {
     let mut panicking = fixture("apigw_rest_stage");
     panicking["headers"]["Host"] = "exa mple.com".into();
     panicking["multiValueHeaders"]["Host"] = serde_json::json!(["exa mple.com"]);
+    let api_request_id = panicking["requestContext"]["requestId"].clone();
     let reply = runtime.invoke(panicking).await.unwrap();
     assert_eq!(reply["statusCode"], 400, "{reply}");
+    assert_eq!(
+        header(&reply, "x-request-id").as_deref(),
+        api_request_id.as_str()
+    );
     // THEN the panic is logged as one JSON line, never as the default plain text
     let deadline = Instant::now() + Duration::from_secs(5);
     let line = loop {
