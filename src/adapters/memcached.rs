@@ -390,14 +390,22 @@ async fn read_reply<R: AsyncBufReadExt + AsyncReadExt + Unpin>(
             let cas = words
                 .filter_map(|flag| flag.strip_prefix('c'))
                 .find_map(|cas| cas.parse().ok());
-            let mut data = BytesMut::zeroed(size + 2);
-            reader.read_exact(&mut data).await?;
-            if !data.ends_with(b"\r\n") {
+            // Read as the bytes arrive, not allocated from the header: a server that
+            // announces more than it sends costs what it sent, until the timeout.
+            let wanted = size
+                .checked_add(2)
+                .ok_or_else(|| protocol_error(format!("bad value header {text:?}")))?;
+            let mut data = Vec::with_capacity(wanted.min(64 * 1024));
+            (&mut *reader)
+                .take(wanted as u64)
+                .read_to_end(&mut data)
+                .await?;
+            if data.len() != wanted || !data.ends_with(b"\r\n") {
                 return Err(protocol_error("a value without CRLF"));
             }
             data.truncate(size);
             Reply::Value {
-                data: data.freeze(),
+                data: Bytes::from(data),
                 cas,
             }
         }
@@ -741,5 +749,24 @@ mod tests {
         assert!(read_reply(&mut reader, &mut line).await.is_err());
         let mut odd = tokio::io::BufReader::new(&b"WAT\r\n"[..]);
         assert!(read_reply(&mut odd, &mut line).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_value_header_announcing_more_than_arrives_is_an_error_not_a_crash() {
+        // GIVEN a server that announces values it never sends: the largest size, and a
+        // gigabyte, each followed by a few bytes and the end of the connection
+        for header in [
+            format!("VA {} c1\r\nabc", usize::MAX),
+            "VA 1073741824 c1\r\nabc".to_owned(),
+        ] {
+            let mut reader = tokio::io::BufReader::new(header.as_bytes());
+            let mut line = Vec::new();
+            // WHEN the reply is read THEN it is an error (no overflow, no allocation of
+            // what was announced before it arrives)
+            assert!(
+                read_reply(&mut reader, &mut line).await.is_err(),
+                "{header}"
+            );
+        }
     }
 }
