@@ -19,9 +19,9 @@
 //!   an item's CAS, `E`, so it must be read back.) When the lease's CAS is not known (its
 //!   entry was evicted, or the lease is not this process's), the fill reads it first
 //!   (`mg <key> v c`) and compares the value: two round trips.
-//! - `fill_keeping_copy`: the fill, then, only if it replaced the lease, a plain `ms` of
-//!   the copy on the copy key's node (often another node): one more round trip on that
-//!   path.
+//! - `fill_keeping_copy`: a plain `ms` of the copy on the copy key's node (often another
+//!   node), then the fill; when the fill did not replace the lease, an `md` of the copy.
+//!   One more round trip on that path (two when the fill lost its lease).
 //!
 //! Keys: memcached keys are at most 250 bytes with no spaces or control characters; a
 //! product id may be 256 bytes of UTF-8 with spaces. [`wire_key`] maps every key
@@ -641,13 +641,25 @@ impl Cache for MemcachedCache {
         ttl: Duration,
         (copy_key, copy, copy_ttl): (&str, Bytes, Duration),
     ) -> Result<bool, CacheError> {
-        // The copy is written only once the fill's compare-and-set succeeded: a reader
-        // whose lease an invalidation took must not write an old copy either.
-        if !self.replace_lease(key, &lease, &value, ttl).await? {
-            return Ok(false);
-        }
+        // The copy (often on another node: not one atomic step) is written before the
+        // fill's compare-and-set, and taken back when the fill did not happen. Written
+        // after it, the copy could land after an invalidation that came between the two
+        // (the entry replaced, then the copy deleted) and bring a removed product's copy
+        // back. This way an invalidation before the compare-and-set fails it (and the
+        // copy goes), one after it comes after the copy too.
         self.set(copy_key, copy, copy_ttl).await?;
-        Ok(true)
+        match self.replace_lease(key, &lease, &value, ttl).await {
+            Ok(true) => Ok(true),
+            Ok(false) => self.delete(copy_key).await.map(|()| false),
+            Err(err) => {
+                // Whether the fill happened is unknown: the copy goes (at worst STALE
+                // cover is lost until the next fill).
+                if let Err(forget) = self.delete(copy_key).await {
+                    tracing::warn!(key = copy_key, error = %forget, "copy of a failed fill left");
+                }
+                Err(err)
+            }
+        }
     }
 }
 

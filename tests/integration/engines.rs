@@ -267,3 +267,111 @@ async fn a_fill_by_a_process_that_did_not_take_the_lease_compares_the_value() {
     );
     assert_eq!(server.get_with_ttl("product:a").unwrap().0, value);
 }
+
+/// A TCP relay to `port` that forwards what clients send only while `open` holds true
+/// (replies always pass): a node whose requests are held in the network.
+async fn held_relay(port: u16, open: tokio::sync::watch::Receiver<bool>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+            let mut open = open.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 64 * 1024];
+                loop {
+                    let read = tokio::io::AsyncReadExt::read(&mut client_read, &mut buffer).await;
+                    let Ok(read @ 1..) = read else { break };
+                    if open.wait_for(|open| *open).await.is_err() {
+                        break;
+                    }
+                    let chunk = &buffer[..read];
+                    if tokio::io::AsyncWriteExt::write_all(&mut server_write, chunk)
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    relay
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_between_the_fill_and_its_copy_on_another_node_leaves_no_copy() {
+    // GIVEN two memcached nodes, the second reached through a relay that can hold
+    // requests, and a key whose entry is on the first node and whose copy on the second
+    use product_catalog::cache_entry::stale_key;
+    let (a, b) = (MemcachedServer::start(), MemcachedServer::start());
+    let (open, gate) = tokio::sync::watch::channel(true);
+    let relay = held_relay(b.port, gate).await;
+    let client = |ports: &[u16]| {
+        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let url = MemcachedUrl::try_from(format!("memcache://{}", nodes.join(","))).unwrap();
+        MemcachedCache::new(&url, Duration::from_secs(2), 1).unwrap()
+    };
+    let (cache, on_a, on_b) = (
+        client(&[a.port, relay]),
+        client(&[a.port]),
+        client(&[b.port]),
+    );
+    let probe = Bytes::from_static(b"probe");
+    let mut key = String::new();
+    for n in 0.. {
+        key = format!("product:race{n}");
+        cache.set(&key, probe.clone(), TTL).await.unwrap();
+        cache
+            .set(&stale_key(&key), probe.clone(), TTL)
+            .await
+            .unwrap();
+        let entry_on_a = on_a.read(&key).await.unwrap().is_some();
+        let copy_on_b = on_b.read(&stale_key(&key)).await.unwrap().is_some();
+        cache.delete(&key).await.unwrap();
+        cache.delete(&stale_key(&key)).await.unwrap();
+        if entry_on_a && copy_on_b {
+            break;
+        }
+    }
+    let lease = Bytes::from_static(b"!lease:v1:1:race");
+    assert_eq!(
+        cache.read_or_lease(&key, lease.clone(), TTL).await.unwrap(),
+        None
+    );
+    // WHEN the reader fills (entry and copy of v1) while the second node's requests are held
+    open.send_replace(false);
+    let v1 = Bytes::from_static(b"{\"v\":1}");
+    let fill = tokio::spawn({
+        let (cache, key, v1) = (cache.clone(), key.clone(), v1.clone());
+        async move {
+            let copy = (stale_key(&key), v1.clone(), TTL);
+            cache
+                .fill_keeping_copy(&key, lease, v1, TTL, (&copy.0, copy.1, copy.2))
+                .await
+        }
+    });
+    for _ in 0..300 {
+        if on_a.read(&key).await.unwrap().as_ref() == Some(&v1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // AND the product is removed meanwhile (the invalidator: entry first, then copy)
+    on_a.set(&key, Bytes::from_static(b"!missing"), TTL)
+        .await
+        .unwrap();
+    on_b.delete(&stale_key(&key)).await.unwrap();
+    // AND only then the held requests reach the second node
+    open.send_replace(true);
+    let _ = fill.await.unwrap();
+    // THEN no copy of the removed product is left to be served in an outage
+    assert_eq!(on_b.read(&stale_key(&key)).await.unwrap(), None);
+}
