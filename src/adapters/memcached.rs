@@ -25,7 +25,7 @@
 //!
 //! Keys: memcached keys are at most 250 bytes with no spaces or control characters; a
 //! product id may be 256 bytes of UTF-8 with spaces. [`wire_key`] maps every key
-//! injectively: printable ASCII of at most 250 bytes as it is; other keys of at most 187
+//! injectively: printable ASCII of at most 250 bytes as it is; other keys of at most 186
 //! bytes (whose base64 fits 250) as themselves in binary (`b` flag); anything longer, or
 //! starting with a NUL byte, as a NUL byte followed by the key's SHA-256 (`b` flag). No
 //! unhashed key starts with NUL, so a hashed key can only equal another hashed key, which
