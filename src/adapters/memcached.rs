@@ -186,13 +186,17 @@ impl MemcachedCache {
     /// The node `key` lives on: the highest rendezvous score (keys move only from or to
     /// a node that is added or removed).
     fn node_for(&self, key: &[u8]) -> &Node {
+        &self.nodes[self.node_index(key)]
+    }
+
+    fn node_index(&self, key: &[u8]) -> usize {
         let score = |node: &Node| xxhash_rust::xxh3::xxh3_64_with_seed(key, node.seed);
-        let mut best = &self.nodes[0];
-        let mut best_score = score(best);
-        for node in &self.nodes[1..] {
+        let mut best = 0;
+        let mut best_score = score(&self.nodes[0]);
+        for (index, node) in self.nodes.iter().enumerate().skip(1) {
             let s = score(node);
             if s > best_score {
-                best = node;
+                best = index;
                 best_score = s;
             }
         }
@@ -663,6 +667,14 @@ impl Cache for MemcachedCache {
 
     async fn read(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         self.get(key).await
+    }
+
+    fn parts(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn part_of(&self, key: &str) -> usize {
+        self.node_index(key.as_bytes())
     }
 
     async fn fill_keeping_copy(

@@ -375,3 +375,50 @@ async fn a_removal_between_the_fill_and_its_copy_on_another_node_leaves_no_copy(
     // THEN no copy of the removed product is left to be served in an outage
     assert_eq!(on_b.read(&stale_key(&key)).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn with_one_memcached_node_down_the_other_nodes_keys_stay_cached() {
+    // GIVEN a service over three memcached nodes, and products cached on each
+    let mut nodes = [
+        MemcachedServer::start(),
+        MemcachedServer::start(),
+        MemcachedServer::start(),
+    ];
+    let list: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let url = MemcachedUrl::try_from(format!("memcache://{}", list.join(","))).unwrap();
+    let cache = MemcachedCache::new(&url, Duration::from_millis(500), 1).unwrap();
+    let service = ProductService::new(cache, sample_table().await, TTL);
+    let mut on_node: [Vec<ProductId>; 3] = Default::default();
+    for n in 1..=30 {
+        let id = id(&format!("P-{}", 10000 + n));
+        assert_eq!(service.get(&id).await.unwrap().cache, CacheStatus::Miss);
+        let node = nodes
+            .iter()
+            .position(|node| node.get_with_ttl(&id.cache_key()).is_some());
+        on_node[node.unwrap()].push(id);
+    }
+    assert!(on_node.iter().all(|ids| ids.len() >= 3), "{on_node:?}");
+    // WHEN the first node goes down and its keys are read, again and again
+    nodes[0].stop();
+    for id in on_node[0].iter().cycle().take(6) {
+        assert_eq!(service.get(id).await.unwrap().cache, CacheStatus::Bypass);
+    }
+    // THEN the other nodes' keys are still hits
+    for id in on_node[1].iter().chain(&on_node[2]) {
+        assert_eq!(
+            service.get(id).await.unwrap().cache,
+            CacheStatus::Hit,
+            "{id:?}"
+        );
+    }
+    // AND once the node is back (empty), its keys are cached again by themselves
+    nodes[0].restart();
+    tokio::time::sleep(product_catalog::breaker::COOL_DOWN).await;
+    let back = &on_node[0][0];
+    let first = service.get(back).await.unwrap().cache;
+    assert_eq!(first, CacheStatus::Miss);
+    assert_eq!(service.get(back).await.unwrap().cache, CacheStatus::Hit);
+}
