@@ -690,20 +690,22 @@ impl Cache for MemcachedCache {
         // after it, the copy could land after an invalidation that came between the two
         // (the entry replaced, then the copy deleted) and bring a removed product's copy
         // back. This way an invalidation before the compare-and-set fails it (and the
-        // copy goes), one after it comes after the copy too.
-        self.set(copy_key, copy, copy_ttl).await?;
-        match self.replace_lease(key, &lease, &value, ttl).await {
-            Ok(true) => Ok(true),
-            Ok(false) => self.delete(copy_key).await.map(|()| false),
-            Err(err) => {
-                // Whether the fill happened is unknown: the copy goes (at worst STALE
-                // cover is lost until the next fill).
-                if let Err(forget) = self.delete(copy_key).await {
-                    tracing::warn!(key = copy_key, error = %forget, "copy of a failed fill left");
-                }
-                Err(err)
-            }
+        // copy goes), one after it comes after the copy too. A copy that cannot be
+        // written (its node is down) only loses STALE cover: the entry is filled anyway.
+        let copied = self.set(copy_key, copy, copy_ttl).await;
+        if let Err(err) = &copied {
+            tracing::warn!(key = copy_key, error = %err, "copy not written; filling without it");
         }
+        let filled = self.replace_lease(key, &lease, &value, ttl).await;
+        // Not filled, or not known to be (an error): the copy goes (at worst STALE cover
+        // is lost until the next fill).
+        if copied.is_ok()
+            && !matches!(filled, Ok(true))
+            && let Err(err) = self.delete(copy_key).await
+        {
+            tracing::warn!(key = copy_key, error = %err, "copy of a failed fill left");
+        }
+        filled
     }
 }
 

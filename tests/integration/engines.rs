@@ -306,28 +306,24 @@ async fn held_relay(port: u16, open: tokio::sync::watch::Receiver<bool>) -> u16 
     relay
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_removal_between_the_fill_and_its_copy_on_another_node_leaves_no_copy() {
-    // GIVEN two memcached nodes, the second reached through a relay that can hold
-    // requests, and a key whose entry is on the first node and whose copy on the second
+/// A client for memcached nodes on these ports.
+fn memcached_client(ports: &[u16]) -> MemcachedCache {
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let url = MemcachedUrl::try_from(format!("memcache://{}", nodes.join(","))).unwrap();
+    MemcachedCache::new(&url, Duration::from_secs(2), 1).unwrap()
+}
+
+/// A product key that `cache` puts on the node `on_a` reaches, and whose last-known-good
+/// copy on the node `on_b` reaches.
+async fn key_split_over(
+    cache: &MemcachedCache,
+    on_a: &MemcachedCache,
+    on_b: &MemcachedCache,
+) -> String {
     use product_catalog::cache_entry::stale_key;
-    let (a, b) = (MemcachedServer::start(), MemcachedServer::start());
-    let (open, gate) = tokio::sync::watch::channel(true);
-    let relay = held_relay(b.port, gate).await;
-    let client = |ports: &[u16]| {
-        let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
-        let url = MemcachedUrl::try_from(format!("memcache://{}", nodes.join(","))).unwrap();
-        MemcachedCache::new(&url, Duration::from_secs(2), 1).unwrap()
-    };
-    let (cache, on_a, on_b) = (
-        client(&[a.port, relay]),
-        client(&[a.port]),
-        client(&[b.port]),
-    );
     let probe = Bytes::from_static(b"probe");
-    let mut key = String::new();
     for n in 0.. {
-        key = format!("product:race{n}");
+        let key = format!("product:split{n}");
         cache.set(&key, probe.clone(), TTL).await.unwrap();
         cache
             .set(&stale_key(&key), probe.clone(), TTL)
@@ -338,9 +334,26 @@ async fn a_removal_between_the_fill_and_its_copy_on_another_node_leaves_no_copy(
         cache.delete(&key).await.unwrap();
         cache.delete(&stale_key(&key)).await.unwrap();
         if entry_on_a && copy_on_b {
-            break;
+            return key;
         }
     }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_between_the_fill_and_its_copy_on_another_node_leaves_no_copy() {
+    // GIVEN two memcached nodes, the second reached through a relay that can hold
+    // requests, and a key whose entry is on the first node and whose copy on the second
+    use product_catalog::cache_entry::stale_key;
+    let (a, b) = (MemcachedServer::start(), MemcachedServer::start());
+    let (open, gate) = tokio::sync::watch::channel(true);
+    let relay = held_relay(b.port, gate).await;
+    let (cache, on_a, on_b) = (
+        memcached_client(&[a.port, relay]),
+        memcached_client(&[a.port]),
+        memcached_client(&[b.port]),
+    );
+    let key = key_split_over(&cache, &on_a, &on_b).await;
     let lease = Bytes::from_static(b"!lease:v1:1:race");
     assert_eq!(
         cache.read_or_lease(&key, lease.clone(), TTL).await.unwrap(),
@@ -421,4 +434,33 @@ async fn with_one_memcached_node_down_the_other_nodes_keys_stay_cached() {
     let first = service.get(back).await.unwrap().cache;
     assert_eq!(first, CacheStatus::Miss);
     assert_eq!(service.get(back).await.unwrap().cache, CacheStatus::Hit);
+}
+
+#[tokio::test]
+async fn with_the_copy_node_down_a_fill_still_caches_the_entry() {
+    // GIVEN two memcached nodes, and a key whose entry is on the first and whose copy
+    // on the second, which then goes down
+    use product_catalog::cache_entry::stale_key;
+    let (a, mut b) = (MemcachedServer::start(), MemcachedServer::start());
+    let (cache, on_a, on_b) = (
+        memcached_client(&[a.port, b.port]),
+        memcached_client(&[a.port]),
+        memcached_client(&[b.port]),
+    );
+    let key = key_split_over(&cache, &on_a, &on_b).await;
+    b.stop();
+    let lease = Bytes::from_static(b"!lease:v1:1:down");
+    assert_eq!(
+        cache.read_or_lease(&key, lease.clone(), TTL).await.unwrap(),
+        None
+    );
+    // WHEN the reader fills, with its copy
+    let v1 = Bytes::from_static(b"{\"v\":1}");
+    let copy = (stale_key(&key), v1.clone(), TTL);
+    let filled = cache
+        .fill_keeping_copy(&key, lease, v1.clone(), TTL, (&copy.0, copy.1, copy.2))
+        .await;
+    // THEN the entry is cached all the same (only the copy is missing)
+    assert!(filled.unwrap(), "the fill happened");
+    assert_eq!(on_a.read(&key).await.unwrap(), Some(v1));
 }
