@@ -397,12 +397,7 @@ async fn with_one_memcached_node_down_the_other_nodes_keys_stay_cached() {
         MemcachedServer::start(),
         MemcachedServer::start(),
     ];
-    let list: Vec<String> = nodes
-        .iter()
-        .map(|n| format!("127.0.0.1:{}", n.port))
-        .collect();
-    let url = MemcachedUrl::try_from(format!("memcache://{}", list.join(","))).unwrap();
-    let cache = MemcachedCache::new(&url, Duration::from_millis(500), 1).unwrap();
+    let cache = memcached_client(&nodes.iter().map(|n| n.port).collect::<Vec<_>>());
     let service = ProductService::new(cache, sample_table().await, TTL);
     let mut on_node: [Vec<ProductId>; 3] = Default::default();
     for n in 1..=30 {
