@@ -80,16 +80,38 @@ pub trait Cache: Send + Sync + 'static {
         ttl: Duration,
         copy: (&str, Bytes, Duration),
     ) -> impl Future<Output = Result<bool, CacheError>> + Send;
+
+    /// How many parts of the cache fail on their own (memcached: its nodes, which the
+    /// client shards over); the service keeps one breaker per part, so one node down
+    /// does not send every other node's keys to the table.
+    fn parts(&self) -> usize {
+        1
+    }
+
+    /// The part, below [`Cache::parts`], that holds `key`.
+    fn part_of(&self, key: &str) -> usize {
+        let _ = key;
+        0
+    }
 }
 
 /// Implements [`Cache`] for a type that forwards every call to another cache, writing
 /// the signatures once. `$route!(self, Op, key, cache => call)` binds `cache` to
 /// the cache this call goes to and evaluates `call`; it may also return early with an
 /// error. `Op` names the operation (`ReadOrLease`, `Fill`, `Set`, `Delete`, `Read`,
-/// `FillKeepingCopy`).
+/// `FillKeepingCopy`). `$inner!(self, cache => call)` does the same for the calls that
+/// neither fail nor are journalled (`parts`, `part_of`).
 macro_rules! forward_cache {
-    (impl[$($generics:tt)*] for $ty:ty, $route:ident) => {
+    (impl[$($generics:tt)*] for $ty:ty, $route:ident, $inner:ident) => {
         impl<$($generics)*> $crate::ports::Cache for $ty {
+            fn parts(&self) -> usize {
+                $inner!(self, cache => cache.parts())
+            }
+
+            fn part_of(&self, key: &str) -> usize {
+                $inner!(self, cache => cache.part_of(key))
+            }
+
             async fn read_or_lease(
                 &self,
                 key: &str,

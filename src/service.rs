@@ -11,7 +11,8 @@
 //!   share one lookup (single-flight);
 //! - an id the table lacks is remembered as a marker for a short TTL (negative caching);
 //! - cache trouble (error, timeout): logged, counted, and the request is served from
-//!   the table (`BYPASS`); after a few failures a breaker skips the cache for a while;
+//!   the table (`BYPASS`); after a few failures a breaker skips the cache for a while
+//!   (one breaker per [`Cache::parts`]: a memcached node down skips only its keys);
 //!   corrupt entries count as misses and are overwritten;
 //! - an error about one key (a value of the wrong type) is not an outage: that request
 //!   is served from the table and the key is deleted, but the breaker counts the cache
@@ -149,7 +150,9 @@ pub struct ProductService<C, S> {
     /// Spreads the product entries' expiry (`CACHE_TTL_JITTER_PERCENT`).
     jitter: TtlJitter,
     negative_ttl: NegativeTtl,
-    breaker: Breaker,
+    /// One per part of the cache that fails on its own ([`Cache::parts`]: memcached's
+    /// nodes), so one node down leaves the others' keys cached.
+    breakers: Box<[Breaker]>,
     /// Shortens table reads while the table keeps failing.
     table: TableBreaker,
     flights: Flights,
@@ -162,13 +165,16 @@ pub struct ProductService<C, S> {
 
 impl<C: Cache, S: ProductStore> ProductService<C, S> {
     pub fn new(cache: C, store: S, ttl: Duration) -> Self {
+        let breakers: Box<[Breaker]> = (0..cache.parts().max(1))
+            .map(|_| Breaker::default())
+            .collect();
         Self {
             cache,
             store,
             ttl,
             jitter: TtlJitter::default(),
             negative_ttl: NegativeTtl::default(),
-            breaker: Breaker::default(),
+            breakers,
             table: TableBreaker::default(),
             flights: Flights::default(),
             meters: Meters::register(),
@@ -226,9 +232,14 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         &self.meters
     }
 
-    /// Whether the breaker is currently skipping the cache.
+    /// Whether a breaker is currently skipping the cache (or a part of it).
     pub fn cache_bypassed(&self) -> bool {
-        self.breaker.is_open()
+        self.breakers.iter().any(Breaker::is_open)
+    }
+
+    /// The breaker of the part of the cache that holds `key`.
+    fn breaker(&self, key: &str) -> &Breaker {
+        &self.breakers[self.cache.part_of(key) % self.breakers.len()]
     }
 
     /// The product with this id, from the cache when it can.
@@ -281,7 +292,10 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         // SET product:<id> <lease> NX PX <lease TTL> GET.
         let lease = Lease::new(LEASE_TTL);
         match self
-            .guarded(self.cache.read_or_lease(key, lease.to_bytes(), LEASE_TTL))
+            .guarded(
+                key,
+                self.cache.read_or_lease(key, lease.to_bytes(), LEASE_TTL),
+            )
             .await
         {
             // The lease is ours: nobody else reads the table for this key meanwhile.
@@ -346,7 +360,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
 
     async fn swap_for_lease(&self, key: &str, stale: Bytes, lease: &Lease) -> bool {
         let swap = self.cache.fill(key, stale, lease.to_bytes(), LEASE_TTL);
-        self.guarded(swap).await == Some(true)
+        self.guarded(key, swap).await == Some(true)
     }
 
     /// Someone else holds the key: poll for their fill; take the key when it frees up
@@ -356,7 +370,10 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         for _ in 0..LEASE_POLLS {
             let lease = Lease::new(LEASE_TTL);
             let found = self
-                .guarded(self.cache.read_or_lease(key, lease.to_bytes(), LEASE_TTL))
+                .guarded(
+                    key,
+                    self.cache.read_or_lease(key, lease.to_bytes(), LEASE_TTL),
+                )
                 .await;
             match found {
                 None => return self.read_store(id, CacheStatus::Bypass).await,
@@ -397,7 +414,10 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         };
         // `false` means an invalidation replaced our lease: what we read may be older
         // than what is cached now, so it must not be stored.
-        let fill = self.guarded(self.cache.fill(key, lease.to_bytes(), entry.encode(), ttl));
+        let fill = self.guarded(
+            key,
+            self.cache.fill(key, lease.to_bytes(), entry.encode(), ttl),
+        );
         if self.stale_ttl.is_some() && matches!(result, Err(ServiceError::NotFound(_))) {
             // The table has no such product: any copy left is of a deleted one whose
             // REMOVE never reached the cache (retries exhausted, record too old), and
@@ -405,7 +425,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             // round trip. At worst it deletes the copy of a product inserted meanwhile,
             // which only loses STALE cover until its next fill.
             let copy_key = stale_key(key);
-            let forget = self.guarded(self.cache.delete(&copy_key));
+            let forget = self.guarded(&copy_key, self.cache.delete(&copy_key));
             tokio::join!(fill, forget);
         } else {
             fill.await;
@@ -429,7 +449,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             self.jitter.apply(self.ttl),
             (&copy_key, copy, stale_ttl),
         );
-        self.guarded(fill).await;
+        self.guarded(key, fill).await;
     }
 
     /// When the table could not answer, the product's last-known-good copy if one is
@@ -448,7 +468,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
         }
         let copy_key = stale_key(key);
         let copy = self
-            .guarded(self.cache.read(&copy_key))
+            .guarded(&copy_key, self.cache.read(&copy_key))
             .await
             .flatten()
             .and_then(|bytes| StaleCopy::decode(&bytes))
@@ -495,23 +515,28 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     /// Runs a cache call through the breaker; `None` when skipped or failed (logged
     /// and counted), so callers degrade to the table. Only an outage is a breaker
     /// failure: an error about one call or one key came from a cache that answered.
-    async fn guarded<T>(&self, call: impl Future<Output = Result<T, CacheError>>) -> Option<T> {
-        if !self.breaker.allow() {
+    async fn guarded<T>(
+        &self,
+        key: &str,
+        call: impl Future<Output = Result<T, CacheError>>,
+    ) -> Option<T> {
+        let breaker = self.breaker(key);
+        if !breaker.allow() {
             return None;
         }
         match call.await {
             Ok(value) => {
-                self.breaker.record_success();
+                breaker.record_success();
                 Some(value)
             }
             Err(err) if err.is_outage() => {
-                self.breaker.record_failure();
+                breaker.record_failure();
                 self.meters.cache_errors.increment(1);
                 warn!(error = %report(&err), "cache call failed; serving from the table");
                 None
             }
             Err(err) => {
-                self.breaker.record_success();
+                breaker.record_success();
                 self.meters.cache_errors.increment(1);
                 warn!(error = %report(&err), "cache entry unusable; serving from the table");
                 if let CacheErrorKind::WrongType { key } = &err.kind {
@@ -532,7 +557,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             Ok(()) => warn!(key, "deleted a cache entry of the wrong type"),
             Err(err) => {
                 if err.is_outage() {
-                    self.breaker.record_failure();
+                    self.breaker(key).record_failure();
                 }
                 warn!(key, error = %report(&err), "could not delete a cache entry of the wrong type");
             }

@@ -77,8 +77,8 @@ variable "cache_memcached_nodes" {
   default     = 2
 
   validation {
-    condition     = var.cache_memcached_nodes >= 2 && var.cache_memcached_nodes <= 20
-    error_message = "cache_memcached_nodes must be from 2 (nodes in more than one AZ) to 20."
+    condition     = var.cache_memcached_nodes >= 2 && var.cache_memcached_nodes <= 10
+    error_message = "cache_memcached_nodes must be from 2 (nodes in more than one AZ) to 10 (the most one CloudWatch alarm can watch)."
   }
 }
 

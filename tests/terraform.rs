@@ -1222,6 +1222,12 @@ fn the_memcached_branch_is_a_cross_az_tls_cluster_reached_by_url_without_auth() 
             module.text.contains(&format!("var.{var} >= 2")),
             "{var} admits a single node"
         );
+        // Every node is in the alarms' metric math, which takes at most 10 metrics
+        // (a hard CloudWatch limit): an 11th node would be watched by none.
+        assert!(
+            module.text.contains(&format!("var.{var} <= 10")),
+            "{var} admits nodes no alarm watches"
+        );
     }
     // The URL lists every node, over TLS; the functions get it instead of REDIS_URL.
     assert!(

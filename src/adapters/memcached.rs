@@ -19,17 +19,22 @@
 //!   an item's CAS, `E`, so it must be read back.) When the lease's CAS is not known (its
 //!   entry was evicted, or the lease is not this process's), the fill reads it first
 //!   (`mg <key> v c`) and compares the value: two round trips.
-//! - `fill_keeping_copy`: the fill, then, only if it replaced the lease, a plain `ms` of
-//!   the copy on the copy key's node (often another node): one more round trip on that
-//!   path.
+//! - `fill_keeping_copy`: a plain `ms` of the copy on the copy key's node (often another
+//!   node), then the fill; when the fill did not replace the lease, an `md` of the copy.
+//!   One more round trip on that path (two when the fill lost its lease).
 //!
 //! Keys: memcached keys are at most 250 bytes with no spaces or control characters; a
 //! product id may be 256 bytes of UTF-8 with spaces. [`wire_key`] maps every key
-//! injectively: printable ASCII of at most 250 bytes as it is; other keys of at most 187
+//! injectively: printable ASCII of at most 250 bytes as it is; other keys of at most 186
 //! bytes (whose base64 fits 250) as themselves in binary (`b` flag); anything longer, or
 //! starting with a NUL byte, as a NUL byte followed by the key's SHA-256 (`b` flag). No
 //! unhashed key starts with NUL, so a hashed key can only equal another hashed key, which
 //! takes a SHA-256 collision.
+//!
+//! Every command carries an opaque token (`O`, unique in the process) that the server
+//! echoes: a reply bearing another token (a server that answered twice, a stream out of
+//! step) is a protocol error and its connection is dropped, so one key's value is never
+//! read as another's.
 //!
 //! Every call carries a timeout covering connecting, writing and reading. A connection
 //! whose call failed in any way (I/O, timeout, a reply we could not follow) is dropped and
@@ -39,7 +44,7 @@
 //! command, concerns that call only ([`CacheErrorKind::Rejected`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -181,13 +186,17 @@ impl MemcachedCache {
     /// The node `key` lives on: the highest rendezvous score (keys move only from or to
     /// a node that is added or removed).
     fn node_for(&self, key: &[u8]) -> &Node {
+        &self.nodes[self.node_index(key)]
+    }
+
+    fn node_index(&self, key: &[u8]) -> usize {
         let score = |node: &Node| xxhash_rust::xxh3::xxh3_64_with_seed(key, node.seed);
-        let mut best = &self.nodes[0];
-        let mut best_score = score(best);
-        for node in &self.nodes[1..] {
+        let mut best = 0;
+        let mut best_score = score(&self.nodes[0]);
+        for (index, node) in self.nodes.iter().enumerate().skip(1) {
             let s = score(node);
             if s > best_score {
-                best = node;
+                best = index;
                 best_score = s;
             }
         }
@@ -217,14 +226,13 @@ impl MemcachedCache {
         }
     }
 
-    /// Sends `request` (one or more commands) to `key`'s node and reads `replies`
-    /// replies, within the timeout. A connection that failed is dropped.
+    /// Sends `request` (one or more commands) to `key`'s node and reads one reply per
+    /// command, within the timeout. A connection that failed is dropped.
     async fn exchange(
         &self,
         operation: &'static str,
         key: &str,
-        request: &[u8],
-        replies: usize,
+        request: &Request,
     ) -> Result<Vec<Reply>, CacheError> {
         let node = self.node_for(key.as_bytes());
         let slot = &node.slots[node.next.fetch_add(1, Ordering::Relaxed) % node.slots.len()];
@@ -237,7 +245,7 @@ impl MemcachedCache {
                 Some(connection) => connection,
                 None => self.dial(&node.node).await?,
             };
-            let replies = round_trip(&mut connection, request, replies)
+            let replies = round_trip(&mut connection, request)
                 .await
                 .map_err(|err| CacheError::new(operation, err))?;
             // After an error reply the server may still be reading what it refused (a
@@ -341,18 +349,32 @@ impl Reply {
     }
 }
 
-/// Writes `request`, reads `count` replies.
-async fn round_trip(
-    connection: &mut Connection,
-    request: &[u8],
-    count: usize,
-) -> std::io::Result<Vec<Reply>> {
-    connection.write_all(request).await?;
+/// Meta commands sent in one write, each tagged with an opaque token (`O`) that the
+/// server echoes in its reply: a reply that is not the one awaited (a server that
+/// answered twice, a connection out of step) is caught, never taken for another key's.
+struct Request {
+    bytes: BytesMut,
+    opaques: Vec<u64>,
+}
+
+/// The next opaque token; unique in the process, so a late reply never matches.
+static NEXT_OPAQUE: AtomicU64 = AtomicU64::new(1);
+
+/// Writes `request`, reads one reply per command, each bearing its command's token
+/// (error replies carry none; the connection is dropped after them anyway).
+async fn round_trip(connection: &mut Connection, request: &Request) -> std::io::Result<Vec<Reply>> {
+    connection.write_all(&request.bytes).await?;
     connection.flush().await?;
-    let mut replies = Vec::with_capacity(count);
+    let mut replies = Vec::with_capacity(request.opaques.len());
     let mut line = Vec::with_capacity(64);
-    for _ in 0..count {
-        replies.push(read_reply(connection, &mut line).await?);
+    for expected in &request.opaques {
+        let (reply, opaque) = read_reply(connection, &mut line).await?;
+        if !reply.is_error() && opaque != Some(*expected) {
+            return Err(protocol_error(format!(
+                "a reply to another command ({reply:?}, O{opaque:?}, awaited O{expected})"
+            )));
+        }
+        replies.push(reply);
     }
     Ok(replies)
 }
@@ -361,10 +383,11 @@ fn protocol_error(what: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.into())
 }
 
+/// One reply, and the opaque token it echoes.
 async fn read_reply<R: AsyncBufReadExt + AsyncReadExt + Unpin>(
     reader: &mut R,
     line: &mut Vec<u8>,
-) -> std::io::Result<Reply> {
+) -> std::io::Result<(Reply, Option<u64>)> {
     line.clear();
     let read = (&mut *reader)
         .take(MAX_LINE as u64)
@@ -381,6 +404,11 @@ async fn read_reply<R: AsyncBufReadExt + AsyncReadExt + Unpin>(
         .ok_or_else(|| protocol_error("a reply line without CRLF"))?;
     let text = std::str::from_utf8(text).map_err(|_| protocol_error("a reply line not UTF-8"))?;
     let mut words = text.split(' ');
+    let opaque = text
+        .split(' ')
+        .skip(1)
+        .find_map(|flag| flag.strip_prefix('O'))
+        .and_then(|opaque| opaque.parse().ok());
     let reply = match words.next().unwrap_or_default() {
         "VA" => {
             let size: usize = words
@@ -390,14 +418,22 @@ async fn read_reply<R: AsyncBufReadExt + AsyncReadExt + Unpin>(
             let cas = words
                 .filter_map(|flag| flag.strip_prefix('c'))
                 .find_map(|cas| cas.parse().ok());
-            let mut data = BytesMut::zeroed(size + 2);
-            reader.read_exact(&mut data).await?;
-            if !data.ends_with(b"\r\n") {
+            // Read as the bytes arrive, not allocated from the header: a server that
+            // announces more than it sends costs what it sent, until the timeout.
+            let wanted = size
+                .checked_add(2)
+                .ok_or_else(|| protocol_error(format!("bad value header {text:?}")))?;
+            let mut data = Vec::with_capacity(wanted.min(64 * 1024));
+            (&mut *reader)
+                .take(wanted as u64)
+                .read_to_end(&mut data)
+                .await?;
+            if data.len() != wanted || !data.ends_with(b"\r\n") {
                 return Err(protocol_error("a value without CRLF"));
             }
             data.truncate(size);
             Reply::Value {
-                data: data.freeze(),
+                data: Bytes::from(data),
                 cas,
             }
         }
@@ -412,7 +448,7 @@ async fn read_reply<R: AsyncBufReadExt + AsyncReadExt + Unpin>(
         "SERVER_ERROR" => Reply::ServerError(text["SERVER_ERROR".len()..].trim().to_owned()),
         _ => return Err(protocol_error(format!("unexpected reply {text:?}"))),
     };
-    Ok(reply)
+    Ok((reply, opaque))
 }
 
 /// A key as sent: the text to put on the command line, and whether it is base64 (`b`).
@@ -457,8 +493,11 @@ fn ttl_secs(ttl: Duration) -> u64 {
         .clamp(1, MAX_TTL_SECS)
 }
 
-/// Appends one meta command: `<verb> <key> [<size>] <flags…>[ b]\r\n[<data>\r\n]`.
-fn command(request: &mut BytesMut, verb: &str, key: &WireKey, data: Option<&[u8]>, flags: &str) {
+/// Appends one meta command: `<verb> <key> [<size>] <flags…>[ b] O<token>\r\n[<data>\r\n]`.
+fn command(request: &mut Request, verb: &str, key: &WireKey, data: Option<&[u8]>, flags: &str) {
+    let opaque = NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed);
+    request.opaques.push(opaque);
+    let request = &mut request.bytes;
     request.put_slice(verb.as_bytes());
     request.put_u8(b' ');
     request.put_slice(key.text.as_bytes());
@@ -472,17 +511,26 @@ fn command(request: &mut BytesMut, verb: &str, key: &WireKey, data: Option<&[u8]
     if key.binary {
         request.put_slice(b" b");
     }
-    request.put_slice(b"\r\n");
+    request.put_slice(format!(" O{opaque}\r\n").as_bytes());
     if let Some(data) = data {
         request.put_slice(data);
         request.put_slice(b"\r\n");
     }
 }
 
-fn one_command(verb: &str, key: &WireKey, data: Option<&[u8]>, flags: &str) -> BytesMut {
-    let mut request = BytesMut::with_capacity(64 + data.map_or(0, <[u8]>::len));
+fn one_command(verb: &str, key: &WireKey, data: Option<&[u8]>, flags: &str) -> Request {
+    let mut request = Request::with_capacity(64 + data.map_or(0, <[u8]>::len));
     command(&mut request, verb, key, data, flags);
     request
+}
+
+impl Request {
+    fn with_capacity(bytes: usize) -> Self {
+        Self {
+            bytes: BytesMut::with_capacity(bytes),
+            opaques: Vec::with_capacity(2),
+        }
+    }
 }
 
 fn unexpected(operation: &'static str, replies: &[Reply]) -> CacheError {
@@ -500,7 +548,7 @@ impl MemcachedCache {
     /// [`CacheError`] when memcached cannot answer in time.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         let request = one_command("mg", &wire_key(key), None, "v");
-        match self.exchange("mg", key, &request, 1).await?.as_slice() {
+        match self.exchange("mg", key, &request).await?.as_slice() {
             [Reply::Value { data, .. }] => Ok(Some(data.clone())),
             [Reply::Miss] => Ok(None),
             other => Err(unexpected("mg", other)),
@@ -525,7 +573,7 @@ impl MemcachedCache {
         };
         let flags = format!("T{} C{cas}", ttl_secs(ttl));
         let write = one_command("ms", &wire, Some(value), &flags);
-        match self.exchange("ms", key, &write, 1).await?.as_slice() {
+        match self.exchange("ms", key, &write).await?.as_slice() {
             [Reply::Done] => Ok(true),
             [Reply::Exists | Reply::NotFound | Reply::NotStored] => Ok(false),
             other => Err(unexpected("ms", other)),
@@ -541,7 +589,7 @@ impl MemcachedCache {
         lease: &[u8],
     ) -> Result<Option<u64>, CacheError> {
         let read = one_command("mg", wire, None, "v c");
-        match self.exchange("mg", key, &read, 1).await?.as_slice() {
+        match self.exchange("mg", key, &read).await?.as_slice() {
             [
                 Reply::Value {
                     data,
@@ -562,7 +610,7 @@ impl Cache for MemcachedCache {
         ttl: Duration,
     ) -> Result<Option<Bytes>, CacheError> {
         let wire = wire_key(key);
-        let mut request = BytesMut::with_capacity(160 + lease.len());
+        let mut request = Request::with_capacity(160 + lease.len());
         // Add (mode E): the lease is stored only if the key holds nothing. Then read
         // whatever the key holds now: ours, or what was there.
         command(
@@ -573,11 +621,7 @@ impl Cache for MemcachedCache {
             &format!("T{} ME", ttl_secs(ttl)),
         );
         command(&mut request, "mg", &wire, None, "v c");
-        match self
-            .exchange("ms ME + mg", key, &request, 2)
-            .await?
-            .as_slice()
-        {
+        match self.exchange("ms ME + mg", key, &request).await?.as_slice() {
             [Reply::Done | Reply::NotStored, Reply::Value { data, cas }] => {
                 if data != &lease {
                     return Ok(Some(data.clone()));
@@ -607,7 +651,7 @@ impl Cache for MemcachedCache {
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         let flags = format!("T{}", ttl_secs(ttl));
         let request = one_command("ms", &wire_key(key), Some(&value), &flags);
-        match self.exchange("ms", key, &request, 1).await?.as_slice() {
+        match self.exchange("ms", key, &request).await?.as_slice() {
             [Reply::Done] => Ok(()),
             other => Err(unexpected("ms", other)),
         }
@@ -615,7 +659,7 @@ impl Cache for MemcachedCache {
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
         let request = one_command("md", &wire_key(key), None, "");
-        match self.exchange("md", key, &request, 1).await?.as_slice() {
+        match self.exchange("md", key, &request).await?.as_slice() {
             [Reply::Done | Reply::NotFound] => Ok(()),
             other => Err(unexpected("md", other)),
         }
@@ -623,6 +667,14 @@ impl Cache for MemcachedCache {
 
     async fn read(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         self.get(key).await
+    }
+
+    fn parts(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn part_of(&self, key: &str) -> usize {
+        self.node_index(key.as_bytes())
     }
 
     async fn fill_keeping_copy(
@@ -633,13 +685,27 @@ impl Cache for MemcachedCache {
         ttl: Duration,
         (copy_key, copy, copy_ttl): (&str, Bytes, Duration),
     ) -> Result<bool, CacheError> {
-        // The copy is written only once the fill's compare-and-set succeeded: a reader
-        // whose lease an invalidation took must not write an old copy either.
-        if !self.replace_lease(key, &lease, &value, ttl).await? {
-            return Ok(false);
+        // The copy (often on another node: not one atomic step) is written before the
+        // fill's compare-and-set, and taken back when the fill did not happen. Written
+        // after it, the copy could land after an invalidation that came between the two
+        // (the entry replaced, then the copy deleted) and bring a removed product's copy
+        // back. This way an invalidation before the compare-and-set fails it (and the
+        // copy goes), one after it comes after the copy too. A copy that cannot be
+        // written (its node is down) only loses STALE cover: the entry is filled anyway.
+        let copied = self.set(copy_key, copy, copy_ttl).await;
+        if let Err(err) = &copied {
+            tracing::warn!(key = copy_key, error = %err, "copy not written; filling without it");
         }
-        self.set(copy_key, copy, copy_ttl).await?;
-        Ok(true)
+        let filled = self.replace_lease(key, &lease, &value, ttl).await;
+        // Not filled, or not known to be (an error): the copy goes (at worst STALE cover
+        // is lost until the next fill).
+        if copied.is_ok()
+            && !matches!(filled, Ok(true))
+            && let Err(err) = self.delete(copy_key).await
+        {
+            tracing::warn!(key = copy_key, error = %err, "copy of a failed fill left");
+        }
+        filled
     }
 }
 
@@ -721,7 +787,7 @@ mod tests {
         let mut line = Vec::new();
         let mut replies = Vec::new();
         for _ in 0..5 {
-            replies.push(read_reply(&mut reader, &mut line).await.unwrap());
+            replies.push(read_reply(&mut reader, &mut line).await.unwrap().0);
         }
         // THEN each is read whole, values with CRLF inside included
         assert_eq!(
@@ -741,5 +807,73 @@ mod tests {
         assert!(read_reply(&mut reader, &mut line).await.is_err());
         let mut odd = tokio::io::BufReader::new(&b"WAT\r\n"[..]);
         assert!(read_reply(&mut odd, &mut line).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_value_header_announcing_more_than_arrives_is_an_error_not_a_crash() {
+        // GIVEN a server that announces values it never sends: the largest size, and a
+        // gigabyte, each followed by a few bytes and the end of the connection
+        for header in [
+            format!("VA {} c1\r\nabc", usize::MAX),
+            "VA 1073741824 c1\r\nabc".to_owned(),
+        ] {
+            let mut reader = tokio::io::BufReader::new(header.as_bytes());
+            let mut line = Vec::new();
+            // WHEN the reply is read THEN it is an error (no overflow, no allocation of
+            // what was announced before it arrives)
+            assert!(
+                read_reply(&mut reader, &mut line).await.is_err(),
+                "{header}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod hostile_server {
+    use super::*;
+
+    /// A memcached stand-in that answers each `mg` with the value of the key asked for
+    /// (echoing its token), and each `md` twice.
+    async fn answering_deletes_twice() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut stream = tokio::io::BufStream::new(stream);
+                    let mut line = String::new();
+                    while stream.read_line(&mut line).await.unwrap_or(0) > 0 {
+                        let words: Vec<&str> = line.split_whitespace().collect();
+                        let opaque = words.iter().find(|w| w.starts_with('O')).unwrap();
+                        let reply = match words[0] {
+                            "mg" => format!("VA {} {opaque}\r\n{}\r\n", words[1].len(), words[1]),
+                            _ => format!("HD {opaque}\r\nHD {opaque}\r\n"),
+                        };
+                        stream.write_all(reply.as_bytes()).await.unwrap();
+                        stream.flush().await.unwrap();
+                        line.clear();
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_server_that_answers_twice_never_has_one_key_read_as_another() {
+        // GIVEN a server that answers a delete twice, on one connection
+        let port = answering_deletes_twice().await;
+        let url = MemcachedUrl::try_from(format!("memcache://127.0.0.1:{port}")).unwrap();
+        let cache = MemcachedCache::new(&url, Duration::from_millis(500), 1).unwrap();
+        cache.delete("product:gone").await.unwrap();
+        // WHEN keys are read afterwards
+        for key in ["product:b", "product:c", "product:d"] {
+            // THEN each read is that key's value or an error, never another key's value
+            match cache.get(key).await {
+                Ok(value) => assert_eq!(value.as_deref(), Some(key.as_bytes())),
+                Err(err) => assert!(key == "product:b", "{key}: {err:?}"),
+            }
+        }
     }
 }

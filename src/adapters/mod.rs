@@ -28,6 +28,9 @@ pub enum AnyCache {
 /// Sends each call to whichever cache `self` holds.
 macro_rules! either_cache {
     ($this:ident, $op:ident, $key:ident, $cache:ident => $call:expr) => {
+        either_cache!($this, $cache => $call)
+    };
+    ($this:ident, $cache:ident => $call:expr) => {
         match $this {
             AnyCache::Redis($cache) => $call,
             AnyCache::Memcached($cache) => $call,
@@ -35,7 +38,7 @@ macro_rules! either_cache {
         }
     };
 }
-crate::ports::forward_cache!(impl[] for AnyCache, either_cache);
+crate::ports::forward_cache!(impl[] for AnyCache, either_cache, either_cache);
 
 impl AnyCache {
     /// Closes the connections where the client keeps them in the background (Redis);

@@ -267,3 +267,195 @@ async fn a_fill_by_a_process_that_did_not_take_the_lease_compares_the_value() {
     );
     assert_eq!(server.get_with_ttl("product:a").unwrap().0, value);
 }
+
+/// A TCP relay to `port` that forwards what clients send only while `open` holds true
+/// (replies always pass): a node whose requests are held in the network.
+async fn held_relay(port: u16, open: tokio::sync::watch::Receiver<bool>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let server = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+            });
+            let mut open = open.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 64 * 1024];
+                loop {
+                    let read = tokio::io::AsyncReadExt::read(&mut client_read, &mut buffer).await;
+                    let Ok(read @ 1..) = read else { break };
+                    if open.wait_for(|open| *open).await.is_err() {
+                        break;
+                    }
+                    let chunk = &buffer[..read];
+                    if tokio::io::AsyncWriteExt::write_all(&mut server_write, chunk)
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    relay
+}
+
+/// A client for memcached nodes on these ports.
+fn memcached_client(ports: &[u16]) -> MemcachedCache {
+    let nodes: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let url = MemcachedUrl::try_from(format!("memcache://{}", nodes.join(","))).unwrap();
+    MemcachedCache::new(&url, Duration::from_secs(2), 1).unwrap()
+}
+
+/// A product key that `cache` puts on the node `on_a` reaches, and whose last-known-good
+/// copy on the node `on_b` reaches.
+async fn key_split_over(
+    cache: &MemcachedCache,
+    on_a: &MemcachedCache,
+    on_b: &MemcachedCache,
+) -> String {
+    use product_catalog::cache_entry::stale_key;
+    let probe = Bytes::from_static(b"probe");
+    for n in 0.. {
+        let key = format!("product:split{n}");
+        cache.set(&key, probe.clone(), TTL).await.unwrap();
+        cache
+            .set(&stale_key(&key), probe.clone(), TTL)
+            .await
+            .unwrap();
+        let entry_on_a = on_a.read(&key).await.unwrap().is_some();
+        let copy_on_b = on_b.read(&stale_key(&key)).await.unwrap().is_some();
+        cache.delete(&key).await.unwrap();
+        cache.delete(&stale_key(&key)).await.unwrap();
+        if entry_on_a && copy_on_b {
+            return key;
+        }
+    }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_between_the_fill_and_its_copy_on_another_node_leaves_no_copy() {
+    // GIVEN two memcached nodes, the second reached through a relay that can hold
+    // requests, and a key whose entry is on the first node and whose copy on the second
+    use product_catalog::cache_entry::stale_key;
+    let (a, b) = (MemcachedServer::start(), MemcachedServer::start());
+    let (open, gate) = tokio::sync::watch::channel(true);
+    let relay = held_relay(b.port, gate).await;
+    let (cache, on_a, on_b) = (
+        memcached_client(&[a.port, relay]),
+        memcached_client(&[a.port]),
+        memcached_client(&[b.port]),
+    );
+    let key = key_split_over(&cache, &on_a, &on_b).await;
+    let lease = Bytes::from_static(b"!lease:v1:1:race");
+    assert_eq!(
+        cache.read_or_lease(&key, lease.clone(), TTL).await.unwrap(),
+        None
+    );
+    // WHEN the reader fills (entry and copy of v1) while the second node's requests are held
+    open.send_replace(false);
+    let v1 = Bytes::from_static(b"{\"v\":1}");
+    let fill = tokio::spawn({
+        let (cache, key, v1) = (cache.clone(), key.clone(), v1.clone());
+        async move {
+            let copy = (stale_key(&key), v1.clone(), TTL);
+            cache
+                .fill_keeping_copy(&key, lease, v1, TTL, (&copy.0, copy.1, copy.2))
+                .await
+        }
+    });
+    for _ in 0..300 {
+        if on_a.read(&key).await.unwrap().as_ref() == Some(&v1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // AND the product is removed meanwhile (the invalidator: entry first, then copy)
+    on_a.set(&key, Bytes::from_static(b"!missing"), TTL)
+        .await
+        .unwrap();
+    on_b.delete(&stale_key(&key)).await.unwrap();
+    // AND only then the held requests reach the second node
+    open.send_replace(true);
+    let _ = fill.await.unwrap();
+    // THEN no copy of the removed product is left to be served in an outage
+    assert_eq!(on_b.read(&stale_key(&key)).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn with_one_memcached_node_down_the_other_nodes_keys_stay_cached() {
+    // GIVEN a service over three memcached nodes, and products cached on each
+    let mut nodes = [
+        MemcachedServer::start(),
+        MemcachedServer::start(),
+        MemcachedServer::start(),
+    ];
+    let cache = memcached_client(&nodes.iter().map(|n| n.port).collect::<Vec<_>>());
+    let service = ProductService::new(cache, sample_table().await, TTL);
+    let mut on_node: [Vec<ProductId>; 3] = Default::default();
+    for n in 1..=30 {
+        let id = id(&format!("P-{}", 10000 + n));
+        assert_eq!(service.get(&id).await.unwrap().cache, CacheStatus::Miss);
+        let node = nodes
+            .iter()
+            .position(|node| node.get_with_ttl(&id.cache_key()).is_some());
+        on_node[node.unwrap()].push(id);
+    }
+    assert!(on_node.iter().all(|ids| ids.len() >= 3), "{on_node:?}");
+    // WHEN the first node goes down and its keys are read, again and again
+    nodes[0].stop();
+    for id in on_node[0].iter().cycle().take(6) {
+        assert_eq!(service.get(id).await.unwrap().cache, CacheStatus::Bypass);
+    }
+    // THEN the other nodes' keys are still hits
+    for id in on_node[1].iter().chain(&on_node[2]) {
+        assert_eq!(
+            service.get(id).await.unwrap().cache,
+            CacheStatus::Hit,
+            "{id:?}"
+        );
+    }
+    // AND once the node is back (empty), its keys are cached again by themselves
+    nodes[0].restart();
+    tokio::time::sleep(product_catalog::breaker::COOL_DOWN).await;
+    let back = &on_node[0][0];
+    let first = service.get(back).await.unwrap().cache;
+    assert_eq!(first, CacheStatus::Miss);
+    assert_eq!(service.get(back).await.unwrap().cache, CacheStatus::Hit);
+}
+
+#[tokio::test]
+async fn with_the_copy_node_down_a_fill_still_caches_the_entry() {
+    // GIVEN two memcached nodes, and a key whose entry is on the first and whose copy
+    // on the second, which then goes down
+    use product_catalog::cache_entry::stale_key;
+    let (a, mut b) = (MemcachedServer::start(), MemcachedServer::start());
+    let (cache, on_a, on_b) = (
+        memcached_client(&[a.port, b.port]),
+        memcached_client(&[a.port]),
+        memcached_client(&[b.port]),
+    );
+    let key = key_split_over(&cache, &on_a, &on_b).await;
+    b.stop();
+    let lease = Bytes::from_static(b"!lease:v1:1:down");
+    assert_eq!(
+        cache.read_or_lease(&key, lease.clone(), TTL).await.unwrap(),
+        None
+    );
+    // WHEN the reader fills, with its copy
+    let v1 = Bytes::from_static(b"{\"v\":1}");
+    let copy = (stale_key(&key), v1.clone(), TTL);
+    let filled = cache
+        .fill_keeping_copy(&key, lease, v1.clone(), TTL, (&copy.0, copy.1, copy.2))
+        .await;
+    // THEN the entry is cached all the same (only the copy is missing)
+    assert!(filled.unwrap(), "the fill happened");
+    assert_eq!(on_a.read(&key).await.unwrap(), Some(v1));
+}

@@ -20,8 +20,8 @@ variable "memcached_nodes" {
   default     = 2
 
   validation {
-    condition     = var.memcached_nodes >= 2 && var.memcached_nodes <= 20
-    error_message = "memcached_nodes must be from 2 (nodes in more than one AZ) to 20."
+    condition     = var.memcached_nodes >= 2 && var.memcached_nodes <= 10
+    error_message = "memcached_nodes must be from 2 (nodes in more than one AZ) to 10 (the most one CloudWatch alarm can watch)."
   }
 }
 

@@ -329,7 +329,7 @@ resource "aws_cloudwatch_metric_alarm" "cache_evictions" {
 
 # Memcached only: a node near its CPU limit adds latency to every key it holds; a node
 # that swaps serves from disk. Either way the request path's timeout turns it into
-# BYPASS for that node's keys. Metric math over every node (at most 10, like evictions).
+# BYPASS for that node's keys. Metric math over every node (at most 10, like evictions: so memcached_nodes is at most 10).
 resource "aws_cloudwatch_metric_alarm" "memcached" {
   for_each = local.memcached ? {
     cpu  = { metric = "CPUUtilization", stat = "Average", period = 60, threshold = 90, periods = 5, description = "A Memcached node runs above 90% CPU." }
