@@ -42,7 +42,13 @@ fn figure(what: &str, value: &str) {
 fn engine_figure(engine: Engine, what: &str, value: &str) {
     match engine {
         Engine::Redis => figure(what, value),
-        Engine::Memcached => figure(&format!("memcached: {what}"), value),
+        // The shared tests name the cache as Redis; on memcached that is memcached.
+        Engine::Memcached => {
+            let what = what
+                .replace("redis-server", "memcached")
+                .replace("Redis", "memcached");
+            figure(&format!("memcached: {what}"), value);
+        }
     }
 }
 
