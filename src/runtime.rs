@@ -18,8 +18,11 @@ use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use lambda_http::aws_lambda_events::alb::AlbTargetGroupResponse;
-use lambda_http::aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
+use lambda_http::aws_lambda_events::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpResponse,
+};
 use lambda_http::request::{LambdaRequest, RequestOrigin};
 use lambda_http::{BoxFuture, LambdaEvent, RequestExt};
 use metrics_cloudwatch_embedded::Collector;
@@ -37,11 +40,12 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Serves Lambda invocations until the runtime stops, flushing EMF metrics after each.
 ///
-/// The event is taken as raw JSON and converted to an `http::Request` here rather than by
-/// `lambda_http`'s adapter, because `lambda_http`'s types refuse some events (a header
-/// value with a control byte, a header name with a space, a method such as `GE T`, a
-/// numeric path parameter) and its conversion panics on others (an invalid `Host`, a
-/// path over 64 KiB): behind API Gateway either is a 502, where the contract wants a 400.
+/// The event is read as an [`Event`] and converted to an `http::Request` here rather
+/// than by `lambda_http`'s adapter, because `lambda_http`'s types refuse some events (a
+/// header value with a control byte, a header name with a space, a method such as
+/// `GE T`, a numeric path parameter) and its conversion panics on others (an invalid
+/// `Host`, a path over 64 KiB): behind API Gateway either is a 502, where the contract
+/// wants a 400.
 ///
 /// # Errors
 /// When the Runtime API cannot be reached.
@@ -49,36 +53,91 @@ pub async fn run_lambda<C: Cache, S: ProductStore>(
     api: Arc<Api<C, S>>,
     metrics: &'static Collector,
 ) -> Result<(), lambda_http::Error> {
-    metrics_cloudwatch_embedded::lambda::handler::run(
-        metrics,
-        move |event: LambdaEvent<Box<RawValue>>| {
-            let api = Arc::clone(&api);
-            // Boxed as a trait object: nested in the runtime's own futures, the concrete
-            // type is too deep for the compiler's default limit.
-            let invocation: BoxFuture<'static, Result<LambdaReply, lambda_http::Error>> =
-                Box::pin(async move { Ok(handle_raw_event(&api, event).await) });
-            invocation
-        },
-    )
+    metrics_cloudwatch_embedded::lambda::handler::run(metrics, move |event: LambdaEvent<Event>| {
+        let api = Arc::clone(&api);
+        // Boxed as a trait object: nested in the runtime's own futures, the concrete
+        // type is too deep for the compiler's default limit.
+        let invocation: BoxFuture<'static, Result<LambdaReply, lambda_http::Error>> =
+            Box::pin(async move { Ok(handle_invocation(&api, event).await) });
+        invocation
+    })
     .await
 }
 
-/// One invocation from its raw JSON: an event `lambda_http` cannot deserialize is
-/// answered 400 in the shape its caller expects. Never fails.
-pub async fn handle_raw_event<C: Cache, S: ProductStore>(
+/// An invocation's event: the HTTP request it carries, or what can still be told of an
+/// event that is JSON but no request `lambda_http` can read.
+#[derive(Debug)]
+// Made once per invocation and taken apart at once: boxing the request would only add an
+// allocation to every request.
+#[allow(clippy::large_enum_variant)]
+pub enum Event {
+    Request(LambdaRequest),
+    Unreadable {
+        /// Which kind of caller sent it, so that the 400 goes back in its shape.
+        origin: RequestOrigin,
+        /// The request id API Gateway gave it, when it has one.
+        request_id: Option<String>,
+        /// Why it could not be read.
+        error: String,
+    },
+}
+
+impl Event {
+    /// Reads an event's JSON as `lambda_http` does, from text already taken whole: the
+    /// three shapes API Gateway and ALB send are tried directly, so that their JSON is
+    /// scanned twice, as the plain adapter does, not three times; anything else goes to
+    /// `LambdaRequest`'s own `Deserialize`, which tries every shape this build enables.
+    #[must_use]
+    pub fn read(json: &str) -> Self {
+        if let Ok(event) = serde_json::from_str::<ApiGatewayProxyRequest>(json) {
+            return Self::Request(LambdaRequest::ApiGatewayV1(event));
+        }
+        if let Ok(event) = serde_json::from_str::<ApiGatewayV2httpRequest>(json) {
+            return Self::Request(LambdaRequest::ApiGatewayV2(event));
+        }
+        if let Ok(event) = serde_json::from_str::<AlbTargetGroupRequest>(json) {
+            return Self::Request(LambdaRequest::Alb(event));
+        }
+        match serde_json::from_str::<LambdaRequest>(json) {
+            Ok(request) => Self::Request(request),
+            Err(err) => {
+                let (origin, request_id) = read_unreadable(json);
+                Self::Unreadable {
+                    origin,
+                    request_id,
+                    error: err.to_string(),
+                }
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Event {
+    /// Fails only on text that is not JSON at all, which the Runtime API never sends.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let json = <Box<RawValue> as serde::Deserialize>::deserialize(deserializer)?;
+        Ok(Self::read(json.get()))
+    }
+}
+
+/// One invocation: an event `lambda_http` cannot read is answered 400 in the shape its
+/// caller expects. Never fails.
+pub async fn handle_invocation<C: Cache, S: ProductStore>(
     api: &Api<C, S>,
-    event: LambdaEvent<Box<RawValue>>,
+    event: LambdaEvent<Event>,
 ) -> LambdaReply {
     let LambdaEvent { payload, context } = event;
-    match serde_json::from_str::<LambdaRequest>(payload.get()) {
-        Ok(request) => handle_event(api, LambdaEvent::new(request, context)).await,
-        Err(err) => {
-            let (origin, api_request_id) = read_unreadable(&payload);
-            let request_id = api_request_id.unwrap_or(context.request_id);
+    match payload {
+        Event::Request(request) => handle_event(api, LambdaEvent::new(request, context)).await,
+        Event::Unreadable {
+            origin,
+            request_id,
+            error,
+        } => {
+            let request_id = request_id.unwrap_or(context.request_id);
             warn!(
                 request_id,
-                error = %err,
-                "event could not be read as an HTTP request; answering 400"
+                error, "event could not be read as an HTTP request; answering 400"
             );
             let response = crate::http::malformed_request_response(&request_id);
             LambdaReply::new(&origin, response)
@@ -90,8 +149,8 @@ pub async fn handle_raw_event<C: Cache, S: ProductStore>(
 /// sent it, judged from the fields that tell the shapes apart (`version` 2.0: HTTP API
 /// or Function URL; `elb`: ALB), and the request id API Gateway gave it (the one its
 /// access log and its client see), when there is one.
-fn read_unreadable(payload: &RawValue) -> (RequestOrigin, Option<String>) {
-    let event: serde_json::Value = serde_json::from_str(payload.get()).unwrap_or_default();
+fn read_unreadable(json: &str) -> (RequestOrigin, Option<String>) {
+    let event: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
     let origin = if event["version"] == "2.0" {
         RequestOrigin::ApiGatewayV2
     } else if event["requestContext"]["elb"].is_object() {
@@ -483,5 +542,69 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn events_are_read_as_lambda_http_reads_them() {
+        // GIVEN each kind of event the function is sent
+        for name in [
+            "apigw_rest_stage",
+            "apigw_rest_custom_domain",
+            "apigw_http_v2",
+            "apigw_http_v2_default_route_stage",
+            "function_url",
+        ] {
+            let json = fixture(name);
+            assert_reads_alike(name, &json);
+        }
+        // AND an ALB event, and one of the shapes only lambda_http's own reading knows
+        let alb = serde_json::json!({
+            "httpMethod": "GET", "path": "/product/P-10001", "headers": {},
+            "requestContext": { "elb": { "targetGroupArn": "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/t/1" } },
+            "isBase64Encoded": false, "body": null
+        });
+        assert_reads_alike("alb", &alb.to_string());
+        let websocket =
+            serde_json::json!({ "requestContext": { "connectedAt": 1, "requestTimeEpoch": 1 } });
+        assert_reads_alike("websocket", &websocket.to_string());
+    }
+
+    fn assert_reads_alike(name: &str, json: &str) {
+        // WHEN read as an Event and by lambda_http's own Deserialize
+        let Event::Request(ours) = serde_json::from_str::<Event>(json).unwrap() else {
+            panic!("{name} was not read as a request");
+        };
+        let theirs: LambdaRequest = serde_json::from_str(json).unwrap();
+        // THEN both give the same request
+        assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{name}");
+    }
+
+    #[test]
+    fn an_unreadable_event_keeps_its_shape_and_request_id() {
+        // GIVEN an HTTP API event whose headers lambda_http refuses (a number)
+        let mut event: serde_json::Value = serde_json::from_str(&fixture("apigw_http_v2")).unwrap();
+        event["headers"] = serde_json::json!({ "accept": 5 });
+        event["requestContext"]["requestId"] = "api-gw-id".into();
+        // WHEN it is read
+        let read = serde_json::from_str::<Event>(&event.to_string()).unwrap();
+        // THEN it is unreadable, with the caller's shape and API Gateway's request id
+        let Event::Unreadable {
+            origin, request_id, ..
+        } = read
+        else {
+            panic!("read as a request: {read:?}");
+        };
+        assert!(matches!(origin, RequestOrigin::ApiGatewayV2));
+        assert_eq!(request_id.as_deref(), Some("api-gw-id"));
     }
 }
