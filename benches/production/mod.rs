@@ -12,6 +12,7 @@
 //! `BENCH_RTT_SECRETS_MS` (3). Sources for the defaults are in docs/BENCHMARKS.md.
 
 mod proxy;
+pub use proxy::bulk_reply_complete;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -121,6 +122,11 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
         env!("CARGO_MANIFEST_DIR"),
         "/target/release/examples/noop-lambda"
     );
+    // BENCH_TRACE=<RUST_LOG filter>: one traced cold hit instead of the figures.
+    if let Ok(filter) = std::env::var("BENCH_TRACE") {
+        trace_cold_hit(binary, &production.env, &filter).await;
+        return;
+    }
     let noop_cold = cold_starts(noop, &default.env, SPAWNS, || async {}).await.1;
     let ours = measure(binary, &production).await;
     let local = measure(binary, &default).await;
@@ -221,21 +227,68 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
         );
     }
     let gap = local.warm_hit.p50.saturating_sub(noop_warm.p50);
-    let allowed = calibration.direct.mul_f64(1.5);
     report.row(
-        "default profile: warm hit above the no-I/O function",
+        "default profile: warm hit above the no-I/O function (hits between misses)",
         format!("+{} (p50 {})", ms(gap), ms(local.warm_hit.p50)),
         format!(
-            "no-I/O p50 {}; raw GET (tokio, 1 thread) {}",
+            "no-I/O p50 {}; raw GET in a tight loop (tokio, 1 thread) {}",
             ms(noop_warm.p50),
             ms(calibration.direct)
         ),
         format!(
-            "{:.2} raw round trips (target <= 1.5) {}",
-            gap.as_secs_f64() / calibration.direct.as_secs_f64(),
-            if gap <= allowed { "met" } else { "MISSED" }
+            "{:.2} tight-loop round trips; the target's verdict is on the Lambda row, against a raw GET per invocation",
+            gap.as_secs_f64() / calibration.direct.as_secs_f64()
         ),
     );
+}
+
+/// `BENCH_TRACE=<RUST_LOG filter>`: one cold hit on this profile with its log lines
+/// stamped, as they arrive, with the time since the spawn: where a cold start's time goes.
+async fn trace_cold_hit(binary: &str, env: &[(String, String)], filter: &str) {
+    use std::io::BufRead as _;
+    let runtime = RuntimeApi::start().await;
+    let started = Instant::now();
+    // BENCH_TRACE_WRAP: a command to run the function under (strace, perf record).
+    let wrap = std::env::var("BENCH_TRACE_WRAP").unwrap_or_default();
+    let mut words: Vec<&str> = wrap.split_whitespace().collect();
+    words.push(binary);
+    let mut child = std::process::Command::new(words[0])
+        .args(&words[1..])
+        .env_clear()
+        .envs(env.iter().cloned())
+        .envs(super::lambda_env(&runtime))
+        .env("RUST_LOG", filter)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .map(|line| (started.elapsed(), line))
+            .collect::<Vec<_>>()
+    });
+    let response = runtime.invoke(rest_event()).await.unwrap();
+    let answered = started.elapsed();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let _ = child.kill();
+    let _ = child.wait();
+    for (at, line) in lines.join().unwrap() {
+        println!(
+            "+{:>8.3} ms {}",
+            at.as_secs_f64() * 1e3,
+            line.chars().take(220).collect::<String>()
+        );
+    }
+    if let Some(next) = runtime.first_next() {
+        println!(
+            "+{:>8.3} ms first /next",
+            (next - started).as_secs_f64() * 1e3
+        );
+    }
+    println!("+{:>8.3} ms first response", answered.as_secs_f64() * 1e3);
 }
 
 /// Cold starts, spawn to first response: the medians of the init duration and of the

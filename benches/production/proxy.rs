@@ -178,7 +178,7 @@ pub fn async_redis_round_trips(port: u16, key: &str, count: usize) -> Vec<Durati
 }
 
 /// Whether `text` holds one whole RESP bulk reply (`$<len>\r\n<bytes>\r\n`, or `$-1\r\n`).
-fn bulk_reply_complete(text: &[u8]) -> bool {
+pub fn bulk_reply_complete(text: &[u8]) -> bool {
     let Some(end) = text.windows(2).position(|w| w == b"\r\n") else {
         return false;
     };
