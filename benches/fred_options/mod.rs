@@ -22,7 +22,7 @@ const KEY: &str = "bench:fred-options";
 /// One way of sending the command, as a fresh connection of its own.
 enum Variant {
     /// A hand-written RESP exchange on a tokio `TcpStream`: the floor.
-    Raw(tokio::net::TcpStream),
+    Raw(tokio::net::TcpStream, Vec<u8>),
     /// A fred client; `set_nx_get` sends the hit path's command instead of a GET.
     Fred {
         client: fred::clients::Pool,
@@ -35,7 +35,7 @@ enum Variant {
 impl Variant {
     async fn call(&mut self) {
         match self {
-            Self::Raw(stream) => raw_get(stream).await,
+            Self::Raw(stream, command) => crate::production::async_raw_get(stream, command).await,
             Self::Fred { client, set_nx_get } => {
                 let value: Option<Bytes> = if *set_nx_get {
                     client
@@ -60,22 +60,6 @@ impl Variant {
                     .unwrap();
                 assert!(value.is_some());
             }
-        }
-    }
-}
-
-async fn raw_get(stream: &mut tokio::net::TcpStream) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let command = format!("*2\r\n$3\r\nGET\r\n${}\r\n{KEY}\r\n", KEY.len());
-    stream.write_all(command.as_bytes()).await.unwrap();
-    let mut buffer = [0; 4096];
-    let mut filled = 0;
-    loop {
-        let n = stream.read(&mut buffer[filled..]).await.unwrap();
-        assert!(n > 0, "Redis closed the connection");
-        filled += n;
-        if crate::production::bulk_reply_complete(&buffer[..filled]) {
-            break;
         }
     }
 }
@@ -107,7 +91,10 @@ async fn variants(url: &str, port: u16) -> Vec<(&'static str, Variant)> {
     raw.set_nodelay(true).unwrap();
     let fred = |set_nx_get| move |client| Variant::Fred { client, set_nx_get };
     vec![
-        ("raw GET (tokio TcpStream, by hand)", Variant::Raw(raw)),
+        (
+            "raw GET (tokio TcpStream, by hand)",
+            Variant::Raw(raw, crate::production::get_command(KEY)),
+        ),
         (
             "fred GET, defaults",
             fred(false)(fred_client(url, |_, _| {}).await),

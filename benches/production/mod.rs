@@ -12,7 +12,7 @@
 //! `BENCH_RTT_SECRETS_MS` (3). Sources for the defaults are in docs/BENCHMARKS.md.
 
 mod proxy;
-pub use proxy::bulk_reply_complete;
+pub use proxy::{async_raw_get, get_command};
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -118,10 +118,7 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
     let mut network = Network::start(delays).await;
     let production = network.profile(table).await;
 
-    let noop = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/target/release/examples/noop-lambda"
-    );
+    let noop = &super::example("noop-lambda");
     // BENCH_TRACE=<RUST_LOG filter>: one traced cold hit instead of the figures.
     if let Ok(filter) = std::env::var("BENCH_TRACE") {
         trace_cold_hit(binary, &production.env, &filter).await;

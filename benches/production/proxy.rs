@@ -131,12 +131,12 @@ impl TlsTerminator {
 pub fn raw_redis_round_trips(port: u16, key: &str, count: usize) -> Vec<Duration> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream.set_nodelay(true).unwrap();
-    let command = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
+    let command = get_command(key);
     let mut buffer = vec![0; 64 * 1024];
     (0..count)
         .map(|_| {
             let started = Instant::now();
-            stream.write_all(command.as_bytes()).unwrap();
+            stream.write_all(&command).unwrap();
             read_bulk_reply(&mut stream, &mut buffer);
             started.elapsed()
         })
@@ -146,7 +146,6 @@ pub fn raw_redis_round_trips(port: u16, key: &str, count: usize) -> Vec<Duration
 /// The same on a single-threaded tokio runtime, as product-api runs in Lambda mode: the
 /// least a Redis round trip costs an async client (the reactor's wake-up included).
 pub fn async_redis_round_trips(port: u16, key: &str, count: usize) -> Vec<Duration> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -156,29 +155,39 @@ pub fn async_redis_round_trips(port: u16, key: &str, count: usize) -> Vec<Durati
             .await
             .unwrap();
         stream.set_nodelay(true).unwrap();
-        let command = format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len());
-        let mut buffer = vec![0; 64 * 1024];
+        let command = get_command(key);
         let mut samples = Vec::with_capacity(count);
         for _ in 0..count {
             let started = Instant::now();
-            stream.write_all(command.as_bytes()).await.unwrap();
-            let mut filled = 0;
-            loop {
-                let n = stream.read(&mut buffer[filled..]).await.unwrap();
-                assert!(n > 0, "Redis closed the connection");
-                filled += n;
-                if bulk_reply_complete(&buffer[..filled]) {
-                    break;
-                }
-            }
+            async_raw_get(&mut stream, &command).await;
             samples.push(started.elapsed());
         }
         samples
     })
 }
 
-/// Whether `text` holds one whole RESP bulk reply (`$<len>\r\n<bytes>\r\n`, or `$-1\r\n`).
-pub fn bulk_reply_complete(text: &[u8]) -> bool {
+/// `GET key` in RESP.
+pub fn get_command(key: &str) -> Vec<u8> {
+    format!("*2\r\n$3\r\nGET\r\n${}\r\n{key}\r\n", key.len()).into_bytes()
+}
+
+/// Sends a hand-written `GET` ([`get_command`]) on a tokio stream and reads its bulk reply.
+pub async fn async_raw_get(stream: &mut tokio::net::TcpStream, command: &[u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(command).await.unwrap();
+    let mut buffer = [0; 4096];
+    let mut filled = 0;
+    loop {
+        let n = stream.read(&mut buffer[filled..]).await.unwrap();
+        assert!(n > 0, "Redis closed the connection");
+        filled += n;
+        if bulk_reply_complete(&buffer[..filled]) {
+            break;
+        }
+    }
+}
+
+fn bulk_reply_complete(text: &[u8]) -> bool {
     let Some(end) = text.windows(2).position(|w| w == b"\r\n") else {
         return false;
     };
