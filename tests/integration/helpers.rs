@@ -170,7 +170,9 @@ impl Drop for RedisServer {
     }
 }
 
-/// Sends `signal` (`-STOP`, `-CONT`) to a child process.
+/// Sends `signal` (`-STOP`, `-CONT`) to a child process. For `-STOP`, returns only once
+/// every thread has stopped: kill(2) returns as soon as the signal is queued, and a
+/// worker thread still running on the other core can answer one more request.
 fn send_signal(child: &Child, signal: &str) {
     let pid = child.id().to_string();
     assert!(
@@ -180,6 +182,30 @@ fn send_signal(child: &Child, signal: &str) {
             .unwrap()
             .success()
     );
+    if signal == "-STOP" {
+        let started = Instant::now();
+        while !every_thread_stopped(child.id()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "pid {pid} not stopped 5 s after SIGSTOP"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Whether every thread of `pid` is in state `T` (stopped), read from /proc.
+fn every_thread_stopped(pid: u32) -> bool {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("read /proc/PID/task");
+    tasks.flatten().all(|task| {
+        // The state is the field after the command name, which ends with the last ')';
+        // a thread that has exited since the listing answers nothing either.
+        let stat = std::fs::read_to_string(task.path().join("stat")).ok();
+        stat.is_none_or(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    })
 }
 
 /// Kills (SIGKILL) and reaps a child, if there is one.
