@@ -6,8 +6,8 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::adapters::{
-    AnyCache, AnyStore, DynamoStore, MemcachedCache, MemoryCache, MemoryStore, RedisCache,
-    RedisTls, aws,
+    AnyCache, AnyStore, DynamoStore, MemcachedCache, MemoryCache, MemoryStore, PendingToken,
+    RedisCache, RedisTls, aws,
 };
 use crate::config::{ApiConfig, CacheConfig, FromEnvironment, Mode, RedisConfig, TableName};
 use crate::error::{CacheError, StartError, report};
@@ -138,21 +138,39 @@ pub async fn connect_redis_with(
         .as_str()
         .starts_with("rediss")
         .then(|| tokio::task::spawn_blocking(RedisTls::system_roots));
-    let url = match &redis.auth_secret {
-        Some(arn) => redis
-            .url
-            .with_password(&aws::read_secret(sdk, arn).await?)?,
-        None => redis.url.clone(),
+    // The token is read while the connections open: they wait for it only to send AUTH.
+    let (token, pending) = match &redis.auth_secret {
+        Some(arn) => {
+            let (sender, pending) = PendingToken::new();
+            (Some((arn, sender)), Some(pending))
+        }
+        None => (None, None),
     };
-    let tls = match tls {
-        Some(loading) => Some(
-            loading
-                .await
-                .map_err(|err| CacheError::new("configure TLS", err))??,
-        ),
-        None => None,
+    let read_token = async {
+        if let Some((arn, sender)) = token {
+            sender.send(aws::read_secret(sdk, arn).await?);
+        }
+        Ok::<_, StartError>(())
     };
-    let cache = RedisCache::connect_with_tls(&url, tls, redis.timeout, pool_size)?;
+    let connect = async {
+        let tls = match tls {
+            Some(loading) => Some(
+                loading
+                    .await
+                    .map_err(|err| CacheError::new("configure TLS", err))??,
+            ),
+            None => None,
+        };
+        Ok(RedisCache::connect_with(
+            &redis.url,
+            tls,
+            pending,
+            redis.timeout,
+            pool_size,
+        )?)
+    };
+    let ((), cache) = tokio::try_join!(read_token, connect)?;
+    let url = &redis.url;
     match cache.wait_connected(REDIS_START_WAIT).await {
         Ok(()) => info!(redis = ?url, "connected to Redis"),
         Err(err) => {

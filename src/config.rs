@@ -145,20 +145,6 @@ impl RedisUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The same URL with `password` as its password (the ElastiCache AUTH token).
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming `REDIS_URL` when the URL cannot carry a password.
-    pub fn with_password(&self, password: &str) -> Result<Self, ConfigError> {
-        let mut url = url::Url::parse(&self.0).map_err(|err| {
-            ConfigError::invalid(REDIS_URL, &redact_url(&self.0), &err.to_string())
-        })?;
-        url.set_password(Some(password)).map_err(|()| {
-            ConfigError::invalid(REDIS_URL, &redact_url(&self.0), "cannot carry a password")
-        })?;
-        Ok(Self(url.into()))
-    }
 }
 
 impl TryFrom<String> for RedisUrl {
@@ -833,14 +819,8 @@ mod tests {
     }
 
     #[test]
-    fn the_auth_token_goes_into_the_url() {
-        // GIVEN a URL without a password THEN the token becomes its password
-        let url = RedisUrl::try_from("rediss://cache.example:6379".to_owned()).unwrap();
-        assert_eq!(
-            url.with_password("t0k/en").unwrap().as_str(),
-            "rediss://:t0k%2Fen@cache.example:6379"
-        );
-        // AND a secret without a URL names REDIS_URL
+    fn the_auth_secret_needs_a_url() {
+        // GIVEN a secret without a URL THEN the error names REDIS_URL
         let err = api(&[(REDIS_AUTH_SECRET_ARN, ARN)]).unwrap_err();
         assert!(err.to_string().contains("REDIS_URL"), "{err}");
         // AND a secret with a URL is kept, typed

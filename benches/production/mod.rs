@@ -63,7 +63,8 @@ impl Delays {
 /// The round trips each path cannot avoid, counted on the wire (TCP handshake, TLS 1.3
 /// handshake, AUTH, the calls themselves), and their cost at the injected delays.
 struct Floors {
-    /// Secret read (TCP, TLS, GetSecretValue), then Redis (TCP, TLS, AUTH).
+    /// The secret read (TCP, TLS, GetSecretValue) beside Redis's TCP and TLS, which do
+    /// not need the token; then AUTH, which needs both.
     init: Duration,
     /// The init chain, then `SET NX GET`.
     cold_hit: Duration,
@@ -77,7 +78,7 @@ struct Floors {
 
 impl Floors {
     fn of(d: Delays) -> Self {
-        let init = 3 * d.secrets + 3 * d.redis;
+        let init = (3 * d.secrets).max(2 * d.redis) + d.redis;
         let cold_hit = init + d.redis;
         let cold_miss = cold_hit.max(2 * d.dynamodb + d.redis) + d.dynamodb + d.redis;
         Self {

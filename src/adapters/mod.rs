@@ -12,7 +12,7 @@ pub use dynamo::DynamoStore;
 pub use memcached::MemcachedCache;
 pub use memory_cache::MemoryCache;
 pub use memory_store::MemoryStore;
-pub use redis::{RedisCache, RedisTls};
+pub use redis::{PendingToken, RedisCache, RedisTls, TokenSender};
 
 use crate::domain::{Product, ProductId};
 use crate::error::StoreError;

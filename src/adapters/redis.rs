@@ -23,9 +23,11 @@ use fred::prelude::{
     ReconnectPolicy,
 };
 use fred::types::config::{
-    Config as FredConfig, ReconnectError, TcpConfig, TlsConnector, UnresponsiveConfig,
+    Config as FredConfig, CredentialProvider, ReconnectError, Server, TcpConfig, TlsConnector,
+    UnresponsiveConfig,
 };
 use fred::types::{Expiration, SetOptions, Value};
+use tokio::sync::watch;
 
 use crate::config::RedisUrl;
 use crate::error::{CacheError, CacheErrorKind};
@@ -59,6 +61,64 @@ impl RedisTls {
     }
 }
 
+/// An AUTH token still being read (a cold start reads it from Secrets Manager). A pool
+/// given one resolves the name and opens TCP and TLS at once, and waits for the token
+/// only to send AUTH: the secret's round trips and the connection's overlap instead of
+/// following each other. Reconnections reuse the token that came.
+#[derive(Clone)]
+pub struct PendingToken(watch::Receiver<Option<String>>);
+
+/// Delivers the token to every pool holding its [`PendingToken`]. Dropped without a
+/// token (the read failed), it makes their connections fail with an AUTH error.
+pub struct TokenSender(watch::Sender<Option<String>>);
+
+impl PendingToken {
+    /// A token to come, and where to send it.
+    #[must_use]
+    pub fn new() -> (TokenSender, Self) {
+        let (sender, receiver) = watch::channel(None);
+        (TokenSender(sender), Self(receiver))
+    }
+}
+
+impl TokenSender {
+    pub fn send(self, token: String) {
+        self.0.send_replace(Some(token));
+    }
+}
+
+/// fred's source of `AUTH` credentials: the URL's user name, and the pending token.
+struct TokenCredentials {
+    username: Option<String>,
+    token: PendingToken,
+}
+
+impl std::fmt::Debug for TokenCredentials {
+    // Never the token itself.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCredentials")
+            .field("username", &self.username)
+            .field("arrived", &self.token.0.borrow().is_some())
+            .finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for TokenCredentials {
+    async fn fetch(
+        &self,
+        _: Option<&Server>,
+    ) -> Result<(Option<String>, Option<String>), FredError> {
+        let mut token = self.token.0.clone();
+        let token = token
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| FredError::new(ErrorKind::Auth, "the AUTH token could not be read"))?
+            .clone();
+        Ok((self.username.clone(), token))
+    }
+}
+
 impl RedisCache {
     /// Builds the pool and starts connecting in the background; commands sent before
     /// the connection is up wait for it, within their timeout.
@@ -70,17 +130,19 @@ impl RedisCache {
         command_timeout: Duration,
         pool_size: usize,
     ) -> Result<Self, CacheError> {
-        Self::connect_with_tls(url, None, command_timeout, pool_size)
+        Self::connect_with(url, None, None, command_timeout, pool_size)
     }
 
     /// [`RedisCache::connect`], with TLS settings built beforehand for a `rediss://`
-    /// URL (`None`: built here from the URL).
+    /// URL (`None`: built here from the URL), and the AUTH token to come (`None`: the
+    /// URL's password, if any).
     ///
     /// # Errors
     /// [`CacheError`] when the URL is not one `fred` accepts.
-    pub fn connect_with_tls(
+    pub fn connect_with(
         url: &RedisUrl,
         tls: Option<RedisTls>,
+        token: Option<PendingToken>,
         command_timeout: Duration,
         pool_size: usize,
     ) -> Result<Self, CacheError> {
@@ -100,6 +162,12 @@ impl RedisCache {
         // policy: a process started while Redis was unreachable would never use it.
         // Without fail-fast the first connection follows the reconnect policy too.
         config.fail_fast = false;
+        if let Some(token) = token {
+            config.credential_provider = Some(std::sync::Arc::new(TokenCredentials {
+                username: config.username.clone(),
+                token,
+            }));
+        }
         let pool = fred::types::Builder::from_config(config)
             .with_performance_config(|perf| perf.default_command_timeout = command_timeout)
             .with_connection_config(|conn| {

@@ -63,6 +63,13 @@ impl Drop for ChildGuard {
 /// A `product-api` local server with exactly `env` (and `LISTEN_ADDR`), stdout
 /// discarded, listening when this returns; killed when the guard drops.
 pub fn product_api(env: &[(String, String)]) -> (ChildGuard, u16) {
+    let (guard, port) = spawn_product_api(env);
+    wait_for_port(port, "product-api");
+    (guard, port)
+}
+
+/// [`product_api`] without waiting for it to listen.
+pub fn spawn_product_api(env: &[(String, String)]) -> (ChildGuard, u16) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_product-api"))
         .env_clear()
@@ -71,9 +78,7 @@ pub fn product_api(env: &[(String, String)]) -> (ChildGuard, u16) {
         .stdout(Stdio::null())
         .spawn()
         .expect("start product-api");
-    let guard = ChildGuard(child);
-    wait_for_port(port, "product-api");
-    (guard, port)
+    (ChildGuard(child), port)
 }
 
 /// A throw-away `redis-server` on a free port.
@@ -153,9 +158,14 @@ impl RedisServer {
 
     /// A plain client for looking at what the service wrote.
     pub async fn client(&self) -> fred::clients::Client {
-        let client = Builder::from_config(FredConfig::from_url(&self.url()).unwrap())
-            .build()
-            .unwrap();
+        self.client_with_password(None).await
+    }
+
+    /// [`RedisServer::client`] for a server started with `--requirepass`.
+    pub async fn client_with_password(&self, password: Option<&str>) -> fred::clients::Client {
+        let mut config = FredConfig::from_url(&self.url()).unwrap();
+        config.password = password.map(str::to_owned);
+        let client = Builder::from_config(config).build().unwrap();
         client
             .init()
             .await
@@ -756,6 +766,57 @@ impl Endpoint {
     /// Starts (`true`) or ends (`false`) the black hole.
     pub fn black_hole(&self, on: bool) {
         self.black_hole.send_replace(on);
+    }
+}
+
+/// A TCP endpoint in front of a local server that holds every connection, unanswered,
+/// until it is opened, then lets each through (a slow dependency, not a broken one).
+pub struct Gate {
+    port: u16,
+    open: tokio::sync::watch::Sender<bool>,
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Gate {
+    /// Starts closed, in front of `upstream` (on the caller's tokio runtime).
+    pub async fn start(upstream: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (open, opened) = tokio::sync::watch::channel(false);
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = held.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut opened = opened.clone();
+                tokio::spawn(async move {
+                    if opened.wait_for(|&open| open).await.is_err() {
+                        return;
+                    }
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        Self { port, open, held }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Connections accepted so far.
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets held and new connections through.
+    pub fn open(&self) {
+        self.open.send_replace(true);
     }
 }
 

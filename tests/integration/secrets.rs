@@ -4,10 +4,21 @@
 
 use product_catalog::adapters::aws::sdk_config;
 
-use crate::helpers::{Moto, RedisServer, product_api, sample_table, service_env};
+use std::time::{Duration, Instant};
+
+use fred::prelude::ClientLike;
+
+use crate::helpers::{
+    Gate, Moto, RedisServer, free_port, product_api, sample_table, service_env, spawn_product_api,
+    wait_for_port,
+};
 
 async fn x_cache_of_two_gets(env: Vec<(String, String)>) -> Vec<String> {
     let (_server, port) = product_api(&env);
+    x_cache_of(port).await
+}
+
+async fn x_cache_of(port: u16) -> Vec<String> {
     let mut seen = Vec::new();
     for _ in 0..2 {
         let response = reqwest::get(format!("http://127.0.0.1:{port}/product/P-10090"))
@@ -19,12 +30,11 @@ async fn x_cache_of_two_gets(env: Vec<(String, String)>) -> Vec<String> {
     seen
 }
 
-#[tokio::test]
-async fn the_auth_token_is_read_from_secrets_manager() {
-    // GIVEN a password-protected Redis and its token in Secrets Manager
-    let redis = RedisServer::start_with(|_, _| {
-        vec!["--requirepass".to_owned(), "t0ken-from-secrets".to_owned()]
-    });
+const TOKEN: &str = "t0ken-from-secrets";
+
+/// A Redis that wants [`TOKEN`], moto holding it, and the secret's ARN.
+async fn protected_redis_and_its_secret() -> (RedisServer, Moto, String) {
+    let redis = RedisServer::start_with(|_, _| vec!["--requirepass".to_owned(), TOKEN.to_owned()]);
     let moto = Moto::start();
     let secrets = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::config::Builder::from(&sdk_config().await)
@@ -34,12 +44,28 @@ async fn the_auth_token_is_read_from_secrets_manager() {
     let arn = secrets
         .create_secret()
         .name("product-catalog-cache-auth")
-        .secret_string("t0ken-from-secrets")
+        .secret_string(TOKEN)
         .send()
         .await
         .unwrap()
         .arn
         .unwrap();
+    (redis, moto, arn)
+}
+
+fn with_secret(mut env: Vec<(String, String)>, arn: &str, endpoint: &str) -> Vec<(String, String)> {
+    env.push(("REDIS_AUTH_SECRET_ARN".to_owned(), arn.to_owned()));
+    env.push((
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(),
+        endpoint.to_owned(),
+    ));
+    env
+}
+
+#[tokio::test]
+async fn the_auth_token_is_read_from_secrets_manager() {
+    // GIVEN a password-protected Redis and its token in Secrets Manager
+    let (redis, moto, arn) = protected_redis_and_its_secret().await;
     let table = sample_table().await;
 
     // WHEN product-api has only the URL THEN Redis refuses it and it serves BYPASS
@@ -49,10 +75,85 @@ async fn the_auth_token_is_read_from_secrets_manager() {
 
     // WHEN it also has the secret's ARN THEN it reads the token and the cache works
     // With the secret's ARN the token is fetched at start-up and the cache works.
-    env.push(("REDIS_AUTH_SECRET_ARN".to_owned(), arn));
-    env.push((
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(),
-        moto.endpoint.clone(),
-    ));
+    env = with_secret(env, &arn, &moto.endpoint);
     assert_eq!(x_cache_of_two_gets(env).await, ["MISS", "HIT"]);
+}
+
+// Multi-threaded: the gate's tasks run while this thread waits for the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_connection_opens_while_the_token_is_read() {
+    // GIVEN a password-protected Redis, its token in Secrets Manager, and Secrets
+    // Manager's endpoint holding every request until it is opened
+    let (redis, moto, arn) = protected_redis_and_its_secret().await;
+    let table = sample_table().await;
+    let moto_port = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let gate = Gate::start(moto_port).await;
+    let env = with_secret(service_env(&redis.url(), &table), &arn, &gate.endpoint());
+
+    // WHEN product-api starts THEN Redis has its connection before the token has come
+    let (_server, port) = spawn_product_api(&env);
+    let client = redis.client_with_password(Some(TOKEN)).await;
+    let started = Instant::now();
+    while connected_clients(&client).await < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "no connection to Redis while the secret read is held"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        gate.held() > 0,
+        "the secret read has not reached its endpoint"
+    );
+
+    // WHEN the token comes THEN those connections authenticate and the cache works
+    gate.open();
+    wait_for_port(port, "product-api");
+    assert_eq!(x_cache_of(port).await, ["MISS", "HIT"]);
+}
+
+#[tokio::test]
+async fn a_secret_that_cannot_be_read_stops_start_up_naming_its_variable() {
+    // GIVEN the ARN of a secret Secrets Manager does not hold
+    let (redis, moto, arn) = protected_redis_and_its_secret().await;
+    let table = sample_table().await;
+    let missing = arn.replace("product-catalog-cache-auth", "no-such-secret");
+    let env = with_secret(service_env(&redis.url(), &table), &missing, &moto.endpoint);
+
+    // WHEN product-api starts THEN it stops by itself, naming the variable and the ARN
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_product-api"))
+        .env_clear()
+        .envs(env)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("product-api still running 10 s after a failed secret read")
+        .unwrap();
+    let mut message = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut { stderr }, &mut message)
+        .await
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        message.contains(&format!("REDIS_AUTH_SECRET_ARN={missing}")),
+        "{message}"
+    );
+    assert!(!message.contains(TOKEN), "{message}");
+}
+
+async fn connected_clients(client: &fred::clients::Client) -> u64 {
+    let info: String = client
+        .custom(fred::cmd!("INFO"), vec!["clients"])
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("INFO clients has connected_clients")
 }
