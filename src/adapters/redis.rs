@@ -33,7 +33,9 @@ use crate::config::RedisUrl;
 use crate::error::{CacheError, CacheErrorKind};
 use crate::ports::Cache;
 
-/// How long a new connection (TCP, TLS, AUTH) may take before it counts as failed.
+/// How long a new connection may take before it counts as failed: TCP and TLS, and
+/// then, separately, its set-up (AUTH, with the wait for a pending token, and fred's own
+/// commands).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A pooled Redis client.
@@ -66,24 +68,62 @@ impl RedisTls {
 /// only to send AUTH: the secret's round trips and the connection's overlap instead of
 /// following each other. Reconnections reuse the token that came.
 #[derive(Clone)]
-pub struct PendingToken(watch::Receiver<Option<String>>);
+pub struct PendingToken(watch::Receiver<TokenState>);
 
 /// Delivers the token to every pool holding its [`PendingToken`]. Dropped without a
-/// token (the read failed), it makes their connections fail with an AUTH error.
-pub struct TokenSender(watch::Sender<Option<String>>);
+/// token (the read failed, start-up is stopping), it ends their connection tasks.
+pub struct TokenSender(watch::Sender<TokenState>);
+
+#[derive(Clone)]
+enum TokenState {
+    Pending,
+    Arrived(String),
+}
+
+/// How long one connection attempt waits for the token: less than fred's budget for the
+/// whole set-up ([`CONNECT_TIMEOUT`]), so that a slow secret read is reported as what it
+/// is, not as a Redis timeout. The next attempt waits again.
+const TOKEN_WAIT: Duration = Duration::from_millis(1_500);
+
+/// Why connections stop when the token will not come; start-up reports the failed read
+/// itself, naming the secret.
+const TOKEN_NOT_READ: &str = "the AUTH token could not be read";
 
 impl PendingToken {
     /// A token to come, and where to send it.
     #[must_use]
     pub fn new() -> (TokenSender, Self) {
-        let (sender, receiver) = watch::channel(None);
+        let (sender, receiver) = watch::channel(TokenState::Pending);
         (TokenSender(sender), Self(receiver))
+    }
+
+    /// The token, once it has come.
+    async fn wait(&self) -> Result<String, FredError> {
+        let mut state = self.0.clone();
+        let arrived = tokio::time::timeout(
+            TOKEN_WAIT,
+            state.wait_for(|state| matches!(state, TokenState::Arrived(_))),
+        )
+        .await;
+        match arrived {
+            Ok(Ok(state)) => match &*state {
+                TokenState::Arrived(token) => Ok(token.clone()),
+                TokenState::Pending => unreachable!("wait_for returned a pending token"),
+            },
+            // The sender is gone without a token: a `Config` error ends the connection
+            // task instead of reconnecting for ever.
+            Ok(Err(_)) => Err(FredError::new(ErrorKind::Config, TOKEN_NOT_READ)),
+            Err(_) => Err(FredError::new(
+                ErrorKind::Auth,
+                "the AUTH token has not come from Secrets Manager yet",
+            )),
+        }
     }
 }
 
 impl TokenSender {
     pub fn send(self, token: String) {
-        self.0.send_replace(Some(token));
+        self.0.send_replace(TokenState::Arrived(token));
     }
 }
 
@@ -96,9 +136,10 @@ struct TokenCredentials {
 impl std::fmt::Debug for TokenCredentials {
     // Never the token itself.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let arrived = matches!(*self.token.0.borrow(), TokenState::Arrived(_));
         f.debug_struct("TokenCredentials")
             .field("username", &self.username)
-            .field("arrived", &self.token.0.borrow().is_some())
+            .field("arrived", &arrived)
             .finish()
     }
 }
@@ -109,13 +150,7 @@ impl CredentialProvider for TokenCredentials {
         &self,
         _: Option<&Server>,
     ) -> Result<(Option<String>, Option<String>), FredError> {
-        let mut token = self.token.0.clone();
-        let token = token
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| FredError::new(ErrorKind::Auth, "the AUTH token could not be read"))?
-            .clone();
-        Ok((self.username.clone(), token))
+        Ok((self.username.clone(), Some(self.token.wait().await?)))
     }
 }
 
@@ -244,6 +279,10 @@ impl ConnectionErrors {
     const REPEAT_AFTER: Duration = Duration::from_secs(60);
 
     fn report(&self, error: &FredError, server: Option<&fred::types::config::Server>) {
+        // Not a Redis fault, and start-up is stopping with the failed read's own error.
+        if *error.kind() == ErrorKind::Config && error.details() == TOKEN_NOT_READ {
+            return;
+        }
         let reason = error.to_string();
         let mut last = self
             .last
@@ -409,5 +448,62 @@ impl Cache for RedisCache {
             .await
             .map_err(|err| cache_error("EVAL", key, err))?;
         Ok(replaced == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pending_token_is_waited_for_within_the_set_up_budget() {
+        // GIVEN a token still being read
+        let (sender, pending) = PendingToken::new();
+        // WHEN a connection asks before it comes THEN it waits less than fred's set-up
+        // budget and says what it waits for
+        let started = tokio::time::Instant::now();
+        let err = pending.wait().await.unwrap_err();
+        assert_eq!(started.elapsed(), TOKEN_WAIT);
+        assert!(TOKEN_WAIT < CONNECT_TIMEOUT);
+        assert_eq!(*err.kind(), ErrorKind::Auth);
+        assert!(err.details().contains("Secrets Manager"), "{err}");
+        // WHEN it comes THEN a connection waiting for it and later ones get it
+        let waiting = tokio::spawn({
+            let pending = pending.clone();
+            async move { pending.wait().await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        sender.send("t0k%41 en".to_owned());
+        assert_eq!(waiting.await.unwrap().unwrap(), "t0k%41 en");
+        let started = tokio::time::Instant::now();
+        assert_eq!(pending.wait().await.unwrap(), "t0k%41 en");
+        assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_token_that_will_not_come_ends_the_connections_without_a_redis_warning() {
+        // GIVEN a token whose read failed (its sender dropped)
+        let (sender, pending) = PendingToken::new();
+        drop(sender);
+        // WHEN a connection asks THEN the error is one fred does not reconnect after
+        let err = pending.wait().await.unwrap_err();
+        assert_eq!(*err.kind(), ErrorKind::Config);
+        // AND it is not logged as a Redis connection failure (the read's error is)
+        let errors = ConnectionErrors::default();
+        errors.report(&err, None);
+        assert!(errors.last.lock().unwrap().is_none());
+    }
+
+    #[test]
+    fn the_credentials_never_show_the_token() {
+        let (sender, token) = PendingToken::new();
+        sender.send("s3cret-t0ken".to_owned());
+        let credentials = TokenCredentials {
+            username: Some("app".to_owned()),
+            token,
+        };
+        let shown = format!("{credentials:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("arrived: true"), "{shown}");
     }
 }
