@@ -67,13 +67,40 @@ pub async fn read_secret(sdk: &SharedSdkConfig, arn: &SecretArn) -> Result<Strin
         .send()
         .await
         .map_err(|err| failed(err.into()))?;
-    secret
-        .secret_string
-        .ok_or_else(|| failed("the secret has no string value".into()))
+    auth_token(secret.secret_string).map_err(|why| failed(why.into()))
+}
+
+/// The AUTH token a secret's string value holds. An empty one is no token: `AUTH ""`
+/// would only be refused, for good, as a wrong password.
+fn auth_token(value: Option<String>) -> Result<String, &'static str> {
+    match value {
+        None => Err("the secret has no string value"),
+        Some(token) if token.is_empty() => Err("the secret's string value is empty"),
+        Some(token) => Ok(token),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_absent_or_empty_secret_value_is_no_token() {
+        // (moto stores an empty string as no value at all, so this is checked here.)
+        assert_eq!(
+            super::auth_token(Some("t0k en%41".to_owned())),
+            Ok("t0k en%41".to_owned())
+        );
+        assert!(
+            super::auth_token(Some(String::new()))
+                .unwrap_err()
+                .contains("empty")
+        );
+        assert!(
+            super::auth_token(None)
+                .unwrap_err()
+                .contains("no string value")
+        );
+    }
+
     #[test]
     fn tls_randomness_skips_cpu_jitter_entropy() {
         // GIVEN the AWS-LC build every TLS connection here uses
