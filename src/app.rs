@@ -170,11 +170,10 @@ pub async fn connect_redis_with(
         )?)
     };
     let ((), cache) = tokio::try_join!(read_token, connect)?;
-    let url = &redis.url;
     match cache.wait_connected(REDIS_START_WAIT).await {
-        Ok(()) => info!(redis = ?url, "connected to Redis"),
+        Ok(()) => info!(redis = ?redis.url, "connected to Redis"),
         Err(err) => {
-            warn!(redis = ?url, error = %report(&err), "Redis not reachable yet; going on without it meanwhile");
+            warn!(redis = ?redis.url, error = %report(&err), "Redis not reachable yet; going on without it meanwhile");
         }
     }
     Ok(cache)

@@ -74,7 +74,6 @@ pub struct PendingToken(watch::Receiver<TokenState>);
 /// token (the read failed, start-up is stopping), it ends their connection tasks.
 pub struct TokenSender(watch::Sender<TokenState>);
 
-#[derive(Clone)]
 enum TokenState {
     Pending,
     Arrived(String),
