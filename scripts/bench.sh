@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# make bench: release builds, wrk (Debian) for HTTP load, the emulator, then the bench.
+# make bench: release builds, wrk (Debian) for HTTP load, the Python baseline's venv, the
+# emulator, then the bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-tools.sh
+scripts/install-tools.sh bench
 if ! command -v wrk >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "wrk not found: installing the Debian package wrk" >&2

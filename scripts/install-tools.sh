@@ -5,6 +5,8 @@
 # Debian packages when missing and run as root). Idempotent.
 #   scripts/install-tools.sh            # tests: emulator, checkov
 #   scripts/install-tools.sh package    # packaging: cargo-lambda, ziglang
+#   scripts/install-tools.sh bench      # benchmarks: the test tools, and the Python
+#                                       # baseline handler's own venv (.tools/demo-venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-test}
@@ -14,7 +16,7 @@ need() {
 }
 
 python_tools() {
-  local requirements=$1 venv=.tools/venv
+  local requirements=$1 venv=${2:-.tools/venv}
   need python3 "Install Python 3.11 or later (Debian package: python3, python3-venv)."
   [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
   local stamp="$venv/.installed-$(basename "$requirements")"
@@ -73,3 +75,7 @@ if [ ! -f "$stamp" ] || ! cmp -s "$emulator/package-lock.json" "$stamp"; then
 fi
 
 python_tools tools/requirements-test.txt
+if [ "$what" = bench ]; then
+  # Apart from the test tools: the baseline gets the library versions it pins, not moto's.
+  python_tools tools/requirements-bench.txt .tools/demo-venv
+fi

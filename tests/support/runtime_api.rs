@@ -101,7 +101,10 @@ async fn route(
             .unwrap()
             .as_millis()
             + 30_000;
+        // Lambda sends the event's content type; awslambdaric's native client crashes
+        // (a NULL strlen) when it is missing.
         return Response::builder()
+            .header("content-type", "application/json")
             .header("lambda-runtime-aws-request-id", id)
             .header("lambda-runtime-deadline-ms", deadline.to_string())
             .header(
