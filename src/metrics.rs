@@ -1,8 +1,14 @@
 //! Metric names (the single source of truth the Terraform dashboard is checked against)
 //! and the CloudWatch Embedded Metric Format exporter behind the `metrics` facade.
 
+use std::future::Future;
+use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use lambda_http::lambda_runtime::LambdaInvocation;
+use lambda_http::tower::{Layer, Service};
 use metrics::{Counter, Histogram, Unit};
 use metrics_cloudwatch_embedded::Collector;
 
@@ -108,4 +114,80 @@ pub fn install(
     builder: metrics_cloudwatch_embedded::Builder,
 ) -> Result<&'static Collector, crate::error::BoxError> {
     builder.init()
+}
+
+/// Writes what was counted since the last flush to `out` as EMF, in one `write`.
+/// A failed write loses those figures and is logged; it never fails the caller.
+pub fn write_out(collector: &Collector, mut out: impl Write) {
+    // Serialized straight into `stdout`, the document would lock and search the line
+    // buffer for a newline at each of its ~200 tokens.
+    let mut document = Vec::with_capacity(1024);
+    let written = collector
+        .flush(&mut document)
+        .and_then(|()| out.write_all(&document));
+    if let Err(err) = written {
+        tracing::warn!(error = %err, "metrics could not be written");
+    }
+}
+
+/// A `lambda_runtime` layer that writes the metrics to stdout after each invocation,
+/// once its response has been sent (they must leave before the environment can be
+/// frozen), with [`write_out`]. `metrics_cloudwatch_embedded`'s own layer does the
+/// same with one `write` per JSON token, which cost more CPU than the rest of a warm
+/// hit's own work (docs/BENCHMARKS.md), and panics when stdout fails.
+#[derive(Clone, Copy)]
+pub struct FlushEachInvocation(pub &'static Collector);
+
+impl<S> Layer<S> for FlushEachInvocation {
+    type Service = Flushing<S>;
+
+    fn layer(&self, inner: S) -> Flushing<S> {
+        Flushing {
+            collector: self.0,
+            inner,
+        }
+    }
+}
+
+/// The service [`FlushEachInvocation`] wraps around the runtime's.
+pub struct Flushing<S> {
+    collector: &'static Collector,
+    inner: S,
+}
+
+impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for Flushing<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = FlushWhenDone<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        FlushWhenDone {
+            invocation: self.inner.call(invocation),
+            collector: self.collector,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An invocation (the handler and the posting of its response), then the flush.
+    pub struct FlushWhenDone<F> {
+        #[pin]
+        invocation: F,
+        collector: &'static Collector,
+    }
+}
+
+impl<F: Future> Future for FlushWhenDone<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let done = ready!(this.invocation.poll(cx));
+        write_out(this.collector, std::io::stdout());
+        Poll::Ready(done)
+    }
 }

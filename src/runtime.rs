@@ -24,7 +24,7 @@ use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2httpResponse,
 };
 use lambda_http::request::{LambdaRequest, RequestOrigin};
-use lambda_http::{BoxFuture, LambdaEvent, RequestExt};
+use lambda_http::{BoxFuture, LambdaEvent, RequestExt, lambda_runtime};
 use metrics_cloudwatch_embedded::Collector;
 use rustix::io::Errno;
 use serde_json::value::RawValue;
@@ -53,7 +53,7 @@ pub async fn run_lambda<C: Cache, S: ProductStore>(
     api: Arc<Api<C, S>>,
     metrics: &'static Collector,
 ) -> Result<(), lambda_http::Error> {
-    metrics_cloudwatch_embedded::lambda::handler::run(metrics, move |event: LambdaEvent<Event>| {
+    run_with_metrics(metrics, move |event: LambdaEvent<Event>| {
         let api = Arc::clone(&api);
         // Boxed as a trait object: nested in the runtime's own futures, the concrete
         // type is too deep for the compiler's default limit.
@@ -62,6 +62,29 @@ pub async fn run_lambda<C: Cache, S: ProductStore>(
         invocation
     })
     .await
+}
+
+/// Runs a Lambda handler until the runtime stops, with `lambda_runtime`'s tracing span
+/// around each invocation and the metrics written out after it
+/// ([`crate::metrics::FlushEachInvocation`]).
+///
+/// # Errors
+/// When the Runtime API cannot be reached.
+pub async fn run_with_metrics<E, R, H, F>(
+    metrics: &'static Collector,
+    handler: H,
+) -> Result<(), lambda_http::Error>
+where
+    E: serde::de::DeserializeOwned,
+    R: serde::Serialize,
+    H: FnMut(LambdaEvent<E>) -> F,
+    F: Future<Output = Result<R, lambda_http::Error>>,
+{
+    lambda_runtime::Runtime::new(lambda_runtime::service_fn(handler))
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .layer(crate::metrics::FlushEachInvocation(metrics))
+        .run()
+        .await
 }
 
 /// An invocation's event: the HTTP request it carries, or what can still be told of an

@@ -19,9 +19,11 @@ fn one_flush_gives_the_documented_emf_document() {
     meters.not_found.increment(1);
     meters.latency.record(1.5);
     meters.latency.record(12.0);
-    let mut out = Vec::new();
-    collector.flush(&mut out).unwrap();
-    // THEN one line carries every metric, with units, the dimension, and zeros
+    let mut out = Writes::default();
+    metrics::write_out(collector, &mut out);
+    // THEN one write of one line carries every metric, with units, the dimension, and
+    // zeros
+    assert_eq!(out.calls, 1, "the document goes out in one write");
     let expected = concat!(
         r#"{"_aws":{"Timestamp":1795338000000,"CloudWatchMetrics":[{"Namespace":"ProductCatalog","#,
         r#""Dimensions":[["Service"]],"Metrics":["#,
@@ -33,5 +35,41 @@ fn one_flush_gives_the_documented_emf_document() {
         r#""Latency":[1.5,12.0],"NotFound":1,"StaleServed":0,"StoreErrors":0}"#,
         "\n"
     );
-    assert_eq!(String::from_utf8(out).unwrap(), expected);
+    assert_eq!(String::from_utf8(out.bytes).unwrap(), expected);
+
+    // WHEN stdout fails THEN the figures are lost, and nothing panics
+    meters.hits.increment(1);
+    metrics::write_out(collector, Broken);
+}
+
+/// A writer that counts the calls made to it.
+#[derive(Default)]
+struct Writes {
+    calls: usize,
+    bytes: Vec<u8>,
+}
+
+impl std::io::Write for Writes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.calls += 1;
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A writer whose every write fails, as a closed stdout would.
+struct Broken;
+
+impl std::io::Write for Broken {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::ErrorKind::BrokenPipe.into())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -8,10 +8,9 @@ use std::io::Read as _;
 use anyhow::Context as _;
 use aws_lambda_events::event::dynamodb::Event;
 use lambda_http::lambda_runtime::{self, LambdaEvent};
-use metrics_cloudwatch_embedded::lambda::handler;
 use product_catalog::config::{InvalidatorConfig, Mode};
 use product_catalog::invalidate::Invalidator;
-use product_catalog::{app, logging, metrics};
+use product_catalog::{app, logging, metrics, runtime};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
@@ -31,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
         let collector = metrics::install(emf).map_err(|err| anyhow::anyhow!(err))?;
         let invalidator = &invalidator;
         // EMF lines are flushed after each invocation.
-        return handler::run(collector, move |event: LambdaEvent<Event>| async move {
+        return runtime::run_with_metrics(collector, move |event: LambdaEvent<Event>| async move {
             Ok::<_, lambda_runtime::Error>(invalidator.handle(&event.payload).await)
         })
         .await

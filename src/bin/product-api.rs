@@ -40,5 +40,6 @@ async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     info!("listening on http://{}", listener.local_addr()?);
     runtime::serve_local(listener, api, runtime::shutdown_signal()).await;
     // What was counted since the last periodic flush.
-    collector.flush(std::io::stdout()).context("flush metrics")
+    metrics::write_out(collector, std::io::stdout());
+    Ok(())
 }
