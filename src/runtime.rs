@@ -631,3 +631,47 @@ mod tests {
         assert_eq!(request_id.as_deref(), Some("api-gw-id"));
     }
 }
+
+#[cfg(test)]
+mod future_size {
+    use std::time::Duration;
+
+    use lambda_http::Context;
+
+    use super::*;
+    use crate::adapters::{AnyCache, AnyStore, MemoryCache, MemoryStore};
+    use crate::service::ProductService;
+
+    /// Every invocation's future is built on the stack and moved into a box, and each
+    /// async layer inside it moves its own part once more: a large future is paid in
+    /// memory copies on every request, hit or miss. The paths that are not a hit box
+    /// their large futures (the table's client, fred's commands) so that a hit's stays
+    /// small.
+    #[test]
+    fn an_invocation_future_stays_small_with_every_adapter_compiled_in() {
+        // GIVEN the API as product-api builds it, with the enums of every adapter
+        let service = ProductService::new(
+            AnyCache::Memory(MemoryCache::default()),
+            AnyStore::Memory(MemoryStore::sample().unwrap()),
+            Duration::from_secs(300),
+        );
+        let api = Api::new(service, 60);
+        let json = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/apigw_rest_stage.json"
+        ))
+        .unwrap();
+        let event = LambdaEvent::new(Event::read(&json), Context::default());
+        // WHEN an invocation's future is made THEN it is a fraction of what the table's
+        // client or a fred command alone would make it (each about 7 KB)
+        let invocation = handle_invocation(&api, event);
+        let size = std::mem::size_of_val(&invocation);
+        println!("invocation future: {size} bytes");
+        assert!(size <= 16 * 1024, "{size} bytes");
+        let request = http::Request::new(());
+        let answer = api.handle(&request);
+        let size = std::mem::size_of_val(&answer);
+        println!("Api::handle future: {size} bytes");
+        assert!(size <= 6 * 1024, "{size} bytes");
+    }
+}

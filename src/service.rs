@@ -287,6 +287,10 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     }
 
     /// Finds the product: the cache's answer, a fill, or the table alone.
+    ///
+    /// Every path but the hit is boxed: their futures (the table's client, waits, fills)
+    /// are several kilobytes, and in place they would make the hit's future as large,
+    /// to be moved by every layer above it on every request.
     async fn lookup(&self, id: &ProductId, key: &str) -> Outcome {
         // One round trip serves a hit and, on a miss, leases the key to this reader:
         // SET product:<id> <lease> NX PX <lease TTL> GET.
@@ -299,28 +303,31 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             .await
         {
             // The lease is ours: nobody else reads the table for this key meanwhile.
-            Some(None) => self.read_and_fill(id, key, &lease).await,
+            Some(None) => Box::pin(self.read_and_fill(id, key, &lease)).await,
             Some(Some(bytes)) => match self.classify(id, key, bytes) {
                 Found::Answer(outcome) => outcome,
                 // Another reader is filling: readers in this process wait together.
                 Found::Leased => {
-                    self.flights
-                        .run(Path::Fill, key, || self.wait_or_fill(id, key))
-                        .await
+                    Box::pin(
+                        self.flights
+                            .run(Path::Fill, key, || self.wait_or_fill(id, key)),
+                    )
+                    .await
                 }
                 // Replaced once, by one reader in this process.
                 Found::Stale(stale) => {
-                    self.flights
-                        .run(Path::Fill, key, || self.take_over(id, key, stale))
-                        .await
+                    Box::pin(
+                        self.flights
+                            .run(Path::Fill, key, || self.take_over(id, key, stale)),
+                    )
+                    .await
                 }
             },
             None => {
-                self.flights
-                    .run(Path::Bypass, key, || {
-                        self.read_store(id, CacheStatus::Bypass)
-                    })
-                    .await
+                Box::pin(self.flights.run(Path::Bypass, key, || {
+                    self.read_store(id, CacheStatus::Bypass)
+                }))
+                .await
             }
         }
     }
@@ -467,8 +474,8 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             return outcome;
         }
         let copy_key = stale_key(key);
-        let copy = self
-            .guarded(&copy_key, self.cache.read(&copy_key))
+        // Boxed as the other paths that are not a hit (see `lookup`).
+        let copy = Box::pin(self.guarded(&copy_key, self.cache.read(&copy_key)))
             .await
             .flatten()
             .and_then(|bytes| StaleCopy::decode(&bytes))

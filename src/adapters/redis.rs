@@ -363,13 +363,16 @@ impl RedisCache {
     /// # Errors
     /// [`CacheError`] when Redis cannot answer in time.
     pub async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        self.pool
-            .get::<Option<Bytes>, _>(key)
+        Box::pin(self.pool.get::<Option<Bytes>, _>(key))
             .await
             .map_err(|err| cache_error("GET", key, err))
     }
 }
 
+// Every fred command in this file is boxed. Its futures are large (about 7 KB: they carry
+// fred's reconnection and backchannel machinery); awaited in place, every async layer
+// above them (service, HTTP, runtime) would be as large and move that much memory at
+// each call, on every request. Boxed, a command costs one allocation.
 impl Cache for RedisCache {
     async fn read_or_lease(
         &self,
@@ -380,10 +383,12 @@ impl Cache for RedisCache {
         // SET key lease NX PX ttl GET: NX together with GET needs Redis 7.0 or Valkey;
         // ElastiCache runs both.
         let expiry = Some(Expiration::PX(ttl_millis(ttl)));
-        self.pool
-            .set(key, lease, expiry, Some(SetOptions::NX), true)
-            .await
-            .map_err(|err| cache_error("SET NX GET", key, err))
+        Box::pin(
+            self.pool
+                .set(key, lease, expiry, Some(SetOptions::NX), true),
+        )
+        .await
+        .map_err(|err| cache_error("SET NX GET", key, err))
     }
 
     async fn fill(
@@ -398,9 +403,7 @@ impl Cache for RedisCache {
             Value::Bytes(value),
             Value::Integer(ttl_millis(ttl)),
         ];
-        let replaced: i64 = self
-            .pool
-            .eval(FILL_IF_LEASED, key, args)
+        let replaced: i64 = Box::pin(self.pool.eval(FILL_IF_LEASED, key, args))
             .await
             .map_err(|err| cache_error("EVAL", key, err))?;
         Ok(replaced == 1)
@@ -408,15 +411,13 @@ impl Cache for RedisCache {
 
     async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
         let expiry = Some(Expiration::PX(ttl_millis(ttl)));
-        self.pool
-            .set::<(), _, _>(key, value, expiry, None, false)
+        Box::pin(self.pool.set::<(), _, _>(key, value, expiry, None, false))
             .await
             .map_err(|err| cache_error("SET", key, err))
     }
 
     async fn delete(&self, key: &str) -> Result<(), CacheError> {
-        self.pool
-            .del::<i64, _>(key)
+        Box::pin(self.pool.del::<i64, _>(key))
             .await
             .map(drop)
             .map_err(|err| cache_error("DEL", key, err))
@@ -441,11 +442,13 @@ impl Cache for RedisCache {
             Value::Bytes(copy),
             Value::Integer(ttl_millis(copy_ttl)),
         ];
-        let replaced: i64 = self
-            .pool
-            .eval(FILL_IF_LEASED_KEEPING_COPY, vec![key, copy_key], args)
-            .await
-            .map_err(|err| cache_error("EVAL", key, err))?;
+        let replaced: i64 = Box::pin(self.pool.eval(
+            FILL_IF_LEASED_KEEPING_COPY,
+            vec![key, copy_key],
+            args,
+        ))
+        .await
+        .map_err(|err| cache_error("EVAL", key, err))?;
         Ok(replaced == 1)
     }
 }
