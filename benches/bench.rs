@@ -562,8 +562,20 @@ async fn cold_start(binary: &str, env: &[(String, String)], spawns: usize) -> Du
     latency(samples).p50
 }
 
-/// Warm latency over rounds, invocations per second, and peak RSS after all of them.
-async fn warm(binary: &str, env: &[(String, String)]) -> (Latency, f64, f64) {
+/// What one function did warm, over every round.
+struct Warm {
+    latency: Latency,
+    /// Invocations per second, median of the rounds.
+    rate: f64,
+    /// Peak RSS after all of them.
+    rss_mib: f64,
+    /// The function's own CPU time (user + system) per invocation: on Lambda, where CPU
+    /// is a share proportional to memory, what bounds throughput and billed time.
+    cpu: Duration,
+}
+
+/// Warm figures of one function.
+async fn warm(binary: &str, env: &[(String, String)]) -> Warm {
     let mut figures = warm_interleaved(&[(binary, env.to_vec())]).await;
     figures.remove(0)
 }
@@ -571,19 +583,20 @@ async fn warm(binary: &str, env: &[(String, String)]) -> (Latency, f64, f64) {
 /// [`warm`] for several functions at once, each behind its own Runtime API: every round
 /// takes 2,000 invocations of each in turn, so that the machine's noise falls on all of
 /// them alike.
-async fn warm_interleaved(functions: &[(&str, Vec<(String, String)>)]) -> Vec<(Latency, f64, f64)> {
+async fn warm_interleaved(functions: &[(&str, Vec<(String, String)>)]) -> Vec<Warm> {
     let event = rest_event();
     let mut started = Vec::new();
     for (binary, env) in functions {
         let runtime = RuntimeApi::start().await;
         let child = spawn_function(binary, &runtime, env);
         runtime.invoke(event.clone()).await.unwrap();
-        started.push((runtime, child));
+        let cpu_before = cpu_time(&child);
+        started.push((runtime, child, cpu_before));
     }
     let mut rounds: Vec<(Vec<Latency>, Vec<f64>)> =
         functions.iter().map(|_| Default::default()).collect();
     for _ in 0..ROUNDS {
-        for ((runtime, _), (latencies, rates)) in started.iter().zip(&mut rounds) {
+        for ((runtime, _, _), (latencies, rates)) in started.iter().zip(&mut rounds) {
             let mut samples = Vec::with_capacity(2_000);
             let round = Instant::now();
             for _ in 0..2_000 {
@@ -599,13 +612,39 @@ async fn warm_interleaved(functions: &[(&str, Vec<(String, String)>)]) -> Vec<(L
     started
         .into_iter()
         .zip(rounds)
-        .map(|((_, mut child), (latencies, rates))| {
-            let rss = peak_rss_mib(&child);
+        .map(|((_, mut child, cpu_before), (latencies, rates))| {
+            let cpu = (cpu_time(&child) - cpu_before) / u32::try_from(ROUNDS * 2_000).unwrap();
+            let rss_mib = peak_rss_mib(&child);
             let _ = child.kill();
             let _ = child.wait();
-            (median_of(&latencies), median_f64(rates), rss)
+            Warm {
+                latency: median_of(&latencies),
+                rate: median_f64(rates),
+                rss_mib,
+                cpu,
+            }
         })
         .collect()
+}
+
+/// CPU time a process has used (user + system), from `/proc/PID/stat` in clock ticks.
+fn cpu_time(child: &Child) -> Duration {
+    static TICKS_PER_SECOND: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ticks_per_second = *TICKS_PER_SECOND.get_or_init(|| {
+        let output = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse()
+            .unwrap()
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+    // Fields after the command name (which may hold spaces), closed by ')'.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    // utime and stime: fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(ticks as f64 / ticks_per_second as f64)
 }
 
 /// A release example's path; `make bench` builds them first.
@@ -681,16 +720,19 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
         (python, python_env),
     ])
     .await;
-    let [
-        (ours, our_rate, our_rss),
-        (floor, floor_rate, _),
-        (raw, _, _),
-        (tiered, _, _),
-        (python, python_rate, python_rss),
-    ] = figures[..]
-    else {
+    let [ours, floor, raw, tiered, python] = &figures[..] else {
         unreachable!("five functions measured")
     };
+    let (our_rate, floor_rate, python_rate) = (ours.rate, floor.rate, python.rate);
+    let (our_rss, python_rss) = (ours.rss_mib, python.rss_mib);
+    let cpu = [ours.cpu, floor.cpu, raw.cpu, tiered.cpu, python.cpu];
+    let [ours, floor, raw, tiered, python] = [
+        ours.latency,
+        floor.latency,
+        raw.latency,
+        tiered.latency,
+        python.latency,
+    ];
     let gap = ours.p50.saturating_sub(floor.p50);
     let round_trip = raw.p50.saturating_sub(floor.p50);
     report.row(
@@ -754,6 +796,22 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
         format!(
             "{:.0}x of product-api's",
             python_start.as_secs_f64() / ours_start.as_secs_f64()
+        ),
+    );
+    let [our_cpu, floor_cpu, raw_cpu, tiered_cpu, python_cpu] = cpu;
+    report.row(
+        "Lambda: CPU time per warm hit (user + system, over every round)",
+        format!("{:.0} us", our_cpu.as_secs_f64() * 1e6),
+        format!(
+            "no-I/O {:.0} us; raw GET {:.0} us; with L1 {:.0} us",
+            floor_cpu.as_secs_f64() * 1e6,
+            raw_cpu.as_secs_f64() * 1e6,
+            tiered_cpu.as_secs_f64() * 1e6
+        ),
+        format!(
+            "Python demo {:.0} us ({:.2}x of it)",
+            python_cpu.as_secs_f64() * 1e6,
+            our_cpu.as_secs_f64() / python_cpu.as_secs_f64()
         ),
     );
     report.row(

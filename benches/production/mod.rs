@@ -128,7 +128,7 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
     let noop_cold = cold_starts(noop, &default.env, SPAWNS, || async {}).await.1;
     let ours = measure(binary, &production).await;
     let local = measure(binary, &default).await;
-    let (noop_warm, _, _) = warm(noop, &default.env).await;
+    let noop_warm = warm(noop, &default.env).await.latency;
 
     let calibration = network.calibrate(redis).await;
     let emulators = network.emulator_times(table).await;
