@@ -76,6 +76,11 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// A latency as its report shows it.
+fn p50_p99(latency: Latency) -> String {
+    format!("p50 {} / p99 {}", ms(latency.p50), ms(latency.p99))
+}
+
 /// Results table rows: (what, figure, floor, ratio or target verdict).
 struct Report {
     rows: Vec<[String; 4]>,
@@ -187,8 +192,8 @@ async fn in_process(report: &mut Report, redis: &RedisServer, table: &DynamoStor
     let (hit, floor) = (median_of(&hits), median_of(&floors));
     report.row(
         "in process: hit path (service.get, cached)",
-        format!("p50 {} / p99 {}", ms(hit.p50), ms(hit.p99)),
-        format!("fred GET p50 {} / p99 {}", ms(floor.p50), ms(floor.p99)),
+        p50_p99(hit),
+        format!("fred GET {}", p50_p99(floor)),
         verdict(hit.p50.as_secs_f64() / floor.p50.as_secs_f64(), 1.3),
     );
 
@@ -231,18 +236,14 @@ async fn in_process(report: &mut Report, redis: &RedisServer, table: &DynamoStor
     let (miss, floor) = (median_of(&misses), median_of(&floors));
     report.row(
         "in process: miss path, also writing the last-known-good copy",
-        format!("p50 {} / p99 {}", ms(copy.p50), ms(copy.p99)),
-        format!(
-            "without the copy p50 {} / p99 {}",
-            ms(miss.p50),
-            ms(miss.p99)
-        ),
+        p50_p99(copy),
+        format!("without the copy {}", p50_p99(miss)),
         format!("{:.2}x", copy.p50.as_secs_f64() / miss.p50.as_secs_f64()),
     );
     report.row(
         "in process: miss path (GetItem, lease, compare-and-set)",
-        format!("p50 {} / p99 {}", ms(miss.p50), ms(miss.p99)),
-        format!("GetItem+SET p50 {} / p99 {}", ms(floor.p50), ms(floor.p99)),
+        p50_p99(miss),
+        format!("GetItem+SET {}", p50_p99(floor)),
         verdict(miss.p50.as_secs_f64() / floor.p50.as_secs_f64(), 1.2),
     );
 }
@@ -374,18 +375,14 @@ async fn memcached_beside_redis(report: &mut Report, redis: &RedisServer, table:
     let (hit, floor, redis_hit) = (median_of(&hits), median_of(&floors), median_of(&redis_hits));
     report.row(
         "memcached, in process: hit path (service.get, cached)",
-        format!("p50 {} / p99 {}", ms(hit.p50), ms(hit.p99)),
-        format!("raw mg p50 {} / p99 {}", ms(floor.p50), ms(floor.p99)),
+        p50_p99(hit),
+        format!("raw mg {}", p50_p99(floor)),
         verdict(hit.p50.as_secs_f64() / floor.p50.as_secs_f64(), 1.3),
     );
     report.row(
         "memcached beside Redis: hit path, same rounds",
-        format!("memcached p50 {} / p99 {}", ms(hit.p50), ms(hit.p99)),
-        format!(
-            "Redis p50 {} / p99 {}",
-            ms(redis_hit.p50),
-            ms(redis_hit.p99)
-        ),
+        format!("memcached {}", p50_p99(hit)),
+        format!("Redis {}", p50_p99(redis_hit)),
         format!(
             "{:.2}x",
             hit.p50.as_secs_f64() / redis_hit.p50.as_secs_f64()
@@ -424,18 +421,14 @@ async fn memcached_beside_redis(report: &mut Report, redis: &RedisServer, table:
     );
     report.row(
         "memcached, in process: miss path (GetItem, lease, CAS fill)",
-        format!("p50 {} / p99 {}", ms(miss.p50), ms(miss.p99)),
-        format!("GetItem+ms p50 {} / p99 {}", ms(floor.p50), ms(floor.p99)),
+        p50_p99(miss),
+        format!("GetItem+ms {}", p50_p99(floor)),
         verdict(miss.p50.as_secs_f64() / floor.p50.as_secs_f64(), 1.2),
     );
     report.row(
         "memcached beside Redis: miss path, same rounds",
-        format!("memcached p50 {} / p99 {}", ms(miss.p50), ms(miss.p99)),
-        format!(
-            "Redis p50 {} / p99 {}",
-            ms(redis_miss.p50),
-            ms(redis_miss.p99)
-        ),
+        format!("memcached {}", p50_p99(miss)),
+        format!("Redis {}", p50_p99(redis_miss)),
         format!(
             "{:.2}x",
             miss.p50.as_secs_f64() / redis_miss.p50.as_secs_f64()
@@ -737,8 +730,8 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
     let round_trip = raw.p50.saturating_sub(floor.p50);
     report.row(
         "Lambda: one raw Redis GET per invocation (examples/raw-get-lambda.rs)",
-        format!("p50 {} / p99 {}", ms(raw.p50), ms(raw.p99)),
-        format!("no-I/O p50 {} / p99 {}", ms(floor.p50), ms(floor.p99)),
+        p50_p99(raw),
+        format!("no-I/O {}", p50_p99(floor)),
         format!(
             "a raw round trip as a function pays it: +{}",
             ms(round_trip)
@@ -764,21 +757,21 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
     };
     report.row(
         "Lambda: warm hit through the Runtime API",
-        format!("p50 {} / p99 {}", ms(ours.p50), ms(ours.p99)),
-        format!("no-I/O p50 {} / p99 {}", ms(floor.p50), ms(floor.p99)),
+        p50_p99(ours),
+        format!("no-I/O {}", p50_p99(floor)),
         verdict,
     );
     let tiered_gap = tiered.p50.as_secs_f64() - floor.p50.as_secs_f64();
     report.row(
         "Lambda: warm hit with the L1 tier on (no Redis round trip)",
-        format!("p50 {} / p99 {}", ms(tiered.p50), ms(tiered.p99)),
-        format!("no-I/O p50 {} / p99 {}", ms(floor.p50), ms(floor.p99)),
+        p50_p99(tiered),
+        format!("no-I/O {}", p50_p99(floor)),
         format!("{:+.3} ms", tiered_gap * 1000.0),
     );
     report.row(
         "Lambda: the Python demo handler's warm hit (benches/python_demo)",
-        format!("p50 {} / p99 {}", ms(python.p50), ms(python.p99)),
-        format!("product-api p50 {} / p99 {}", ms(ours.p50), ms(ours.p99)),
+        p50_p99(python),
+        format!("product-api {}", p50_p99(ours)),
         format!(
             "product-api's p99 is {:.2}x of it (target <= 0.5x) {}",
             ours.p99.as_secs_f64() / python.p99.as_secs_f64(),

@@ -196,7 +196,6 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
         format!("chain {}", ms(floors.cold_miss)),
         with_default(ours.cold_miss, local.cold_miss, floors.cold_miss),
     );
-    let both = |l: Latency| format!("p50 {} / p99 {}", ms(l.p50), ms(l.p99));
     for (what, ours, local, floor, round_trips) in [
         (
             "production path: warm hit",
@@ -215,12 +214,12 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
     ] {
         report.row(
             what,
-            both(ours),
+            super::p50_p99(ours),
             format!("{round_trips} {}", ms(floor)),
             format!(
                 "{:.2}x of the floor (p50); default profile {}",
                 ours.p50.as_secs_f64() / floor.as_secs_f64(),
-                both(local)
+                super::p50_p99(local)
             ),
         );
     }
