@@ -16,18 +16,25 @@ use product_catalog::{app, logging, metrics, runtime};
 async fn main() -> anyhow::Result<()> {
     let config: InvalidatorConfig = app::config_or_exit("cache-invalidator");
     logging::init(config.mode);
+    // The recorder before the invalidator, which registers its counter: a counter
+    // registered first would count into no recorder, and never be written.
+    let collector = match config.mode {
+        Mode::Lambda => {
+            let emf = metrics::builder(
+                &config.metrics_namespace,
+                metrics::SERVICE_CACHE_INVALIDATOR,
+            );
+            Some(metrics::install(emf).map_err(|err| anyhow::anyhow!(err))?)
+        }
+        Mode::Local => None,
+    };
     // An unreachable cache is logged: records then fail and are retried.
     let cache = app::connect_cache(&config.cache, 1).await?;
     let invalidator = Invalidator::new(cache, config.ttls.product, config.ttls.negative)
         .with_stale_ttl(config.ttls.stale)
         .with_ttl_jitter(config.ttls.jitter);
 
-    if config.mode == Mode::Lambda {
-        let emf = metrics::builder(
-            &config.metrics_namespace,
-            metrics::SERVICE_CACHE_INVALIDATOR,
-        );
-        let collector = metrics::install(emf).map_err(|err| anyhow::anyhow!(err))?;
+    if let Some(collector) = collector {
         let invalidator = &invalidator;
         // EMF lines are flushed after each invocation.
         return runtime::run_with_metrics(collector, move |event: LambdaEvent<Event>| async move {

@@ -12,11 +12,19 @@ use serde_json::Value;
 use crate::helpers::{RedisServer, emf_sum, fresh_table, sample_table, service_env};
 use crate::runtime_api::RuntimeApi;
 
-/// A product-api process in Lambda mode; its stdout and stderr lines are collected.
+/// A function process in Lambda mode; its stdout and stderr lines are collected.
 struct Function {
     child: Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+}
+
+/// What becomes of a function's stdout.
+#[derive(PartialEq)]
+enum Stdout {
+    Collected,
+    /// Its read end closed at once: every write fails, as when the log pipe is gone.
+    Broken,
 }
 
 /// Collects the lines of `pipe` into a shared string, on a thread of its own.
@@ -34,8 +42,23 @@ fn collect(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
 }
 
 impl Function {
+    /// product-api.
     fn spawn(runtime: &RuntimeApi, env: Vec<(String, String)>) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_product-api"))
+        Self::spawn_binary(
+            env!("CARGO_BIN_EXE_product-api"),
+            runtime,
+            env,
+            Stdout::Collected,
+        )
+    }
+
+    fn spawn_binary(
+        binary: &str,
+        runtime: &RuntimeApi,
+        env: Vec<(String, String)>,
+        stdout: Stdout,
+    ) -> Self {
+        let mut child = Command::new(binary)
             .env_clear()
             .envs(env)
             .env("AWS_LAMBDA_RUNTIME_API", runtime.addr.to_string())
@@ -51,7 +74,13 @@ impl Function {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = collect(child.stdout.take().unwrap());
+        let pipe = child.stdout.take().unwrap();
+        let stdout = if stdout == Stdout::Collected {
+            collect(pipe)
+        } else {
+            drop(pipe);
+            Arc::default()
+        };
         let stderr = collect(child.stderr.take().unwrap());
         Self {
             child,
@@ -75,6 +104,26 @@ impl Function {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The EMF documents written, once there are `expected` (or 5 s have passed) and a
+    /// moment more, so that an extra one would be seen too.
+    fn emf_documents(&self, expected: usize) -> Vec<Value> {
+        let documents = || -> Vec<Value> {
+            self.stdout
+                .lock()
+                .unwrap()
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .filter(|document| document["_aws"].is_object())
+                .collect()
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while documents().len() < expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        documents()
     }
 }
 
@@ -255,4 +304,84 @@ async fn events_lambda_http_cannot_read_get_400_and_panics_log_one_json_line() {
         1,
         "{logged}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_invalidator_writes_one_emf_document_per_invocation_with_its_unappliable_records() {
+    // GIVEN cache-invalidator in Lambda mode behind a local Runtime API
+    let redis = RedisServer::start();
+    let runtime = RuntimeApi::start().await;
+    let function = Function::spawn_binary(
+        env!("CARGO_BIN_EXE_cache-invalidator"),
+        &runtime,
+        vec![("REDIS_URL".to_owned(), redis.url())],
+        Stdout::Collected,
+    );
+
+    // WHEN it gets an empty batch, a record that names no product, and an event that is
+    // no stream event at all (the runtime answers that one with an invocation error)
+    let empty = runtime.invoke(serde_json::json!({ "Records": [] })).await;
+    assert!(empty.is_ok(), "{empty:?}");
+    let unappliable = serde_json::json!({ "Records": [{
+        "eventID": "e1", "eventName": "REMOVE", "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb", "awsRegion": "eu-west-1",
+        "dynamodb": { "ApproximateCreationDateTime": 1795338000, "Keys": {},
+                      "SequenceNumber": "7", "SizeBytes": 1,
+                      "StreamViewType": "NEW_AND_OLD_IMAGES" },
+        "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/Products/stream/x"
+    }] });
+    let reply = runtime.invoke(unappliable).await.unwrap();
+    assert_eq!(
+        reply["batchItemFailures"][0]["itemIdentifier"], "7",
+        "{reply}"
+    );
+    let wrong = runtime
+        .invoke(serde_json::json!({ "Records": "nope" }))
+        .await;
+    assert!(wrong.is_err(), "{wrong:?}");
+
+    // THEN one EMF document per invocation, failed ones included, counting the record
+    let documents = function.emf_documents(3);
+    assert_eq!(documents.len(), 3, "{documents:#?}");
+    assert!(
+        documents
+            .iter()
+            .all(|document| document["Service"] == "cache-invalidator"),
+        "{documents:#?}"
+    );
+    let unappliable: f64 = documents
+        .iter()
+        .filter_map(|document| document["UnappliableRecords"].as_f64())
+        .sum();
+    assert_eq!(unappliable, 1.0, "{documents:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stdout_that_cannot_be_written_loses_the_metrics_not_the_answers() {
+    // GIVEN product-api in Lambda mode whose stdout's reader is gone
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let runtime = RuntimeApi::start().await;
+    let mut function = Function::spawn_binary(
+        env!("CARGO_BIN_EXE_product-api"),
+        &runtime,
+        service_env(&redis.url(), &table),
+        Stdout::Broken,
+    );
+
+    // WHEN requests come THEN every one is answered, and the process stays up
+    for _ in 0..5 {
+        let reply = runtime.invoke(fixture("apigw_rest_stage")).await.unwrap();
+        assert_eq!(reply["statusCode"], 200, "{reply}");
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(function.child.try_wait().unwrap().is_none(), "it exited");
+    // AND each lost document is logged, without a panic
+    let logged = function.stderr.lock().unwrap().clone();
+    let lost = logged
+        .lines()
+        .filter(|line| line.contains("metrics could not be written"))
+        .count();
+    assert_eq!(lost, 5, "{logged}");
+    assert!(!logged.contains("panic"), "{logged}");
 }
