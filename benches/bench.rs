@@ -595,8 +595,9 @@ async fn warm_interleaved(functions: &[(&str, Vec<(String, String)>)]) -> Vec<Wa
             for _ in 0..2_000 {
                 let event = event.clone();
                 let begun = Instant::now();
-                runtime.invoke(event).await.unwrap();
+                let reply = runtime.invoke(event).await.unwrap();
                 samples.push(begun.elapsed());
+                assert_eq!(reply["statusCode"], 200, "{reply}");
             }
             rates.push(2_000.0 / round.elapsed().as_secs_f64());
             latencies.push(latency(samples));
@@ -662,14 +663,15 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
     let _: i64 = redis.client().await.del("product:P-10001").await.unwrap();
 
     let python = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/python_demo/bootstrap");
-    // The function's stderr is not shown, so a missing venv would only be a timeout.
+    // The function's stderr is not shown, so a missing venv would only be a timeout. The
+    // stamp is written once every package has installed.
     assert!(
         std::path::Path::new(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/.tools/demo-venv/bin/python"
+            "/.tools/demo-venv/.installed-requirements-bench.txt"
         ))
         .exists(),
-        "the Python baseline has no venv: run scripts/install-tools.sh bench"
+        "the Python baseline's venv is missing or incomplete: run scripts/install-tools.sh bench"
     );
     let mut python_env = env.clone();
     // boto3 reads the region from AWS_DEFAULT_REGION, which Lambda sets beside AWS_REGION.
@@ -713,6 +715,14 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
         (python, python_env),
     ])
     .await;
+    // Its hits were hits: the key its first invocation filled is still there.
+    let demo_key: Option<String> = redis
+        .client()
+        .await
+        .get("demo:product:P-10001")
+        .await
+        .unwrap();
+    assert!(demo_key.is_some(), "the Python baseline cached nothing");
     let [ours, floor, raw, tiered, python] = &figures[..] else {
         unreachable!("five functions measured")
     };
