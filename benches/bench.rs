@@ -726,22 +726,12 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
     let [ours, floor, raw, tiered, python] = &figures[..] else {
         unreachable!("five functions measured")
     };
-    let (our_rate, floor_rate, python_rate) = (ours.rate, floor.rate, python.rate);
-    let (our_rss, python_rss) = (ours.rss_mib, python.rss_mib);
-    let cpu = [ours.cpu, floor.cpu, raw.cpu, tiered.cpu, python.cpu];
-    let [ours, floor, raw, tiered, python] = [
-        ours.latency,
-        floor.latency,
-        raw.latency,
-        tiered.latency,
-        python.latency,
-    ];
-    let gap = ours.p50.saturating_sub(floor.p50);
-    let round_trip = raw.p50.saturating_sub(floor.p50);
+    let gap = ours.latency.p50.saturating_sub(floor.latency.p50);
+    let round_trip = raw.latency.p50.saturating_sub(floor.latency.p50);
     report.row(
         "Lambda: one raw Redis GET per invocation (examples/raw-get-lambda.rs)",
-        p50_p99(raw),
-        format!("no-I/O {}", p50_p99(floor)),
+        p50_p99(raw.latency),
+        format!("no-I/O {}", p50_p99(floor.latency)),
         format!(
             "a raw round trip as a function pays it: +{}",
             ms(round_trip)
@@ -767,25 +757,25 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
     };
     report.row(
         "Lambda: warm hit through the Runtime API",
-        p50_p99(ours),
-        format!("no-I/O {}", p50_p99(floor)),
+        p50_p99(ours.latency),
+        format!("no-I/O {}", p50_p99(floor.latency)),
         verdict,
     );
-    let tiered_gap = tiered.p50.as_secs_f64() - floor.p50.as_secs_f64();
+    let tiered_gap = tiered.latency.p50.as_secs_f64() - floor.latency.p50.as_secs_f64();
     report.row(
         "Lambda: warm hit with the L1 tier on (no Redis round trip)",
-        p50_p99(tiered),
-        format!("no-I/O {}", p50_p99(floor)),
+        p50_p99(tiered.latency),
+        format!("no-I/O {}", p50_p99(floor.latency)),
         format!("{:+.3} ms", tiered_gap * 1000.0),
     );
     report.row(
         "Lambda: the Python demo handler's warm hit (benches/python_demo)",
-        p50_p99(python),
-        format!("product-api {}", p50_p99(ours)),
+        p50_p99(python.latency),
+        format!("product-api {}", p50_p99(ours.latency)),
         format!(
             "product-api's p99 is {:.2}x of it (target <= 0.5x) {}",
-            ours.p99.as_secs_f64() / python.p99.as_secs_f64(),
-            if ours.p99.as_secs_f64() <= python.p99.as_secs_f64() / 2.0 {
+            ours.latency.p99.as_secs_f64() / python.latency.p99.as_secs_f64(),
+            if ours.latency.p99.as_secs_f64() <= python.latency.p99.as_secs_f64() / 2.0 {
                 "met"
             } else {
                 "MISSED"
@@ -801,35 +791,37 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
             python_start.as_secs_f64() / ours_start.as_secs_f64()
         ),
     );
-    let [our_cpu, floor_cpu, raw_cpu, tiered_cpu, python_cpu] = cpu;
     report.row(
         "Lambda: CPU time per warm hit (user + system, over every round)",
-        format!("{:.0} us", our_cpu.as_secs_f64() * 1e6),
+        format!("{:.0} us", ours.cpu.as_secs_f64() * 1e6),
         format!(
             "no-I/O {:.0} us; raw GET {:.0} us; with L1 {:.0} us",
-            floor_cpu.as_secs_f64() * 1e6,
-            raw_cpu.as_secs_f64() * 1e6,
-            tiered_cpu.as_secs_f64() * 1e6
+            floor.cpu.as_secs_f64() * 1e6,
+            raw.cpu.as_secs_f64() * 1e6,
+            tiered.cpu.as_secs_f64() * 1e6
         ),
         format!(
             "Python demo {:.0} us ({:.2}x of it)",
-            python_cpu.as_secs_f64() * 1e6,
-            our_cpu.as_secs_f64() / python_cpu.as_secs_f64()
+            python.cpu.as_secs_f64() * 1e6,
+            ours.cpu.as_secs_f64() / python.cpu.as_secs_f64()
         ),
     );
     report.row(
         "Lambda: invocations per second, one instance",
-        format!("{our_rate:.0}/s"),
-        format!("no-I/O {floor_rate:.0}/s; Python demo {python_rate:.0}/s"),
-        format!("{:.2}x of the floor", our_rate / floor_rate),
+        format!("{:.0}/s", ours.rate),
+        format!(
+            "no-I/O {:.0}/s; Python demo {:.0}/s",
+            floor.rate, python.rate
+        ),
+        format!("{:.2}x of the floor", ours.rate / floor.rate),
     );
     report.row(
         "Lambda: peak RSS after 10,000 invocations",
-        format!("{our_rss:.1} MiB"),
-        format!("Python demo {python_rss:.1} MiB"),
+        format!("{:.1} MiB", ours.rss_mib),
+        format!("Python demo {:.1} MiB", python.rss_mib),
         format!(
             "target < 20 MiB {}",
-            if our_rss < 20.0 { "met" } else { "MISSED" }
+            if ours.rss_mib < 20.0 { "met" } else { "MISSED" }
         ),
     );
 }
