@@ -121,8 +121,13 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
 
     let noop = &super::example("noop-lambda");
     // BENCH_TRACE=<RUST_LOG filter>: one traced cold hit instead of the figures.
+    // BENCH_TRACE_PROFILE=default: trace the default profile's start instead.
     if let Ok(filter) = std::env::var("BENCH_TRACE") {
-        trace_cold_hit(binary, &production.env, &filter).await;
+        let traced = match std::env::var("BENCH_TRACE_PROFILE").as_deref() {
+            Ok("default") => &default,
+            _ => &production,
+        };
+        trace_cold_hit(binary, &traced.env, &filter).await;
         return;
     }
     let noop_cold = cold_starts(noop, &default.env, SPAWNS, || async {}).await.1;
@@ -243,6 +248,8 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
 /// stamped, as they arrive, with the time since the spawn: where a cold start's time goes.
 async fn trace_cold_hit(binary: &str, env: &[(String, String)], filter: &str) {
     use std::io::BufRead as _;
+    // One start untraced first, so that the traced one finds the product cached.
+    cold_starts(binary, env, 1, || async {}).await;
     let runtime = RuntimeApi::start().await;
     let started = Instant::now();
     // BENCH_TRACE_WRAP: a command to run the function under (strace, perf record).
