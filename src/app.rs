@@ -179,9 +179,10 @@ pub async fn connect_redis_with(
     Ok(cache)
 }
 
-/// The store chosen by `TABLE_NAME`. A DynamoDB store starts opening its connection in
-/// the background, so that a first request that misses finds it open, while a first
-/// request that hits does not wait for it.
+/// The store chosen by `TABLE_NAME`. A DynamoDB store is returned at once: its client is
+/// built, and its connection opened, in the background ([`aws::off_the_runtime_thread`]),
+/// so that a first request that misses finds them ready, while start-up and a first
+/// request that hits wait for neither.
 ///
 /// # Errors
 /// [`StartError::Catalog`] when the embedded sample catalog is invalid.
@@ -191,10 +192,13 @@ pub async fn build_store(
 ) -> Result<AnyStore, StartError> {
     match table {
         Some(table) => {
-            let client = aws_sdk_dynamodb::Client::new(sdk.get().await);
-            let store = DynamoStore::new(client, table.clone());
+            let sdk = sdk.clone();
+            let client = async move { aws_sdk_dynamodb::Client::new(sdk.get().await) };
+            let store = DynamoStore::with_client_from(client, table.clone());
             let warming = store.clone();
-            drop(tokio::spawn(async move { warming.open_connection().await }));
+            drop(tokio::spawn(aws::off_the_runtime_thread(async move {
+                warming.open_connection().await;
+            })));
             Ok(AnyStore::Dynamo(store))
         }
         None => {

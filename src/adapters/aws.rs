@@ -21,13 +21,34 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// The SDK configuration of one start-up, loaded by the first client that needs it;
 /// clients built meanwhile wait for that load instead of repeating it (at a cold start
 /// the secret read and the DynamoDB client ask for it at the same time). Not a process
-/// global: SDK clients keep connections on the tokio runtime that made them.
-#[derive(Default)]
-pub struct SharedSdkConfig(tokio::sync::OnceCell<aws_config::SdkConfig>);
+/// global: SDK clients keep connections on the tokio runtime that made them. Clones
+/// share the one load.
+#[derive(Clone, Default)]
+pub struct SharedSdkConfig(std::sync::Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>);
 
 impl SharedSdkConfig {
     pub async fn get(&self) -> &aws_config::SdkConfig {
         self.0.get_or_init(sdk_config).await
+    }
+}
+
+/// Runs start-up work of the AWS SDK on a blocking thread of the current runtime, which
+/// still drives its I/O. Loading the SDK configuration and building a client read and
+/// parse the system's trust store (the first time from disk, then once more per client),
+/// and a first call resolves its endpoint rules and signs: milliseconds of CPU without an
+/// `await`. On the runtime's thread (one, in Lambda) they held up the Redis connection,
+/// and with it the first hit, which needs none of them; here they run beside it.
+///
+/// A panic in `work` is resumed in the caller.
+pub async fn off_the_runtime_thread<F>(work: F) -> F::Output
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let runtime = tokio::runtime::Handle::current();
+    match tokio::task::spawn_blocking(move || runtime.block_on(work)).await {
+        Ok(output) => output,
+        Err(failed) => std::panic::resume_unwind(failed.into_panic()),
     }
 }
 
@@ -51,7 +72,8 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config().await)
 }
 
-/// Reads a secret's string value (the ElastiCache AUTH token), once, at start-up.
+/// Reads a secret's string value (the ElastiCache AUTH token), once, at start-up,
+/// [`off_the_runtime_thread`].
 ///
 /// # Errors
 /// [`StartError::Secret`] naming the secret when it cannot be read or holds no string.
@@ -60,13 +82,16 @@ pub async fn read_secret(sdk: &SharedSdkConfig, arn: &SecretArn) -> Result<Strin
         arn: arn.as_str().to_owned(),
         source,
     };
-    let client = aws_sdk_secretsmanager::Client::new(sdk.get().await);
-    let secret = client
-        .get_secret_value()
-        .secret_id(arn.as_str())
-        .send()
-        .await
-        .map_err(|err| failed(err.into()))?;
+    let (sdk, secret_id) = (sdk.clone(), arn.as_str().to_owned());
+    let secret = off_the_runtime_thread(async move {
+        aws_sdk_secretsmanager::Client::new(sdk.get().await)
+            .get_secret_value()
+            .secret_id(secret_id)
+            .send()
+            .await
+    })
+    .await
+    .map_err(|err| failed(err.into()))?;
     auth_token(secret.secret_string).map_err(|why| failed(why.into()))
 }
 

@@ -10,6 +10,8 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, StreamSpecification, StreamViewType, WriteRequest,
 };
 use backon::{ExponentialBuilder, Retryable};
+use futures_util::FutureExt as _;
+use futures_util::future::{BoxFuture, Shared};
 use serde_dynamo::Item;
 
 use crate::config::TableName;
@@ -28,13 +30,31 @@ const BATCH_SIZE: usize = 25;
 /// The Products table.
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Client,
+    client: Shared<BoxFuture<'static, Client>>,
     table: TableName,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: TableName) -> Self {
-        Self { client, table }
+        Self::with_client_from(std::future::ready(client), table)
+    }
+
+    /// A store whose client is still being built: a cold start builds it (the SDK
+    /// configuration, the trust store) beside the Redis connection, and only a call that
+    /// reads the table waits for it, so a first request that hits never does.
+    pub fn with_client_from(
+        client: impl Future<Output = Client> + Send + 'static,
+        table: TableName,
+    ) -> Self {
+        Self {
+            client: client.boxed().shared(),
+            table,
+        }
+    }
+
+    /// The client, once built.
+    async fn client(&self) -> Client {
+        self.client.clone().await
     }
 
     /// A store on the client [`super::aws`] configures.
@@ -52,7 +72,8 @@ impl DynamoStore {
     /// logged at debug level (the first request then connects as it would have).
     pub async fn open_connection(&self) {
         let warm_up = self
-            .client
+            .client()
+            .await
             .get_item()
             .table_name(self.table.as_str())
             .key(
@@ -71,7 +92,8 @@ impl DynamoStore {
     /// # Errors
     /// [`StoreError::Unavailable`] when DynamoDB refuses or cannot be reached.
     pub async fn put(&self, item: Item) -> Result<(), StoreError> {
-        self.client
+        self.client()
+            .await
             .put_item()
             .table_name(self.table.as_str())
             .set_item(Some(item.into()))
@@ -86,7 +108,8 @@ impl DynamoStore {
     /// # Errors
     /// [`StoreError::Unavailable`] when DynamoDB refuses or cannot be reached.
     pub async fn delete(&self, id: &ProductId) -> Result<(), StoreError> {
-        self.client
+        self.client()
+            .await
             .delete_item()
             .table_name(self.table.as_str())
             .key(ID_ATTRIBUTE, AttributeValue::S(id.as_str().to_owned()))
@@ -143,7 +166,8 @@ impl DynamoStore {
             let batch = pending.borrow().clone();
             let sent = batch.len();
             let output = self
-                .client
+                .client()
+                .await
                 .batch_write_item()
                 .request_items(self.table.as_str(), batch)
                 .send()
@@ -186,7 +210,8 @@ impl DynamoStore {
     /// [`StoreError::Unavailable`] when DynamoDB refuses for another reason.
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let result = self
-            .client
+            .client()
+            .await
             .create_table()
             .table_name(self.table.as_str())
             .billing_mode(BillingMode::PayPerRequest)
@@ -234,7 +259,8 @@ impl DynamoStore {
     /// [`StoreError::Unavailable`] when DynamoDB refuses or cannot be reached.
     pub async fn get_item(&self, id: &ProductId) -> Result<Option<Item>, StoreError> {
         let output = self
-            .client
+            .client()
+            .await
             .get_item()
             .table_name(self.table.as_str())
             .key(ID_ATTRIBUTE, AttributeValue::S(id.as_str().to_owned()))

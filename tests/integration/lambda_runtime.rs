@@ -385,3 +385,54 @@ async fn a_stdout_that_cannot_be_written_loses_the_metrics_not_the_answers() {
     assert_eq!(lost, 5, "{logged}");
     assert!(!logged.contains("panic"), "{logged}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_hit_waits_for_neither_the_aws_sdk_nor_dynamodb() {
+    // GIVEN a product a first process cached in Redis
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let runtime = RuntimeApi::start().await;
+    let filler = Function::spawn(&runtime, service_env(&redis.url(), &table));
+    let event = fixture("apigw_rest_stage");
+    let miss = runtime.invoke(event.clone()).await.unwrap();
+    assert_eq!(header(&miss, "x-cache").as_deref(), Some("MISS"), "{miss}");
+    drop(filler);
+    // AND an SDK configuration that cannot finish loading: no region in the environment,
+    // so the SDK asks the instance metadata endpoint, which accepts and never answers
+    let metadata = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", metadata.local_addr().unwrap());
+    let given_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = Arc::clone(&given_up);
+    std::thread::spawn(move || {
+        for mut connection in metadata.incoming().map_while(Result::ok) {
+            // Read until the SDK closes the connection, which it does on its timeout.
+            let _ = std::io::copy(&mut connection, &mut std::io::sink());
+            seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let mut env: Vec<(String, String)> = service_env(&redis.url(), &table)
+        .into_iter()
+        .filter(|(name, _)| {
+            ![
+                "AWS_REGION",
+                "AWS_DEFAULT_REGION",
+                "AWS_EC2_METADATA_DISABLED",
+            ]
+            .contains(&name.as_str())
+        })
+        .collect();
+    env.push(("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), endpoint));
+
+    // WHEN a new process starts and gets the same request
+    let runtime = RuntimeApi::start().await;
+    let _function = Function::spawn(&runtime, env);
+    let hit = runtime.invoke(event).await.unwrap();
+
+    // THEN it answers from Redis while the SDK is still waiting for its region
+    assert_eq!(hit["statusCode"], 200, "{hit}");
+    assert_eq!(header(&hit, "x-cache").as_deref(), Some("HIT"), "{hit}");
+    assert!(
+        !given_up.load(std::sync::atomic::Ordering::SeqCst),
+        "the hit was answered only after the SDK gave up on the metadata endpoint"
+    );
+}

@@ -90,21 +90,19 @@ async fn the_redis_connection_opens_while_the_token_is_read() {
     let gate = Gate::start(moto_port).await;
     let env = with_secret(service_env(&redis.url(), &table), &arn, &gate.endpoint());
 
-    // WHEN product-api starts THEN Redis has its connection before the token has come
+    // WHEN product-api starts THEN Redis has its connection while the secret read is
+    // held (either may come first: the read runs on a thread of its own)
     let (_server, port) = spawn_product_api(&env);
     let client = redis.client_with_password(Some(TOKEN)).await;
     let started = Instant::now();
-    while connected_clients(&client).await < 2 {
+    while connected_clients(&client).await < 2 || gate.held() == 0 {
         assert!(
             started.elapsed() < Duration::from_secs(2),
-            "no connection to Redis while the secret read is held"
+            "no connection to Redis while the secret read is held (read held: {})",
+            gate.held()
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert!(
-        gate.held() > 0,
-        "the secret read has not reached its endpoint"
-    );
 
     // WHEN the token comes THEN those connections authenticate and the cache works
     gate.open();
