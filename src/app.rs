@@ -32,7 +32,8 @@ pub fn config_or_exit<T: FromEnvironment>(binary: &str) -> T {
     }
 }
 
-/// Builds the cache and the store (concurrently, to shorten cold starts) and the API.
+/// Builds the cache and the store and the API. A DynamoDB store finishes its set-up in
+/// the background ([`build_store`]), so start-up waits for the cache alone.
 ///
 /// # Errors
 /// [`StartError`] when an adapter cannot be built. An unreachable Redis is not an
@@ -179,10 +180,9 @@ pub async fn connect_redis_with(
     Ok(cache)
 }
 
-/// The store chosen by `TABLE_NAME`. A DynamoDB store is returned at once: its client is
-/// built, and its connection opened, in the background ([`aws::off_the_runtime_thread`]),
-/// so that a first request that misses finds them ready, while start-up and a first
-/// request that hits wait for neither.
+/// The store chosen by `TABLE_NAME`. A DynamoDB store is returned at once, its client
+/// built (the SDK's CPU-heavy part on a blocking thread) and its connection opened in the
+/// background ([`DynamoStore::opening`]): start-up and a first hit wait for neither.
 ///
 /// # Errors
 /// [`StartError::Catalog`] when the embedded sample catalog is invalid.
@@ -193,13 +193,14 @@ pub async fn build_store(
     match table {
         Some(table) => {
             let sdk = sdk.clone();
-            let client = async move { aws_sdk_dynamodb::Client::new(sdk.get().await) };
-            let store = DynamoStore::with_client_from(client, table.clone());
-            let warming = store.clone();
-            drop(tokio::spawn(aws::off_the_runtime_thread(async move {
-                warming.open_connection().await;
-            })));
-            Ok(AnyStore::Dynamo(store))
+            let client = async move {
+                let config = sdk.get().await.clone();
+                aws::blocking(move || aws_sdk_dynamodb::Client::new(&config)).await
+            };
+            Ok(AnyStore::Dynamo(DynamoStore::opening(
+                client,
+                table.clone(),
+            )))
         }
         None => {
             let catalog = MemoryStore::sample()?;

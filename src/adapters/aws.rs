@@ -22,31 +22,39 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// clients built meanwhile wait for that load instead of repeating it (at a cold start
 /// the secret read and the DynamoDB client ask for it at the same time). Not a process
 /// global: SDK clients keep connections on the tokio runtime that made them. Clones
-/// share the one load.
+/// share the one load, which runs [`off_the_runtime_thread`].
 #[derive(Clone, Default)]
 pub struct SharedSdkConfig(std::sync::Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>);
 
 impl SharedSdkConfig {
     pub async fn get(&self) -> &aws_config::SdkConfig {
-        self.0.get_or_init(sdk_config).await
+        self.0
+            .get_or_init(|| off_the_runtime_thread(sdk_config()))
+            .await
     }
 }
 
 /// Runs start-up work of the AWS SDK on a blocking thread of the current runtime, which
-/// still drives its I/O. Loading the SDK configuration and building a client read and
-/// parse the system's trust store (the first time from disk, then once more per client),
-/// and a first call resolves its endpoint rules and signs: milliseconds of CPU without an
-/// `await`. On the runtime's thread (one, in Lambda) they held up the Redis connection,
-/// and with it the first hit, which needs none of them; here they run beside it.
+/// still drives its I/O. Loading the SDK configuration reads and parses the system's
+/// trust store (the SDK's HTTP client builds its connector when a client is configured),
+/// milliseconds of CPU without an `await`: on the runtime's thread (one, in Lambda) it
+/// held up the Redis connection, and with it a first hit, which needs none of it.
 ///
-/// A panic in `work` is resumed in the caller.
+/// For start-up work only: the runtime must be running (in Lambda, its thread is in
+/// `block_on`) until `work` ends. A panic in `work` is resumed in the caller.
 pub async fn off_the_runtime_thread<F>(work: F) -> F::Output
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let runtime = tokio::runtime::Handle::current();
-    match tokio::task::spawn_blocking(move || runtime.block_on(work)).await {
+    blocking(move || runtime.block_on(work)).await
+}
+
+/// A synchronous piece of SDK start-up (building a client parses the trust store again)
+/// on a blocking thread; a panic in it is resumed in the caller.
+pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
         Ok(output) => output,
         Err(failed) => std::panic::resume_unwind(failed.into_panic()),
     }
@@ -72,8 +80,7 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config().await)
 }
 
-/// Reads a secret's string value (the ElastiCache AUTH token), once, at start-up,
-/// [`off_the_runtime_thread`].
+/// Reads a secret's string value (the ElastiCache AUTH token), once, at start-up.
 ///
 /// # Errors
 /// [`StartError::Secret`] naming the secret when it cannot be read or holds no string.
@@ -82,16 +89,14 @@ pub async fn read_secret(sdk: &SharedSdkConfig, arn: &SecretArn) -> Result<Strin
         arn: arn.as_str().to_owned(),
         source,
     };
-    let (sdk, secret_id) = (sdk.clone(), arn.as_str().to_owned());
-    let secret = off_the_runtime_thread(async move {
-        aws_sdk_secretsmanager::Client::new(sdk.get().await)
-            .get_secret_value()
-            .secret_id(secret_id)
-            .send()
-            .await
-    })
-    .await
-    .map_err(|err| failed(err.into()))?;
+    let config = sdk.get().await.clone();
+    let client = blocking(move || aws_sdk_secretsmanager::Client::new(&config)).await;
+    let secret = client
+        .get_secret_value()
+        .secret_id(arn.as_str())
+        .send()
+        .await
+        .map_err(|err| failed(err.into()))?;
     auth_token(secret.secret_string).map_err(|why| failed(why.into()))
 }
 

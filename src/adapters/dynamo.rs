@@ -2,6 +2,8 @@
 //! operator CLI needs. The client is built once per process by [`super::aws`].
 
 use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -18,11 +20,30 @@ use crate::config::TableName;
 use crate::domain::{Product, ProductId};
 use crate::error::{BoxError, StoreError};
 use crate::item::{ID_ATTRIBUTE, item_id, product_from_item};
-use crate::ports::ProductStore;
+use crate::ports::{ProductStore, STORE_READ_TIMEOUT};
 
-/// The key [`DynamoStore::open_connection`] reads: not a valid product id (no id holds a
+/// The key [`open_connection`] reads: not a valid product id (no id holds a
 /// `/`, see `ProductId::parse`), so no product can have it.
 const CONNECTION_WARM_UP_KEY: &str = "/connection-warm-up";
+
+/// Opens the client's connection to DynamoDB (TCP and TLS: two of the three round trips
+/// of a first GetItem) with a GetItem of a key no product has, so that the first miss
+/// finds the connection open. The answer does not matter; a failure is logged at debug
+/// level (the first request then connects as it would have).
+async fn open_connection(client: &Client, table: &TableName) {
+    let warm_up = client
+        .get_item()
+        .table_name(table.as_str())
+        .key(
+            ID_ATTRIBUTE,
+            AttributeValue::S(CONNECTION_WARM_UP_KEY.to_owned()),
+        )
+        .send()
+        .await;
+    if let Err(err) = warm_up {
+        tracing::debug!(error = %crate::error::report(&err), "opening the DynamoDB connection failed");
+    }
+}
 
 /// BatchWriteItem takes at most 25 requests.
 const BATCH_SIZE: usize = 25;
@@ -30,31 +51,53 @@ const BATCH_SIZE: usize = 25;
 /// The Products table.
 #[derive(Clone)]
 pub struct DynamoStore {
-    client: Shared<BoxFuture<'static, Client>>,
+    /// The client once it is built and its connection opened, or why it could not be.
+    client: Shared<BoxFuture<'static, Result<Client, Arc<str>>>>,
     table: TableName,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, table: TableName) -> Self {
-        Self::with_client_from(std::future::ready(client), table)
-    }
-
-    /// A store whose client is still being built: a cold start builds it (the SDK
-    /// configuration, the trust store) beside the Redis connection, and only a call that
-    /// reads the table waits for it, so a first request that hits never does.
-    pub fn with_client_from(
-        client: impl Future<Output = Client> + Send + 'static,
-        table: TableName,
-    ) -> Self {
         Self {
-            client: client.boxed().shared(),
+            client: std::future::ready(Ok(client)).boxed().shared(),
             table,
         }
     }
 
-    /// The client, once built.
-    async fn client(&self) -> Client {
-        self.client.clone().await
+    /// A store whose client is still being built and whose connection is still being
+    /// opened, both in a task of their own: a cold start does them beside the Redis
+    /// connection, so that start-up and a first hit wait for neither, and a first miss
+    /// waits for them (within [`STORE_READ_TIMEOUT`]) and finds the connection open
+    /// instead of opening a second one beside it. A build that panics leaves every read
+    /// failing as unavailable, with its message.
+    pub fn opening(
+        client: impl Future<Output = Client> + Send + 'static,
+        table: TableName,
+    ) -> Self {
+        let warm_up_table = table.clone();
+        let ready = async move {
+            let client = AssertUnwindSafe(client)
+                .catch_unwind()
+                .await
+                .map_err(|panic| Arc::from(crate::runtime::panic_message(panic.as_ref())))?;
+            open_connection(&client, &warm_up_table).await;
+            Ok(client)
+        }
+        .boxed()
+        .shared();
+        let driving = ready.clone();
+        drop(tokio::spawn(async move { drop(driving.await) }));
+        Self {
+            client: ready,
+            table,
+        }
+    }
+
+    /// The client, once built and connected.
+    async fn client(&self) -> Result<Client, StoreError> {
+        self.client.clone().await.map_err(|why| {
+            StoreError::Unavailable(format!("the DynamoDB client could not be built: {why}").into())
+        })
     }
 
     /// A store on the client [`super::aws`] configures.
@@ -66,34 +109,13 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Opens the client's connection to DynamoDB (TCP and TLS: two of the three round
-    /// trips of a first GetItem) with a GetItem of a key no product has, so that the
-    /// first miss finds the connection open. The answer does not matter; a failure is
-    /// logged at debug level (the first request then connects as it would have).
-    pub async fn open_connection(&self) {
-        let warm_up = self
-            .client()
-            .await
-            .get_item()
-            .table_name(self.table.as_str())
-            .key(
-                ID_ATTRIBUTE,
-                AttributeValue::S(CONNECTION_WARM_UP_KEY.to_owned()),
-            )
-            .send()
-            .await;
-        if let Err(err) = warm_up {
-            tracing::debug!(error = %crate::error::report(&err), "opening the DynamoDB connection failed");
-        }
-    }
-
     /// Writes one item, replacing any with the same id.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when DynamoDB refuses or cannot be reached.
     pub async fn put(&self, item: Item) -> Result<(), StoreError> {
         self.client()
-            .await
+            .await?
             .put_item()
             .table_name(self.table.as_str())
             .set_item(Some(item.into()))
@@ -109,7 +131,7 @@ impl DynamoStore {
     /// [`StoreError::Unavailable`] when DynamoDB refuses or cannot be reached.
     pub async fn delete(&self, id: &ProductId) -> Result<(), StoreError> {
         self.client()
-            .await
+            .await?
             .delete_item()
             .table_name(self.table.as_str())
             .key(ID_ATTRIBUTE, AttributeValue::S(id.as_str().to_owned()))
@@ -168,6 +190,7 @@ impl DynamoStore {
             let output = self
                 .client()
                 .await
+                .map_err(Attempt::Failed)?
                 .batch_write_item()
                 .request_items(self.table.as_str(), batch)
                 .send()
@@ -211,7 +234,7 @@ impl DynamoStore {
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let result = self
             .client()
-            .await
+            .await?
             .create_table()
             .table_name(self.table.as_str())
             .billing_mode(BillingMode::PayPerRequest)
@@ -253,24 +276,31 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
-    /// The item as stored (types included), read strongly consistently.
+    /// The item as stored (types included), read strongly consistently, within
+    /// [`STORE_READ_TIMEOUT`] counted from the call (a client still being built and
+    /// connected uses part of it; the SDK's operation timeout bounds the call itself).
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when DynamoDB refuses or cannot be reached.
+    /// [`StoreError::Unavailable`] when DynamoDB refuses or cannot be reached in time.
     pub async fn get_item(&self, id: &ProductId) -> Result<Option<Item>, StoreError> {
-        let output = self
-            .client()
+        let read = async {
+            let output = self
+                .client()
+                .await?
+                .get_item()
+                .table_name(self.table.as_str())
+                .key(ID_ATTRIBUTE, AttributeValue::S(id.as_str().to_owned()))
+                // A fill must not copy a replica that has not seen the latest write into
+                // the cache for a whole TTL, so fills read strongly consistently.
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            Ok(output.item.map(Item::from))
+        };
+        tokio::time::timeout(STORE_READ_TIMEOUT, read)
             .await
-            .get_item()
-            .table_name(self.table.as_str())
-            .key(ID_ATTRIBUTE, AttributeValue::S(id.as_str().to_owned()))
-            // A fill must not copy a replica that has not seen the latest write into the
-            // cache for a whole TTL, so fills read strongly consistently.
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(output.item.map(Item::from))
+            .unwrap_or_else(|elapsed| Err(unavailable(elapsed)))
     }
 }
 
@@ -290,4 +320,48 @@ impl ProductStore for DynamoStore {
 
 fn unavailable(err: impl Into<BoxError>) -> StoreError {
     StoreError::Unavailable(err.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table() -> TableName {
+        TableName::try_from("products".to_owned()).unwrap()
+    }
+
+    fn id() -> ProductId {
+        ProductId::parse("P-1").unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_client_build_that_panics_leaves_reads_failing_with_its_message() {
+        // GIVEN a store whose client build panics
+        let store = DynamoStore::opening(async { panic!("no region for the client") }, table());
+
+        // WHEN it is read twice THEN each read is unavailable, naming the panic, and
+        // neither panics (a poisoned shared future would on the second)
+        for _ in 0..2 {
+            let err = store.get_item(&id()).await.unwrap_err();
+            let StoreError::Unavailable(source) = &err else {
+                panic!("{err:?}")
+            };
+            assert!(
+                source.to_string().contains("no region for the client"),
+                "{source}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_read_waiting_for_a_client_that_never_comes_ends_within_the_store_timeout() {
+        // GIVEN a store whose client never finishes building
+        let store = DynamoStore::opening(std::future::pending(), table());
+
+        // WHEN it is read THEN the read fails as unavailable once the store's timeout is up
+        let started = tokio::time::Instant::now();
+        let err = store.get_item(&id()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert_eq!(started.elapsed(), STORE_READ_TIMEOUT);
+    }
 }

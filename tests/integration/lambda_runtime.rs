@@ -436,3 +436,53 @@ async fn a_first_hit_waits_for_neither_the_aws_sdk_nor_dynamodb() {
         "the hit was answered only after the SDK gave up on the metadata endpoint"
     );
 }
+
+/// A relay to `upstream` on a port of its own that counts the connections it accepts.
+async fn counting_relay(upstream: u16) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    (port, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_miss_uses_the_connection_start_up_opened() {
+    // GIVEN the table behind a relay that counts connections, and an empty cache
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let upstream = crate::helpers::dynamodb_endpoint();
+    let upstream = upstream.rsplit(':').next().unwrap().parse().unwrap();
+    let (port, connections) = counting_relay(upstream).await;
+    let mut env = service_env(&redis.url(), &table);
+    env.retain(|(name, _)| name != "AWS_ENDPOINT_URL_DYNAMODB");
+    env.push((
+        "AWS_ENDPOINT_URL_DYNAMODB".into(),
+        format!("http://127.0.0.1:{port}"),
+    ));
+
+    // WHEN a process starts with a request already waiting, which misses
+    let runtime = RuntimeApi::start().await;
+    let waiting = runtime.invoke(fixture("apigw_rest_stage"));
+    let _function = Function::spawn(&runtime, env);
+    let miss = waiting.await.unwrap();
+
+    // THEN the miss is served over the one connection start-up opened to warm up
+    assert_eq!(header(&miss, "x-cache").as_deref(), Some("MISS"), "{miss}");
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the miss opened a connection of its own beside the warm-up's"
+    );
+}
