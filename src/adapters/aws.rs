@@ -41,7 +41,10 @@ impl SharedSdkConfig {
 /// held up the Redis connection, and with it a first hit, which needs none of it.
 ///
 /// For start-up work only: the runtime must be running (in Lambda, its thread is in
-/// `block_on`) until `work` ends. A panic in `work` is resumed in the caller.
+/// `block_on`) until `work` ends; a runtime shut down while `work` waits on I/O or a
+/// timer makes that wait panic on the blocking thread. (Lambda sets `AWS_REGION`, so the
+/// configuration load waits on nothing there; without it the SDK asks the instance
+/// metadata endpoint.) A panic in `work` is resumed in the caller.
 pub async fn off_the_runtime_thread<F>(work: F) -> F::Output
 where
     F: Future + Send + 'static,

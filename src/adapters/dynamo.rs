@@ -26,10 +26,15 @@ use crate::ports::{ProductStore, STORE_READ_TIMEOUT};
 /// `/`, see `ProductId::parse`), so no product can have it.
 const CONNECTION_WARM_UP_KEY: &str = "/connection-warm-up";
 
+/// How long a read waits for the start-up warm-up still in flight before sending its own
+/// request: enough for TCP, TLS and a GetItem on a healthy table (a few milliseconds in a
+/// region), little for a first miss when the warm-up is stuck in its retries.
+const WARM_UP_WAIT: Duration = Duration::from_millis(100);
+
 /// Opens the client's connection to DynamoDB (TCP and TLS: two of the three round trips
 /// of a first GetItem) with a GetItem of a key no product has, so that the first miss
-/// finds the connection open. The answer does not matter; a failure is logged at debug
-/// level (the first request then connects as it would have).
+/// finds the connection open. The answer does not matter; a failure is logged (the first
+/// request then connects as it would have, and says so itself if it fails too).
 async fn open_connection(client: &Client, table: &TableName) {
     let warm_up = client
         .get_item()
@@ -41,7 +46,7 @@ async fn open_connection(client: &Client, table: &TableName) {
         .send()
         .await;
     if let Err(err) = warm_up {
-        tracing::debug!(error = %crate::error::report(&err), "opening the DynamoDB connection failed");
+        tracing::warn!(error = %crate::error::report(&err), "opening the DynamoDB connection at start-up failed");
     }
 }
 
@@ -51,8 +56,10 @@ const BATCH_SIZE: usize = 25;
 /// The Products table.
 #[derive(Clone)]
 pub struct DynamoStore {
-    /// The client once it is built and its connection opened, or why it could not be.
+    /// The client once it is built, or why it could not be.
     client: Shared<BoxFuture<'static, Result<Client, Arc<str>>>>,
+    /// Done when the start-up warm-up has opened the connection (or given up).
+    warmed_up: Shared<BoxFuture<'static, ()>>,
     table: TableName,
 }
 
@@ -60,44 +67,60 @@ impl DynamoStore {
     pub fn new(client: Client, table: TableName) -> Self {
         Self {
             client: std::future::ready(Ok(client)).boxed().shared(),
+            warmed_up: std::future::ready(()).boxed().shared(),
             table,
         }
     }
 
     /// A store whose client is still being built and whose connection is still being
-    /// opened, both in a task of their own: a cold start does them beside the Redis
-    /// connection, so that start-up and a first hit wait for neither, and a first miss
-    /// waits for them (within [`STORE_READ_TIMEOUT`]) and finds the connection open
-    /// instead of opening a second one beside it. A build that panics leaves every read
-    /// failing as unavailable, with its message.
+    /// opened, in a task of their own: a cold start does both beside the Redis
+    /// connection, so that start-up and a first hit wait for neither. A read waits for
+    /// the client, then for the warm-up at most [`WARM_UP_WAIT`], so that a first miss
+    /// uses the connection it opens instead of opening a second one beside it, without
+    /// waiting through its retries; all within [`STORE_READ_TIMEOUT`]. A build that
+    /// panics leaves every call failing as unavailable, with its message.
     pub fn opening(
         client: impl Future<Output = Client> + Send + 'static,
         table: TableName,
     ) -> Self {
-        let warm_up_table = table.clone();
-        let ready = async move {
-            let client = AssertUnwindSafe(client)
-                .catch_unwind()
-                .await
-                .map_err(|panic| Arc::from(crate::runtime::panic_message(panic.as_ref())))?;
-            open_connection(&client, &warm_up_table).await;
-            Ok(client)
+        let client = AssertUnwindSafe(client)
+            .catch_unwind()
+            .map(|built| {
+                built.map_err(|panic| Arc::from(crate::runtime::panic_message(panic.as_ref())))
+            })
+            .boxed()
+            .shared();
+        let (built, warm_up_table) = (client.clone(), table.clone());
+        let warmed_up = async move {
+            if let Ok(client) = built.await {
+                open_connection(&client, &warm_up_table).await;
+            }
         }
         .boxed()
         .shared();
-        let driving = ready.clone();
-        drop(tokio::spawn(async move { drop(driving.await) }));
+        drop(tokio::spawn(warmed_up.clone()));
         Self {
-            client: ready,
+            client,
+            warmed_up,
             table,
         }
     }
 
-    /// The client, once built and connected.
+    /// The client, once built. Unbounded: reads bound it with theirs; the operator's
+    /// writes use a client built before the store ([`Self::new`]).
     async fn client(&self) -> Result<Client, StoreError> {
         self.client.clone().await.map_err(|why| {
             StoreError::Unavailable(format!("the DynamoDB client could not be built: {why}").into())
         })
+    }
+
+    /// The client for a read: once built, and once the start-up warm-up has opened its
+    /// connection or [`WARM_UP_WAIT`] has passed.
+    async fn client_for_read(&self) -> Result<Client, StoreError> {
+        let client = self.client().await?;
+        // Past the wait, the read opens a connection of its own.
+        let _ = tokio::time::timeout(WARM_UP_WAIT, self.warmed_up.clone()).await;
+        Ok(client)
     }
 
     /// A store on the client [`super::aws`] configures.
@@ -285,7 +308,7 @@ impl DynamoStore {
     pub async fn get_item(&self, id: &ProductId) -> Result<Option<Item>, StoreError> {
         let read = async {
             let output = self
-                .client()
+                .client_for_read()
                 .await?
                 .get_item()
                 .table_name(self.table.as_str())

@@ -439,13 +439,30 @@ async fn a_first_hit_waits_for_neither_the_aws_sdk_nor_dynamodb() {
 
 /// A relay to `upstream` on a port of its own that counts the connections it accepts.
 async fn counting_relay(upstream: u16) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    relay(upstream, None).await
+}
+
+/// [`counting_relay`]; with `first_closed`, the first connection is held without an
+/// answer, and the flag set once its client closes it.
+async fn relay(
+    upstream: u16,
+    first_closed: Option<Arc<std::sync::atomic::AtomicBool>>,
+) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = Arc::clone(&accepted);
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let number = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if let (0, Some(closed)) = (number, &first_closed) {
+                let closed = Arc::clone(closed);
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client, &mut tokio::io::sink()).await;
+                    closed.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+                continue;
+            }
             tokio::spawn(async move {
                 let mut server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
                     .await
@@ -484,5 +501,37 @@ async fn a_first_miss_uses_the_connection_start_up_opened() {
         connections.load(std::sync::atomic::Ordering::SeqCst),
         1,
         "the miss opened a connection of its own beside the warm-up's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_miss_does_not_wait_through_a_stuck_warm_up() {
+    // GIVEN a table whose first connection gets no answer (a lost SYN-ACK, a dead
+    // route), which the start-up warm-up takes, and an empty cache
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let upstream = crate::helpers::dynamodb_endpoint();
+    let upstream = upstream.rsplit(':').next().unwrap().parse().unwrap();
+    let first_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (port, _) = relay(upstream, Some(Arc::clone(&first_closed))).await;
+    let mut env = service_env(&redis.url(), &table);
+    env.retain(|(name, _)| name != "AWS_ENDPOINT_URL_DYNAMODB");
+    env.push((
+        "AWS_ENDPOINT_URL_DYNAMODB".into(),
+        format!("http://127.0.0.1:{port}"),
+    ));
+
+    // WHEN a process starts with a request already waiting, which misses
+    let runtime = RuntimeApi::start().await;
+    let waiting = runtime.invoke(fixture("apigw_rest_stage"));
+    let _function = Function::spawn(&runtime, env);
+    let miss = waiting.await.unwrap();
+
+    // THEN the miss is served over a connection of its own while the warm-up still waits
+    // on the first (the SDK drops it after its 1 s attempt timeout)
+    assert_eq!(header(&miss, "x-cache").as_deref(), Some("MISS"), "{miss}");
+    assert!(
+        !first_closed.load(std::sync::atomic::Ordering::SeqCst),
+        "the miss waited for the warm-up's attempt to time out"
     );
 }
