@@ -474,26 +474,37 @@ async fn relay(
     (port, accepted)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_first_miss_uses_the_connection_start_up_opened() {
-    // GIVEN the table behind a relay that counts connections, and an empty cache
+/// The DynamoDB emulator's port.
+fn emulator_port() -> u16 {
+    let endpoint = crate::helpers::dynamodb_endpoint();
+    endpoint.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// The first answer of a new product-api process whose request was already waiting when
+/// it started (as at a cold start), with an empty cache and the table reached through
+/// 127.0.0.1:`port`. The process is returned too, to live as long as the caller needs.
+async fn cold_miss_through(port: u16) -> (Value, Function) {
     let redis = RedisServer::start();
     let table = sample_table().await;
-    let upstream = crate::helpers::dynamodb_endpoint();
-    let upstream = upstream.rsplit(':').next().unwrap().parse().unwrap();
-    let (port, connections) = counting_relay(upstream).await;
     let mut env = service_env(&redis.url(), &table);
     env.retain(|(name, _)| name != "AWS_ENDPOINT_URL_DYNAMODB");
     env.push((
         "AWS_ENDPOINT_URL_DYNAMODB".into(),
         format!("http://127.0.0.1:{port}"),
     ));
-
-    // WHEN a process starts with a request already waiting, which misses
     let runtime = RuntimeApi::start().await;
     let waiting = runtime.invoke(fixture("apigw_rest_stage"));
-    let _function = Function::spawn(&runtime, env);
-    let miss = waiting.await.unwrap();
+    let function = Function::spawn(&runtime, env);
+    (waiting.await.unwrap(), function)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_miss_uses_the_connection_start_up_opened() {
+    // GIVEN the table behind a relay that counts connections, and an empty cache
+    let (port, connections) = counting_relay(emulator_port()).await;
+
+    // WHEN a process starts with a request already waiting, which misses
+    let (miss, _function) = cold_miss_through(port).await;
 
     // THEN the miss is served over the one connection start-up opened to warm up
     assert_eq!(header(&miss, "x-cache").as_deref(), Some("MISS"), "{miss}");
@@ -508,24 +519,11 @@ async fn a_first_miss_uses_the_connection_start_up_opened() {
 async fn a_first_miss_does_not_wait_through_a_stuck_warm_up() {
     // GIVEN a table whose first connection gets no answer (a lost SYN-ACK, a dead
     // route), which the start-up warm-up takes, and an empty cache
-    let redis = RedisServer::start();
-    let table = sample_table().await;
-    let upstream = crate::helpers::dynamodb_endpoint();
-    let upstream = upstream.rsplit(':').next().unwrap().parse().unwrap();
     let first_closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (port, _) = relay(upstream, Some(Arc::clone(&first_closed))).await;
-    let mut env = service_env(&redis.url(), &table);
-    env.retain(|(name, _)| name != "AWS_ENDPOINT_URL_DYNAMODB");
-    env.push((
-        "AWS_ENDPOINT_URL_DYNAMODB".into(),
-        format!("http://127.0.0.1:{port}"),
-    ));
+    let (port, _) = relay(emulator_port(), Some(Arc::clone(&first_closed))).await;
 
     // WHEN a process starts with a request already waiting, which misses
-    let runtime = RuntimeApi::start().await;
-    let waiting = runtime.invoke(fixture("apigw_rest_stage"));
-    let _function = Function::spawn(&runtime, env);
-    let miss = waiting.await.unwrap();
+    let (miss, _function) = cold_miss_through(port).await;
 
     // THEN the miss is served over a connection of its own while the warm-up still waits
     // on the first (the SDK drops it after its 1 s attempt timeout)
