@@ -480,10 +480,19 @@ fn emulator_port() -> u16 {
     endpoint.rsplit(':').next().unwrap().parse().unwrap()
 }
 
-/// The first answer of a new product-api process whose request was already waiting when
-/// it started (as at a cold start), with an empty cache and the table reached through
-/// 127.0.0.1:`port`. The process is returned too, to live as long as the caller needs.
-async fn cold_miss_through(port: u16) -> (Value, Function) {
+/// A new product-api process whose request was already waiting when it started (as at a
+/// cold start), its answer, and what the process needs kept alive while the test looks:
+/// dropped, the Runtime API would answer `/next` with no request id and end the process.
+/// Fields drop in order: the process first.
+struct ColdStart {
+    answer: Value,
+    _function: Function,
+    _runtime: RuntimeApi,
+    _redis: RedisServer,
+}
+
+/// A [`ColdStart`] with an empty cache and the table reached through 127.0.0.1:`port`.
+async fn cold_miss_through(port: u16) -> ColdStart {
     let redis = RedisServer::start();
     let table = sample_table().await;
     let mut env = service_env(&redis.url(), &table);
@@ -495,7 +504,13 @@ async fn cold_miss_through(port: u16) -> (Value, Function) {
     let runtime = RuntimeApi::start().await;
     let waiting = runtime.invoke(fixture("apigw_rest_stage"));
     let function = Function::spawn(&runtime, env);
-    (waiting.await.unwrap(), function)
+    let answer = waiting.await.unwrap();
+    ColdStart {
+        answer,
+        _function: function,
+        _runtime: runtime,
+        _redis: redis,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -504,10 +519,11 @@ async fn a_first_miss_uses_the_connection_start_up_opened() {
     let (port, connections) = counting_relay(emulator_port()).await;
 
     // WHEN a process starts with a request already waiting, which misses
-    let (miss, _function) = cold_miss_through(port).await;
+    let started = cold_miss_through(port).await;
+    let miss = &started.answer;
 
     // THEN the miss is served over the one connection start-up opened to warm up
-    assert_eq!(header(&miss, "x-cache").as_deref(), Some("MISS"), "{miss}");
+    assert_eq!(header(miss, "x-cache").as_deref(), Some("MISS"), "{miss}");
     assert_eq!(
         connections.load(std::sync::atomic::Ordering::SeqCst),
         1,
@@ -523,11 +539,12 @@ async fn a_first_miss_does_not_wait_through_a_stuck_warm_up() {
     let (port, _) = relay(emulator_port(), Some(Arc::clone(&first_closed))).await;
 
     // WHEN a process starts with a request already waiting, which misses
-    let (miss, _function) = cold_miss_through(port).await;
+    let started = cold_miss_through(port).await;
+    let miss = &started.answer;
 
     // THEN the miss is served over a connection of its own while the warm-up still waits
     // on the first (the SDK drops it after its 1 s attempt timeout)
-    assert_eq!(header(&miss, "x-cache").as_deref(), Some("MISS"), "{miss}");
+    assert_eq!(header(miss, "x-cache").as_deref(), Some("MISS"), "{miss}");
     assert!(
         !first_closed.load(std::sync::atomic::Ordering::SeqCst),
         "the miss waited for the warm-up's attempt to time out"
