@@ -193,10 +193,7 @@ pub async fn build_store(
     match table {
         Some(table) => {
             let sdk = sdk.clone();
-            let client = async move {
-                let config = sdk.get().await.clone();
-                aws::blocking(move || aws_sdk_dynamodb::Client::new(&config)).await
-            };
+            let client = async move { sdk.client(aws_sdk_dynamodb::Client::new).await };
             Ok(AnyStore::Dynamo(DynamoStore::opening(
                 client,
                 table.clone(),

@@ -32,6 +32,13 @@ impl SharedSdkConfig {
             .get_or_init(|| off_the_runtime_thread(sdk_config()))
             .await
     }
+
+    /// A client on this configuration, made by `make` (e.g. `Client::new`) on a blocking
+    /// thread: building a client parses the trust store again.
+    pub async fn client<C: Send + 'static>(&self, make: fn(&aws_config::SdkConfig) -> C) -> C {
+        let config = self.get().await.clone();
+        blocking(move || make(&config)).await
+    }
 }
 
 /// Runs start-up work of the AWS SDK on a blocking thread of the current runtime, which
@@ -54,9 +61,9 @@ where
     blocking(move || runtime.block_on(work)).await
 }
 
-/// A synchronous piece of SDK start-up (building a client parses the trust store again)
-/// on a blocking thread; a panic in it is resumed in the caller.
-pub async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+/// A synchronous piece of SDK start-up on a blocking thread; a panic in it is resumed in
+/// the caller.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(work).await {
         Ok(output) => output,
         Err(failed) => std::panic::resume_unwind(failed.into_panic()),
@@ -92,9 +99,9 @@ pub async fn read_secret(sdk: &SharedSdkConfig, arn: &SecretArn) -> Result<Strin
         arn: arn.as_str().to_owned(),
         source,
     };
-    let config = sdk.get().await.clone();
-    let client = blocking(move || aws_sdk_secretsmanager::Client::new(&config)).await;
-    let secret = client
+    let secret = sdk
+        .client(aws_sdk_secretsmanager::Client::new)
+        .await
         .get_secret_value()
         .secret_id(arn.as_str())
         .send()
