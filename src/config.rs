@@ -39,6 +39,9 @@ pub const L1_CACHE_ENTRIES: &str = "L1_CACHE_ENTRIES";
 pub const L1_TTL_MS: &str = "L1_TTL_MS";
 pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 pub const LISTEN_ADDR: &str = "LISTEN_ADDR";
+/// Read by rustls-native-certs, not by us: the file of roots TLS trusts instead of the
+/// system's (the deployed functions get the Amazon Trust Services roots). Checked here.
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 /// Set by the Lambda service; its presence selects Lambda mode.
 pub const AWS_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
 
@@ -422,6 +425,7 @@ impl FromEnvironment for ApiConfig {
             ));
         }
         let metrics_namespace = env.metrics_namespace()?;
+        env.check_trusted_roots()?;
         Ok(Self {
             mode,
             listen_addr,
@@ -454,6 +458,7 @@ impl FromEnvironment for InvalidatorConfig {
                 "the cache-invalidator needs the cache to invalidate (or MEMCACHED_URL)",
             )
         })?;
+        env.check_trusted_roots()?;
         Ok(Self {
             mode: env.mode(),
             cache,
@@ -465,6 +470,7 @@ impl FromEnvironment for InvalidatorConfig {
 
 impl FromEnvironment for CatalogConfig {
     fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        env.check_trusted_roots()?;
         Ok(Self {
             table: env.table()?,
             cache: env.cache(CATALOG_REDIS_TIMEOUT)?,
@@ -508,6 +514,27 @@ impl Env<'_> {
             .unwrap_or_else(|| crate::metrics::NAMESPACE.to_owned());
         validate_namespace(&namespace)?;
         Ok(namespace)
+    }
+
+    /// `SSL_CERT_FILE`, when set, names a file that can be read. Otherwise TLS would trust
+    /// no root at all and every handshake would fail later, far from the cause.
+    fn check_trusted_roots(&self) -> Result<(), ConfigError> {
+        let Some(path) = self.get(SSL_CERT_FILE) else {
+            return Ok(());
+        };
+        match std::fs::File::open(&path).and_then(|file| file.metadata()) {
+            Ok(file) if file.is_file() && file.len() > 0 => Ok(()),
+            Ok(_) => Err(ConfigError::invalid(
+                SSL_CERT_FILE,
+                &path,
+                "not a file of PEM certificates (a directory, or empty)",
+            )),
+            Err(err) => Err(ConfigError::invalid(
+                SSL_CERT_FILE,
+                &path,
+                &format!("cannot be read ({err}): TLS would trust no root"),
+            )),
+        }
     }
 
     fn table(&self) -> Result<Option<TableName>, ConfigError> {
@@ -702,6 +729,43 @@ mod tests {
     }
 
     const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cache-auth-AbCdEf";
+
+    #[test]
+    fn a_trust_file_that_cannot_be_read_stops_every_binary_naming_ssl_cert_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let roots = dir.path().join("roots.pem");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&roots, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        std::fs::write(&empty, "").unwrap();
+        let path = |p: &std::path::Path| p.display().to_string();
+        // GIVEN SSL_CERT_FILE naming a file THEN every binary starts
+        let good = [
+            (SSL_CERT_FILE, path(&roots)),
+            (REDIS_URL, "redis://h:6379".into()),
+        ];
+        let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert!(read::<ApiConfig>(&good).is_ok());
+        assert!(read::<InvalidatorConfig>(&good).is_ok());
+        assert!(read::<CatalogConfig>(&good).is_ok());
+        // GIVEN a missing file, a directory or an empty file
+        for (bad, why) in [
+            (path(&dir.path().join("missing.pem")), "cannot be read"),
+            (path(dir.path()), "a directory"),
+            (path(&empty), "empty"),
+        ] {
+            let vars = [(SSL_CERT_FILE, bad.as_str()), (REDIS_URL, "redis://h:6379")];
+            // THEN each binary stops, naming the variable and saying why
+            for err in [
+                read::<ApiConfig>(&vars).unwrap_err(),
+                read::<InvalidatorConfig>(&vars).unwrap_err(),
+                read::<CatalogConfig>(&vars).unwrap_err(),
+            ] {
+                let message = err.to_string();
+                assert!(message.starts_with("SSL_CERT_FILE="), "{message}");
+                assert!(message.contains(why), "{message}");
+            }
+        }
+    }
 
     #[test]
     fn defaults_give_the_embedded_local_setup() {
