@@ -148,6 +148,7 @@ module "functions" {
   memory_mb                        = var.lambda_memory_mb
   product_api_zip                  = var.product_api_zip
   cache_invalidator_zip            = var.cache_invalidator_zip
+  trusted_roots                    = var.trusted_roots
   product_api_reserved_concurrency = var.product_api_reserved_concurrency
   permissions_boundary_arn         = data.aws_iam_policy.boundary.arn
   subnet_ids                       = module.network.private_subnet_ids

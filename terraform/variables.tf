@@ -171,6 +171,17 @@ variable "lambda_memory_mb" {
   }
 }
 
+variable "trusted_roots" {
+  description = "The roots the functions trust for TLS: amazon (the Amazon Trust Services roots packaged beside bootstrap, which sign every endpoint they call; a cold start parses 5 certificates instead of about 150) or system (the runtime's CA bundle)."
+  type        = string
+  default     = "amazon"
+
+  validation {
+    condition     = contains(["amazon", "system"], var.trusted_roots)
+    error_message = "trusted_roots must be amazon or system."
+  }
+}
+
 variable "product_api_zip" {
   description = "Path of the product-api deployment package built by make package."
   type        = string

@@ -506,6 +506,86 @@ fn functions_deploy_the_packaged_zips_on_provided_al2023() {
     );
 }
 
+/// The roots `make package` puts beside bootstrap, and where the functions find them.
+const TRUST_BUNDLE: &str = "lambda/amazon-trust-services.pem";
+
+fn certificates(pem: &Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject as _};
+    CertificateDer::pem_file_iter(pem)
+        .unwrap_or_else(|err| panic!("{}: {err}", pem.display()))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|err| panic!("{}: {err}", pem.display()))
+}
+
+#[test]
+fn the_packaged_trust_bundle_holds_the_amazon_trust_services_roots_as_mozilla_ships_them() {
+    let bundle = certificates(&Path::new(env!("CARGO_MANIFEST_DIR")).join(TRUST_BUNDLE));
+    // Each one parses as a trust anchor, and they are the five roots ATS signs with.
+    let mut roots = rustls::RootCertStore::empty();
+    let (valid, invalid) = roots.add_parsable_certificates(bundle.iter().cloned());
+    assert_eq!((valid, invalid), (5, 0), "{TRUST_BUNDLE}");
+    let subjects: Vec<String> = roots
+        .roots
+        .iter()
+        .map(|anchor| String::from_utf8_lossy(anchor.subject.as_ref()).into_owned())
+        .collect();
+    for name in [
+        "Amazon Root CA 1",
+        "Amazon Root CA 2",
+        "Amazon Root CA 3",
+        "Amazon Root CA 4",
+        "Starfield Services Root Certificate Authority - G2",
+    ] {
+        assert!(
+            subjects.iter().any(|subject| subject.contains(name)),
+            "{name} is not in {TRUST_BUNDLE}"
+        );
+    }
+    // Byte for byte certificates of the system's store (Mozilla's, on Debian and Amazon
+    // Linux), as rustls-native-certs finds it: not copies that could have been altered.
+    let system = rustls_native_certs::load_native_certs();
+    assert!(system.errors.is_empty(), "{:?}", system.errors);
+    let system = system.certs;
+    for certificate in &bundle {
+        assert!(
+            system.contains(certificate),
+            "a certificate of {TRUST_BUNDLE} is not in the system's store"
+        );
+    }
+}
+
+#[test]
+fn the_functions_trust_the_bundle_make_package_puts_beside_bootstrap() {
+    // The Makefile packages the file at its path in the repo (cargo lambda keeps it;
+    // scripts/check-lambda-binaries.sh checks the zips), and Lambda unpacks the zip
+    // into /var/task.
+    let makefile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Makefile")).unwrap();
+    assert!(
+        makefile.contains(&format!("--include {TRUST_BUNDLE}")),
+        "make package does not include {TRUST_BUNDLE} in the zips"
+    );
+    let functions = module("functions");
+    assert_eq!(
+        expr_text(&functions.locals["trust_environment"]),
+        format!(
+            "var.trusted_roots == \"amazon\" ? {{ SSL_CERT_FILE = \"/var/task/{TRUST_BUNDLE}\" }} : {{}}"
+        )
+    );
+    // Both functions get it (it is in the environment they share), and it is the
+    // default of the root, which passes its setting through.
+    assert!(expr_text(&functions.locals["common_environment"]).contains("local.trust_environment"));
+    let root = root();
+    assert_eq!(variable_default(&root, "trusted_roots"), "\"amazon\"");
+    assert_eq!(
+        root.calls["functions"]
+            .1
+            .get("trusted_roots")
+            .map(expr_text),
+        Some("var.trusted_roots".to_owned())
+    );
+}
+
 // --- First deploy on a fresh account (issue: make deploy and the pipeline) -------------
 
 fn bootstrap() -> Module {

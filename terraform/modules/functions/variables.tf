@@ -20,6 +20,17 @@ variable "memory_mb" {
   default     = 256
 }
 
+variable "trusted_roots" {
+  description = "amazon (SSL_CERT_FILE: the Amazon Trust Services roots packaged in the zips) or system (the runtime's CA bundle)."
+  type        = string
+  default     = "amazon"
+
+  validation {
+    condition     = contains(["amazon", "system"], var.trusted_roots)
+    error_message = "trusted_roots must be amazon or system."
+  }
+}
+
 variable "product_api_zip" {
   description = "Deployment package of product-api (a zip holding bootstrap)."
   type        = string
