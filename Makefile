@@ -66,7 +66,7 @@ lint: tools ## cargo fmt --check, clippy (warnings are errors), terraform fmt -c
 package: ## Build both Lambda zips (x86_64) and check they load on provided.al2023
 	scripts/install-tools.sh package
 	PATH="$(CURDIR)/.tools/venv/bin:$$PATH" cargo lambda build --release --x86-64 --output-format zip \
-		--bin product-api --bin cache-invalidator --include lambda/amazon-trust-services.pem
+		--bin product-api --bin cache-invalidator
 	scripts/check-lambda-binaries.sh
 
 # DEPLOY_ENV picks terraform/env/$(DEPLOY_ENV).tfvars (the settings) and

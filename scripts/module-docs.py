@@ -20,6 +20,8 @@ def clean(value):
         value = value[0]
     if isinstance(value, bool):
         value = str(value).lower()
+    if value is None:
+        value = "null"
     text = str(value)
     # python-hcl2 keeps interpolation wrappers: ${string} -> string
     text = re.sub(r"^\$\{(.*)\}$", r"\1", text)

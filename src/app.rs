@@ -13,6 +13,7 @@ use crate::config::{ApiConfig, CacheConfig, FromEnvironment, Mode, RedisConfig, 
 use crate::error::{CacheError, StartError, report};
 use crate::http::Api;
 use crate::service::ProductService;
+use crate::tls::TrustedRoots;
 
 /// The API as the binaries run it.
 pub type ProductApi = Api<AnyCache, AnyStore>;
@@ -39,7 +40,7 @@ pub fn config_or_exit<T: FromEnvironment>(binary: &str) -> T {
 /// [`StartError`] when an adapter cannot be built. An unreachable Redis is not an
 /// error: the service starts, serves from the table, and reconnects in the background.
 pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
-    let sdk = aws::SharedSdkConfig::default();
+    let sdk = aws::SharedSdkConfig::trusting(config.trusted_roots);
     let (cache, store) = tokio::join!(
         build_cache(config, &sdk),
         build_store(config.table.as_ref(), &sdk)
@@ -73,18 +74,21 @@ pub async fn build_cache(
 }
 
 /// Connects to the configured shared cache: [`connect_redis`], or memcached with
-/// `connections` per node. An unreachable cache is logged, not an error.
+/// `connections` per node, TLS and the AWS SDK trusting `roots`. An unreachable cache
+/// is logged, not an error.
 ///
 /// # Errors
 /// [`StartError`] when the client cannot be configured (or the Redis secret read).
 pub async fn connect_cache(
     cache: &CacheConfig,
     connections: usize,
+    roots: TrustedRoots,
 ) -> Result<AnyCache, StartError> {
-    connect_cache_with(cache, connections, &aws::SharedSdkConfig::default()).await
+    connect_cache_with(cache, connections, &aws::SharedSdkConfig::trusting(roots)).await
 }
 
-/// [`connect_cache`] with the SDK configuration the rest of the start-up shares.
+/// [`connect_cache`] with the SDK configuration the rest of the start-up shares (TLS
+/// trusts the roots it trusts).
 ///
 /// # Errors
 /// [`StartError`] when the client cannot be configured (or the Redis secret read).
@@ -98,7 +102,12 @@ pub async fn connect_cache_with(
             connect_redis_with(redis, connections, sdk).await?,
         )),
         CacheConfig::Memcached(memcached) => {
-            let cache = MemcachedCache::new(&memcached.url, memcached.timeout, connections)?;
+            let cache = MemcachedCache::trusting(
+                &memcached.url,
+                memcached.timeout,
+                connections,
+                sdk.trusted_roots(),
+            )?;
             match cache.wait_connected(REDIS_START_WAIT).await {
                 Ok(()) => info!(memcached = ?memcached.url, "connected to memcached"),
                 Err(err) => {
@@ -112,16 +121,17 @@ pub async fn connect_cache_with(
 
 /// Connects to Redis as every binary does: the AUTH token from Secrets Manager when
 /// `REDIS_AUTH_SECRET_ARN` is set, the configured timeout on every command, and a short
-/// wait for the connection. An unreachable Redis is logged, not an error: the pool keeps
-/// reconnecting in the background.
+/// wait for the connection; TLS and the AWS SDK trust `roots`. An unreachable Redis is
+/// logged, not an error: the pool keeps reconnecting in the background.
 ///
 /// # Errors
 /// [`StartError`] when the secret cannot be read or the client cannot be configured.
 pub async fn connect_redis(
     redis: &RedisConfig,
     pool_size: usize,
+    roots: TrustedRoots,
 ) -> Result<RedisCache, StartError> {
-    connect_redis_with(redis, pool_size, &aws::SharedSdkConfig::default()).await
+    connect_redis_with(redis, pool_size, &aws::SharedSdkConfig::trusting(roots)).await
 }
 
 /// [`connect_redis`] with the SDK configuration the rest of the start-up shares.
@@ -133,12 +143,13 @@ pub async fn connect_redis_with(
     pool_size: usize,
     sdk: &aws::SharedSdkConfig,
 ) -> Result<RedisCache, StartError> {
-    // TLS settings (the system's roots) on a blocking thread, while the token is read.
+    // TLS settings (the roots parsed) on a blocking thread, while the token is read.
+    let roots = sdk.trusted_roots();
     let tls = redis
         .url
         .as_str()
         .starts_with("rediss")
-        .then(|| tokio::task::spawn_blocking(RedisTls::system_roots));
+        .then(|| tokio::task::spawn_blocking(move || RedisTls::trusting(roots)));
     // The token is read while the connections open: they wait for it only to send AUTH.
     let (token, pending) = match &redis.auth_secret {
         Some(arn) => {

@@ -15,6 +15,7 @@ use crate::cache_entry::{
     TtlJitter,
 };
 use crate::error::ConfigError;
+use crate::tls::TrustedRoots;
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const REDIS_URL: &str = "REDIS_URL";
@@ -39,8 +40,11 @@ pub const L1_CACHE_ENTRIES: &str = "L1_CACHE_ENTRIES";
 pub const L1_TTL_MS: &str = "L1_TTL_MS";
 pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 pub const LISTEN_ADDR: &str = "LISTEN_ADDR";
-/// Read by rustls-native-certs, not by us: the file of roots TLS trusts instead of the
-/// system's (the deployed functions get the Amazon Trust Services roots). Checked here.
+/// Which roots TLS trusts: `system` (the default) or `amazon` (compiled in; the
+/// deployed functions' setting). See [`crate::tls`].
+pub const TRUSTED_ROOTS: &str = "TRUSTED_ROOTS";
+/// Read by rustls-native-certs, not by us: with `TRUSTED_ROOTS=system`, the file of roots
+/// TLS trusts instead of the system's store. Checked here.
 pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 /// Set by the Lambda service; its presence selects Lambda mode.
 pub const AWS_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
@@ -55,6 +59,8 @@ pub const CATALOG_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_HTTP_MAX_AGE: u32 = 60;
 const DEFAULT_L1_TTL: Duration = Duration::from_secs(1);
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
+/// What a file of PEM certificates holds at least once.
+const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
 
 /// How requests reach the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -343,6 +349,8 @@ pub struct ApiConfig {
     /// How long the in-process tier keeps a product (stream invalidations cannot reach it).
     pub l1_ttl: Duration,
     pub metrics_namespace: String,
+    /// The roots every TLS connection trusts (Redis, memcached, the AWS SDK).
+    pub trusted_roots: TrustedRoots,
 }
 
 /// cache-invalidator's configuration: it needs a shared cache, and never reads the table.
@@ -352,6 +360,7 @@ pub struct InvalidatorConfig {
     pub cache: CacheConfig,
     pub ttls: EntryTtls,
     pub metrics_namespace: String,
+    pub trusted_roots: TrustedRoots,
 }
 
 /// catalog's configuration: each command checks for what it needs.
@@ -359,6 +368,7 @@ pub struct InvalidatorConfig {
 pub struct CatalogConfig {
     pub table: Option<TableName>,
     pub cache: Option<CacheConfig>,
+    pub trusted_roots: TrustedRoots,
 }
 
 /// A configuration read from the environment.
@@ -425,7 +435,7 @@ impl FromEnvironment for ApiConfig {
             ));
         }
         let metrics_namespace = env.metrics_namespace()?;
-        env.check_trusted_roots()?;
+        let trusted_roots = env.trusted_roots()?;
         Ok(Self {
             mode,
             listen_addr,
@@ -446,6 +456,7 @@ impl FromEnvironment for ApiConfig {
                 Some(raw) => Duration::from_millis(parse_in_range(L1_TTL_MS, &raw, 1, 60_000)?),
             },
             metrics_namespace,
+            trusted_roots,
         })
     }
 }
@@ -458,22 +469,22 @@ impl FromEnvironment for InvalidatorConfig {
                 "the cache-invalidator needs the cache to invalidate (or MEMCACHED_URL)",
             )
         })?;
-        env.check_trusted_roots()?;
         Ok(Self {
             mode: env.mode(),
             cache,
             ttls: env.ttls()?,
             metrics_namespace: env.metrics_namespace()?,
+            trusted_roots: env.trusted_roots()?,
         })
     }
 }
 
 impl FromEnvironment for CatalogConfig {
     fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
-        env.check_trusted_roots()?;
         Ok(Self {
             table: env.table()?,
             cache: env.cache(CATALOG_REDIS_TIMEOUT)?,
+            trusted_roots: env.trusted_roots()?,
         })
     }
 }
@@ -516,25 +527,35 @@ impl Env<'_> {
         Ok(namespace)
     }
 
-    /// `SSL_CERT_FILE`, when set, names a file that can be read. Otherwise TLS would trust
-    /// no root at all and every handshake would fail later, far from the cause.
-    fn check_trusted_roots(&self) -> Result<(), ConfigError> {
-        let Some(path) = self.get(SSL_CERT_FILE) else {
-            return Ok(());
+    /// `TRUSTED_ROOTS`; with `system`, `SSL_CERT_FILE`, when set, must name a file that
+    /// holds a PEM certificate: otherwise TLS would trust no root at all and every
+    /// handshake would fail later, far from the cause. (Only looked for, not parsed: the
+    /// clients parse it, and parsing is what a cold start cannot spare.)
+    fn trusted_roots(&self) -> Result<TrustedRoots, ConfigError> {
+        let roots = match self.get(TRUSTED_ROOTS) {
+            None => TrustedRoots::default(),
+            Some(raw) => TrustedRoots::parse(&raw).ok_or_else(|| {
+                ConfigError::invalid(TRUSTED_ROOTS, &raw, "expected system or amazon")
+            })?,
         };
-        match std::fs::File::open(&path).and_then(|file| file.metadata()) {
-            Ok(file) if file.is_file() && file.len() > 0 => Ok(()),
-            Ok(_) => Err(ConfigError::invalid(
-                SSL_CERT_FILE,
-                &path,
-                "not a file of PEM certificates (a directory, or empty)",
-            )),
-            Err(err) => Err(ConfigError::invalid(
-                SSL_CERT_FILE,
-                &path,
-                &format!("cannot be read ({err}): TLS would trust no root"),
-            )),
+        let file = self
+            .get(SSL_CERT_FILE)
+            .filter(|_| roots == TrustedRoots::System);
+        if let Some(path) = file {
+            let why = match std::fs::read(&path) {
+                Ok(pem)
+                    if pem
+                        .windows(PEM_CERTIFICATE.len())
+                        .any(|at| at == PEM_CERTIFICATE) =>
+                {
+                    return Ok(roots);
+                }
+                Ok(_) => "holds no PEM certificate: TLS would trust no root".to_owned(),
+                Err(err) => format!("cannot be read ({err}): TLS would trust no root"),
+            };
+            return Err(ConfigError::invalid(SSL_CERT_FILE, &path, &why));
         }
+        Ok(roots)
     }
 
     fn table(&self) -> Result<Option<TableName>, ConfigError> {
@@ -731,38 +752,74 @@ mod tests {
     const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cache-auth-AbCdEf";
 
     #[test]
-    fn a_trust_file_that_cannot_be_read_stops_every_binary_naming_ssl_cert_file() {
+    fn trusted_roots_is_system_or_amazon_in_every_binary() {
+        let roots = |vars: &[(&str, &str)]| {
+            let vars: Vec<(&str, &str)> = [(REDIS_URL, "redis://h:6379")]
+                .into_iter()
+                .chain(vars.iter().copied())
+                .collect();
+            [
+                read::<ApiConfig>(&vars).map(|c| c.trusted_roots),
+                read::<InvalidatorConfig>(&vars).map(|c| c.trusted_roots),
+                read::<CatalogConfig>(&vars).map(|c| c.trusted_roots),
+            ]
+        };
+        // GIVEN nothing set THEN the system's roots, as every TLS client's default
+        for roots in roots(&[]) {
+            assert_eq!(roots.unwrap(), TrustedRoots::System);
+        }
+        for roots in roots(&[(TRUSTED_ROOTS, "amazon")]) {
+            assert_eq!(roots.unwrap(), TrustedRoots::Amazon);
+        }
+        // GIVEN a value that is neither THEN each binary stops naming the variable
+        for roots in roots(&[(TRUSTED_ROOTS, "Amazon")]) {
+            let message = roots.unwrap_err().to_string();
+            assert!(message.starts_with("TRUSTED_ROOTS=\"Amazon\""), "{message}");
+            assert!(message.contains("expected system or amazon"), "{message}");
+        }
+    }
+
+    #[test]
+    fn a_trust_file_without_a_certificate_stops_every_binary_naming_ssl_cert_file() {
         let dir = tempfile::tempdir().unwrap();
         let roots = dir.path().join("roots.pem");
         let empty = dir.path().join("empty.pem");
-        std::fs::write(&roots, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&roots, "# a comment\n-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
         std::fs::write(&empty, "").unwrap();
+        std::fs::write(&garbage, [0xff, 0xfe, b'\n', b'x']).unwrap();
         let path = |p: &std::path::Path| p.display().to_string();
-        // GIVEN SSL_CERT_FILE naming a file THEN every binary starts
-        let good = [
-            (SSL_CERT_FILE, path(&roots)),
-            (REDIS_URL, "redis://h:6379".into()),
-        ];
-        let good: Vec<(&str, &str)> = good.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        assert!(read::<ApiConfig>(&good).is_ok());
-        assert!(read::<InvalidatorConfig>(&good).is_ok());
-        assert!(read::<CatalogConfig>(&good).is_ok());
-        // GIVEN a missing file, a directory or an empty file
+        let every_binary = |vars: &[(&str, &str)]| {
+            let vars: Vec<(&str, &str)> = [(REDIS_URL, "redis://h:6379")]
+                .into_iter()
+                .chain(vars.iter().copied())
+                .collect();
+            [
+                read::<ApiConfig>(&vars).map(drop),
+                read::<InvalidatorConfig>(&vars).map(drop),
+                read::<CatalogConfig>(&vars).map(drop),
+            ]
+        };
+        // GIVEN SSL_CERT_FILE naming a file of certificates THEN every binary starts
+        for started in every_binary(&[(SSL_CERT_FILE, &path(&roots))]) {
+            started.unwrap();
+        }
+        // GIVEN a missing file, a directory, an empty file or one with no certificate
         for (bad, why) in [
             (path(&dir.path().join("missing.pem")), "cannot be read"),
             (path(dir.path()), "a directory"),
-            (path(&empty), "empty"),
+            (path(&empty), "holds no PEM certificate"),
+            (path(&garbage), "holds no PEM certificate"),
         ] {
-            let vars = [(SSL_CERT_FILE, bad.as_str()), (REDIS_URL, "redis://h:6379")];
             // THEN each binary stops, naming the variable and saying why
-            for err in [
-                read::<ApiConfig>(&vars).unwrap_err(),
-                read::<InvalidatorConfig>(&vars).unwrap_err(),
-                read::<CatalogConfig>(&vars).unwrap_err(),
-            ] {
-                let message = err.to_string();
+            for started in every_binary(&[(SSL_CERT_FILE, &bad)]) {
+                let message = started.unwrap_err().to_string();
                 assert!(message.starts_with("SSL_CERT_FILE="), "{message}");
                 assert!(message.contains(why), "{message}");
+            }
+            // AND with TRUSTED_ROOTS=amazon the file is not used, so not checked
+            for started in every_binary(&[(SSL_CERT_FILE, &bad), (TRUSTED_ROOTS, "amazon")]) {
+                started.unwrap();
             }
         }
     }

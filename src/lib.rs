@@ -24,6 +24,8 @@
 //! - [`logging`]: the log subscriber (JSON in Lambda, readable locally).
 //! - [`operator`]: what the `catalog` CLI does.
 //! - [`testing`]: test doubles shared by unit tests, `tests/` and benchmarks.
+//! - [`tls`]: the roots every TLS client trusts (`TRUSTED_ROOTS`: the system's, or the
+//!   Amazon Trust Services roots compiled in).
 
 pub mod adapters;
 pub mod app;
@@ -42,3 +44,4 @@ pub mod ports;
 pub mod runtime;
 pub mod service;
 pub mod testing;
+pub mod tls;

@@ -161,7 +161,7 @@ impl Operator {
 
     async fn store(&self) -> Result<DynamoStore, OperatorError> {
         let table = self.config.table.clone().ok_or(OperatorError::NoTable)?;
-        Ok(DynamoStore::from_env(table).await)
+        Ok(DynamoStore::from_env(table, self.config.trusted_roots).await)
     }
 
     /// Deletes the product's cache key when Redis or memcached is configured; says whether
@@ -176,7 +176,7 @@ impl Operator {
         let Some(config) = &self.config.cache else {
             return Ok(false);
         };
-        let cache = crate::app::connect_cache(config, 1).await?;
+        let cache = crate::app::connect_cache(config, 1, self.config.trusted_roots).await?;
         let mut deleted = Ok(());
         for key in keys {
             deleted = cache.delete(key).await;

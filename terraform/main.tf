@@ -9,6 +9,9 @@ locals {
   account_id = data.aws_caller_identity.current.account_id
   partition  = data.aws_partition.current.partition
   region     = data.aws_region.current.region
+  # The Amazon Trust Services roots sign the endpoints of the aws partition; elsewhere
+  # (China, GovCloud) the runtime's bundle, unless the tfvars say otherwise.
+  trusted_roots = coalesce(var.trusted_roots, local.partition == "aws" ? "amazon" : "system")
 }
 
 # Made by `make bootstrap` (terraform/bootstrap): every role of the stack carries it.
@@ -148,7 +151,7 @@ module "functions" {
   memory_mb                        = var.lambda_memory_mb
   product_api_zip                  = var.product_api_zip
   cache_invalidator_zip            = var.cache_invalidator_zip
-  trusted_roots                    = var.trusted_roots
+  trusted_roots                    = local.trusted_roots
   product_api_reserved_concurrency = var.product_api_reserved_concurrency
   permissions_boundary_arn         = data.aws_iam_policy.boundary.arn
   subnet_ids                       = module.network.private_subnet_ids

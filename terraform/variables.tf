@@ -172,13 +172,13 @@ variable "lambda_memory_mb" {
 }
 
 variable "trusted_roots" {
-  description = "The roots the functions trust for TLS: amazon (the Amazon Trust Services roots packaged beside bootstrap, which sign every endpoint they call; a cold start parses 5 certificates instead of about 150) or system (the runtime's CA bundle)."
+  description = "The roots the functions trust for TLS (TRUSTED_ROOTS): amazon (the Amazon Trust Services roots compiled into the binaries, which sign every endpoint they call in the aws partition; a cold start parses 5 certificates instead of about 150) or system (the runtime's CA bundle). Unset: amazon in the aws partition, system in any other."
   type        = string
-  default     = "amazon"
+  default     = null
 
   validation {
-    condition     = contains(["amazon", "system"], var.trusted_roots)
-    error_message = "trusted_roots must be amazon or system."
+    condition     = var.trusted_roots == null ? true : contains(["amazon", "system"], var.trusted_roots)
+    error_message = "trusted_roots must be amazon or system (or unset)."
   }
 }
 

@@ -506,84 +506,50 @@ fn functions_deploy_the_packaged_zips_on_provided_al2023() {
     );
 }
 
-/// The roots `make package` puts beside bootstrap, and where the functions find them.
-const TRUST_BUNDLE: &str = "lambda/amazon-trust-services.pem";
-
-fn certificates(pem: &Path) -> Vec<rustls::pki_types::CertificateDer<'static>> {
-    use rustls::pki_types::{CertificateDer, pem::PemObject as _};
-    CertificateDer::pem_file_iter(pem)
-        .unwrap_or_else(|err| panic!("{}: {err}", pem.display()))
-        .collect::<Result<_, _>>()
-        .unwrap_or_else(|err| panic!("{}: {err}", pem.display()))
-}
-
 #[test]
-fn the_packaged_trust_bundle_holds_the_amazon_trust_services_roots_as_mozilla_ships_them() {
-    let bundle = certificates(&Path::new(env!("CARGO_MANIFEST_DIR")).join(TRUST_BUNDLE));
-    // Each one parses as a trust anchor, and they are the five roots ATS signs with.
-    let mut roots = rustls::RootCertStore::empty();
-    let (valid, invalid) = roots.add_parsable_certificates(bundle.iter().cloned());
-    assert_eq!((valid, invalid), (5, 0), "{TRUST_BUNDLE}");
-    let subjects: Vec<String> = roots
-        .roots
-        .iter()
-        .map(|anchor| String::from_utf8_lossy(anchor.subject.as_ref()).into_owned())
-        .collect();
-    for name in [
-        "Amazon Root CA 1",
-        "Amazon Root CA 2",
-        "Amazon Root CA 3",
-        "Amazon Root CA 4",
-        "Starfield Services Root Certificate Authority - G2",
-    ] {
-        assert!(
-            subjects.iter().any(|subject| subject.contains(name)),
-            "{name} is not in {TRUST_BUNDLE}"
-        );
-    }
-    // Byte for byte certificates of the system's store (Mozilla's, on Debian and Amazon
-    // Linux), as rustls-native-certs finds it: not copies that could have been altered.
-    let system = rustls_native_certs::load_native_certs();
-    assert!(system.errors.is_empty(), "{:?}", system.errors);
-    let system = system.certs;
-    for certificate in &bundle {
-        assert!(
-            system.contains(certificate),
-            "a certificate of {TRUST_BUNDLE} is not in the system's store"
-        );
-    }
-}
-
-#[test]
-fn the_functions_trust_the_bundle_make_package_puts_beside_bootstrap() {
-    // The Makefile packages the file at its path in the repo (cargo lambda keeps it;
-    // scripts/check-lambda-binaries.sh checks the zips), and Lambda unpacks the zip
-    // into /var/task.
-    let makefile =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Makefile")).unwrap();
-    assert!(
-        makefile.contains(&format!("--include {TRUST_BUNDLE}")),
-        "make package does not include {TRUST_BUNDLE} in the zips"
-    );
+fn the_functions_trust_the_amazon_roots_in_the_aws_partition_and_the_system_s_elsewhere() {
+    // Both functions get TRUSTED_ROOTS (it is in the environment they share), under the
+    // name the binaries read.
     let functions = module("functions");
-    assert_eq!(
-        expr_text(&functions.locals["trust_environment"]),
-        format!(
-            "var.trusted_roots == \"amazon\" ? {{ SSL_CERT_FILE = \"/var/task/{TRUST_BUNDLE}\" }} : {{}}"
-        )
+    let common = expr_text(&functions.locals["common_environment"]);
+    let setting = format!(
+        "{} = var.trusted_roots",
+        product_catalog::config::TRUSTED_ROOTS
     );
-    // Both functions get it (it is in the environment they share), and it is the
-    // default of the root, which passes its setting through.
-    assert!(expr_text(&functions.locals["common_environment"]).contains("local.trust_environment"));
+    assert!(common.contains(&setting), "{setting} not in {common}");
+    // The module has no default: the root decides. Unset, it follows the partition: the
+    // Amazon Trust Services roots sign the aws partition's endpoints; China and GovCloud
+    // get the runtime's bundle unless the tfvars say otherwise.
+    let block = Regex::new(r#"(?s)variable "trusted_roots" \{(.*?)\n\}"#).unwrap();
+    let block = &block
+        .captures(&functions.text)
+        .expect("variable trusted_roots")[1];
+    assert!(!block.contains("default"), "{block}");
     let root = root();
-    assert_eq!(variable_default(&root, "trusted_roots"), "\"amazon\"");
+    assert_eq!(variable_default(&root, "trusted_roots"), "null");
+    assert_eq!(
+        expr_text(&root.locals["trusted_roots"]),
+        "coalesce(var.trusted_roots, local.partition == \"aws\" ? \"amazon\" : \"system\")"
+    );
     assert_eq!(
         root.calls["functions"]
             .1
             .get("trusted_roots")
             .map(expr_text),
-        Some("var.trusted_roots".to_owned())
+        Some("local.trusted_roots".to_owned())
     );
+    // The values the validations admit are the ones the binaries accept.
+    for module in [&root, &functions] {
+        assert!(
+            module
+                .text
+                .contains("contains([\"amazon\", \"system\"], var.trusted_roots)"),
+            "trusted_roots admits other values than amazon and system"
+        );
+    }
+    for value in ["amazon", "system"] {
+        assert!(product_catalog::tls::TrustedRoots::parse(value).is_some());
+    }
 }
 
 // --- First deploy on a fresh account (issue: make deploy and the pipeline) -------------

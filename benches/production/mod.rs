@@ -376,8 +376,10 @@ struct Network {
     secrets: DelayProxy,
     dynamodb: DelayProxy,
     redis_proxy: DelayProxy,
-    /// System roots plus the test CA, as `SSL_CERT_FILE` (so start-up still loads a
-    /// realistic trust store).
+    /// The roots the deployed functions trust plus the test CA, as `SSL_CERT_FILE`
+    /// (`TRUSTED_ROOTS=system` reading a file of 6 roots: the parsing of
+    /// `TRUSTED_ROOTS=amazon`'s 5 compiled-in ones, plus the test CA that signs these
+    /// servers' certificates).
     trust: std::path::PathBuf,
 }
 
@@ -415,16 +417,19 @@ impl Network {
             .to_vec()
         });
         let certs = redis.dir().to_owned();
-        // BENCH_TRUST_STORE=test-ca trusts the test CA alone: shows what loading the
-        // system's roots costs a cold start.
-        let system = match std::env::var("BENCH_TRUST_STORE").as_deref() {
+        // The test CA beside the roots the deployed functions trust, by default; or
+        // beside the system's (BENCH_TRUST_STORE=system, Terraform's
+        // trusted_roots = "system"), or alone (test-ca): what loading roots costs.
+        let roots = match std::env::var("BENCH_TRUST_STORE").as_deref() {
             Ok("test-ca") => String::new(),
-            _ => std::fs::read_to_string(SYSTEM_ROOTS).unwrap_or_default(),
+            Ok("system") => std::fs::read_to_string(SYSTEM_ROOTS).expect(SYSTEM_ROOTS),
+            Ok("amazon") | Err(_) => product_catalog::tls::AMAZON_TRUST_SERVICES_PEM.to_owned(),
+            Ok(other) => panic!("BENCH_TRUST_STORE={other}: expected amazon, system or test-ca"),
         };
         let trust = certs.join("trust.pem");
         std::fs::write(
             &trust,
-            system + &std::fs::read_to_string(certs.join("ca.pem")).unwrap(),
+            roots + &std::fs::read_to_string(certs.join("ca.pem")).unwrap(),
         )
         .unwrap();
 

@@ -123,9 +123,9 @@ impl DynamoStore {
         Ok(client)
     }
 
-    /// A store on the client [`super::aws`] configures.
-    pub async fn from_env(table: TableName) -> Self {
-        Self::new(super::aws::dynamodb_client().await, table)
+    /// A store on the client [`super::aws`] configures, trusting `roots`.
+    pub async fn from_env(table: TableName, roots: crate::tls::TrustedRoots) -> Self {
+        Self::new(super::aws::dynamodb_client(roots).await, table)
     }
 
     pub fn table(&self) -> &TableName {

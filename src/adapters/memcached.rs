@@ -57,6 +57,7 @@ use tokio::sync::Mutex;
 use crate::config::{MemcachedNode, MemcachedUrl};
 use crate::error::{CacheError, CacheErrorKind};
 use crate::ports::Cache;
+use crate::tls::TrustedRoots;
 
 /// How long a new connection (TCP and TLS) may take; the call's own timeout bounds it too.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -132,7 +133,8 @@ impl LeaseCas {
 
 impl MemcachedCache {
     /// A client for the nodes of `url`, `connections` per node, each call bounded by
-    /// `timeout`. Connects lazily: the first call to a node dials it.
+    /// `timeout`, TLS (`memcaches://`) trusting the system's roots. Connects lazily: the
+    /// first call to a node dials it.
     ///
     /// # Errors
     /// [`CacheError`] when TLS cannot be set up (no usable root certificates).
@@ -141,8 +143,21 @@ impl MemcachedCache {
         timeout: Duration,
         connections: usize,
     ) -> Result<Self, CacheError> {
+        Self::trusting(url, timeout, connections, TrustedRoots::System)
+    }
+
+    /// [`MemcachedCache::new`], TLS trusting `roots`.
+    ///
+    /// # Errors
+    /// [`CacheError`] when TLS cannot be set up (no usable root certificates).
+    pub fn trusting(
+        url: &MemcachedUrl,
+        timeout: Duration,
+        connections: usize,
+        roots: TrustedRoots,
+    ) -> Result<Self, CacheError> {
         let tls = if url.tls() {
-            Some(tls_connector()?)
+            Some(tls_connector(roots)?)
         } else {
             None
         };
@@ -299,23 +314,10 @@ fn check(
     Ok(replies)
 }
 
-fn tls_connector() -> Result<tokio_rustls::TlsConnector, CacheError> {
-    let mut roots = rustls::RootCertStore::empty();
-    // rustls-native-certs honours SSL_CERT_FILE, as OpenSSL does.
-    let found = rustls_native_certs::load_native_certs();
-    let (added, _) = roots.add_parsable_certificates(found.certs);
-    if added == 0 {
-        return Err(CacheError::new(
-            "configure",
-            "no root certificates found for TLS",
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|err| CacheError::new("configure", err))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+fn tls_connector(roots: TrustedRoots) -> Result<tokio_rustls::TlsConnector, CacheError> {
+    let config = roots
+        .client_config()
+        .map_err(|err| CacheError::new("configure", err))?;
     Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 

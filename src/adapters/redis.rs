@@ -32,6 +32,7 @@ use tokio::sync::watch;
 use crate::config::RedisUrl;
 use crate::error::{CacheError, CacheErrorKind};
 use crate::ports::Cache;
+use crate::tls::TrustedRoots;
 
 /// How long a new connection may take before it counts as failed: TCP and TLS, and
 /// then, separately, its set-up (AUTH, with the wait for a pending token, and fred's own
@@ -44,21 +45,22 @@ pub struct RedisCache {
     pool: fred::clients::Pool,
 }
 
-/// The TLS settings of `rediss://` connections: rustls with the system's root
-/// certificates (`SSL_CERT_FILE` when set), as `fred` builds them from such a URL.
-/// Loading the roots is several milliseconds of CPU, so a cold start builds this on a
-/// blocking thread while the AUTH token is on its way, instead of after it.
+/// The TLS settings of `rediss://` connections: rustls trusting the configured roots
+/// (`TRUSTED_ROOTS`). Loading the system's roots is several milliseconds of CPU, so a
+/// cold start builds this on a blocking thread while the AUTH token is on its way,
+/// instead of after it.
 #[derive(Clone)]
 pub struct RedisTls(TlsConnector);
 
 impl RedisTls {
-    /// Loads the system's root certificates.
+    /// Loads `roots`.
     ///
     /// # Errors
-    /// [`CacheError`] when they cannot be read.
-    pub fn system_roots() -> Result<Self, CacheError> {
-        TlsConnector::default_rustls()
-            .map(Self)
+    /// [`CacheError`] when they cannot be read or none is usable.
+    pub fn trusting(roots: TrustedRoots) -> Result<Self, CacheError> {
+        roots
+            .client_config()
+            .map(|config| Self(config.into()))
             .map_err(|err| CacheError::new("configure TLS", err))
     }
 }

@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Local => None,
     };
     // An unreachable cache is logged: records then fail and are retried.
-    let cache = app::connect_cache(&config.cache, 1).await?;
+    let cache = app::connect_cache(&config.cache, 1, config.trusted_roots).await?;
     let invalidator = Invalidator::new(cache, config.ttls.product, config.ttls.negative)
         .with_stale_ttl(config.ttls.stale)
         .with_ttl_jitter(config.ttls.jitter);

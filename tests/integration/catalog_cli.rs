@@ -30,7 +30,9 @@ fn catalog_with(table: &DynamoStore, env: &[(&str, &str)], args: &[&str]) -> Out
 }
 
 async fn count(table: &DynamoStore) -> i32 {
-    let client = product_catalog::adapters::aws::dynamodb_client().await;
+    let client =
+        product_catalog::adapters::aws::dynamodb_client(product_catalog::tls::TrustedRoots::System)
+            .await;
     client
         .scan()
         .table_name(table.table().as_str())
@@ -159,7 +161,9 @@ async fn get_then_put_keeps_sets_and_binary() {
             AttributeValue::L(vec![AttributeValue::S("x".into())]),
         ),
     ]);
-    let client = product_catalog::adapters::aws::dynamodb_client().await;
+    let client =
+        product_catalog::adapters::aws::dynamodb_client(product_catalog::tls::TrustedRoots::System)
+            .await;
     client
         .put_item()
         .table_name(table.table().as_str())

@@ -527,7 +527,11 @@ pub fn dynamodb_endpoint() -> String {
 pub async fn fresh_table() -> DynamoStore {
     dynamodb_endpoint();
     let name = format!("products-{}", uuid::Uuid::new_v4().simple());
-    let store = DynamoStore::from_env(TableName::try_from(name).unwrap()).await;
+    let store = DynamoStore::from_env(
+        TableName::try_from(name).unwrap(),
+        product_catalog::tls::TrustedRoots::System,
+    )
+    .await;
     store
         .create_table()
         .await

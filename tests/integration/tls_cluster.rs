@@ -68,9 +68,20 @@ async fn two_gets(
     ca: &std::path::Path,
     table: &product_catalog::adapters::DynamoStore,
 ) -> (String, String) {
+    two_gets_with(redis_url, ca, table, &[]).await
+}
+
+/// [`two_gets`] with more variables.
+async fn two_gets_with(
+    redis_url: &str,
+    ca: &std::path::Path,
+    table: &product_catalog::adapters::DynamoStore,
+    more: &[(&str, &str)],
+) -> (String, String) {
     let mut env = service_env(redis_url, table);
     // rustls-native-certs honours SSL_CERT_FILE, as OpenSSL does.
     env.push(("SSL_CERT_FILE".into(), ca.display().to_string()));
+    env.extend(more.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let (_server, port) = product_api(&env);
     let url = format!("http://127.0.0.1:{port}/product/P-10070");
     let mut seen = Vec::new();
@@ -297,9 +308,9 @@ async fn cluster_mode_serves_keys_on_every_shard() {
     }
 }
 
-#[tokio::test]
-async fn a_memcaches_url_reaches_memcached_over_tls_and_plain_tcp_does_not() {
-    // GIVEN memcached with TLS on (Debian's build has it: -Z), certificates from the test CA
+/// memcached with TLS on (Debian's build has it: -Z), its certificate from a test CA
+/// whose `ca.pem` is in the directory returned.
+fn tls_memcached() -> (MemcachedServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     make_certificates(dir.path());
     let path = |name: &str| dir.path().join(name).display().to_string();
@@ -312,6 +323,13 @@ async fn a_memcaches_url_reaches_memcached_over_tls_and_plain_tcp_does_not() {
             path("server.key")
         ),
     ]);
+    (memcached, dir)
+}
+
+#[tokio::test]
+async fn a_memcaches_url_reaches_memcached_over_tls_and_plain_tcp_does_not() {
+    // GIVEN memcached with TLS on (Debian's build has it: -Z), certificates from the test CA
+    let (memcached, dir) = tls_memcached();
     let table = sample_table().await;
     let ca = dir.path().join("ca.pem");
     let port = memcached.port;
@@ -325,6 +343,40 @@ async fn a_memcaches_url_reaches_memcached_over_tls_and_plain_tcp_does_not() {
     // AND a plain memcache:// client gets nothing from the TLS port: BYPASS, still 200
     let plain = two_gets(&format!("memcache://localhost:{port}"), &ca, &table).await;
     assert_eq!(plain, ("BYPASS".to_owned(), "BYPASS".to_owned()));
+}
+
+#[tokio::test]
+async fn with_trusted_roots_amazon_a_cache_signed_by_another_ca_is_refused() {
+    // GIVEN Redis and memcached over TLS, their certificates from the test CA, and
+    // SSL_CERT_FILE naming that CA (as in the tests above, where it is trusted)
+    let redis = tls_redis();
+    let (memcached, dir) = tls_memcached();
+    let table = sample_table().await;
+    let amazon = [("TRUSTED_ROOTS", "amazon")];
+    let redis_url = format!("rediss://:s3cret-token@localhost:{}", redis.port);
+    let memcached_url = format!("memcaches://localhost:{}", memcached.port);
+    for (url, ca) in [
+        (&redis_url, redis.dir().join("ca.pem")),
+        (&memcached_url, dir.path().join("ca.pem")),
+    ] {
+        // WHEN product-api trusts the Amazon roots THEN no handshake succeeds: the test
+        // CA (in SSL_CERT_FILE, and the system's roots) plays no part; still 200
+        let gets = two_gets_with(url, &ca, &table, &amazon).await;
+        assert_eq!(gets, ("BYPASS".to_owned(), "BYPASS".to_owned()), "{url}");
+        // AND the invalidator reports its record for retry
+        let reply = run_invalidator(
+            &[
+                (cache_url_var(url), url.as_ref()),
+                ("SSL_CERT_FILE", ca.as_os_str()),
+                ("TRUSTED_ROOTS", "amazon".as_ref()),
+            ],
+            &remove_event("P-10070"),
+        );
+        assert_eq!(
+            reply["batchItemFailures"][0]["itemIdentifier"], "1",
+            "{url}: {reply}"
+        );
+    }
 }
 
 #[test]

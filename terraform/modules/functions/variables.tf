@@ -21,9 +21,8 @@ variable "memory_mb" {
 }
 
 variable "trusted_roots" {
-  description = "amazon (SSL_CERT_FILE: the Amazon Trust Services roots packaged in the zips) or system (the runtime's CA bundle)."
+  description = "TRUSTED_ROOTS of both functions: amazon (the Amazon Trust Services roots compiled into the binaries) or system (the runtime's CA bundle)."
   type        = string
-  default     = "amazon"
 
   validation {
     condition     = contains(["amazon", "system"], var.trusted_roots)
