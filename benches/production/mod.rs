@@ -248,6 +248,7 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
 /// stamped, as they arrive, with the time since the spawn: where a cold start's time goes.
 async fn trace_cold_hit(binary: &str, env: &[(String, String)], filter: &str) {
     use std::io::BufRead as _;
+    use std::os::unix::process::CommandExt as _;
     // One start untraced first, so that the traced one finds the product cached.
     cold_starts(binary, env, 1, || async {}).await;
     let runtime = RuntimeApi::start().await;
@@ -256,7 +257,10 @@ async fn trace_cold_hit(binary: &str, env: &[(String, String)], filter: &str) {
     let wrap = std::env::var("BENCH_TRACE_WRAP").unwrap_or_default();
     let mut words: Vec<&str> = wrap.split_whitespace().collect();
     words.push(binary);
+    // In a process group of its own: a wrapper killed alone (strace detaches) would
+    // leave the function running, holding stderr open, and this trace waiting for it.
     let mut child = std::process::Command::new(words[0])
+        .process_group(0)
         .args(&words[1..])
         .env_clear()
         .envs(env.iter().cloned())
@@ -277,7 +281,9 @@ async fn trace_cold_hit(binary: &str, env: &[(String, String)], filter: &str) {
     let response = runtime.invoke(rest_event()).await.unwrap();
     let answered = started.elapsed();
     assert_eq!(response["statusCode"], 200, "{response}");
-    let _ = child.kill();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .status();
     let _ = child.wait();
     for (at, line) in lines.join().unwrap() {
         println!(
