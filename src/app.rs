@@ -147,8 +147,7 @@ pub async fn connect_redis_with(
     let roots = sdk.trusted_roots();
     let tls = redis
         .url
-        .as_str()
-        .starts_with("rediss")
+        .tls()
         .then(|| tokio::task::spawn_blocking(move || RedisTls::trusting(roots)));
     // The token is read while the connections open: they wait for it only to send AUTH.
     let (token, pending) = match &redis.auth_secret {

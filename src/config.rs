@@ -59,8 +59,8 @@ pub const CATALOG_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_HTTP_MAX_AGE: u32 = 60;
 const DEFAULT_L1_TTL: Duration = Duration::from_secs(1);
 const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:3000";
-/// What a file of PEM certificates holds at least once.
-const PEM_CERTIFICATE: &[u8] = b"-----BEGIN CERTIFICATE-----";
+/// The most of a file of roots read at start-up (Debian's bundle: about 220 KB).
+const MAX_PEM_FILE: u64 = 16 << 20;
 
 /// How requests reach the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,14 +154,22 @@ impl RedisUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether connections use TLS (`rediss://`, `rediss-cluster://`).
+    pub fn tls(&self) -> bool {
+        self.0.starts_with("rediss")
+    }
 }
 
 impl TryFrom<String> for RedisUrl {
     type Error = ConfigError;
 
+    /// Kept with its scheme in lower case (schemes are case-insensitive), so that
+    /// `REDISS://` is TLS everywhere a scheme is looked at.
     fn try_from(url: String) -> Result<Self, ConfigError> {
         validate_redis_url(&url)?;
-        Ok(Self(url))
+        let (scheme, rest) = url.split_once(':').expect("a URL that parsed has a scheme");
+        Ok(Self(format!("{}:{rest}", scheme.to_ascii_lowercase())))
     }
 }
 
@@ -527,10 +535,9 @@ impl Env<'_> {
         Ok(namespace)
     }
 
-    /// `TRUSTED_ROOTS`; with `system`, `SSL_CERT_FILE`, when set, must name a file that
-    /// holds a PEM certificate: otherwise TLS would trust no root at all and every
-    /// handshake would fail later, far from the cause. (Only looked for, not parsed: the
-    /// clients parse it, and parsing is what a cold start cannot spare.)
+    /// `TRUSTED_ROOTS`; with `system`, `SSL_CERT_FILE`, when set, must name a regular
+    /// file of whole PEM certificates: otherwise the SDK would trust no root, only
+    /// warning, and every handshake would fail later, far from the cause.
     fn trusted_roots(&self) -> Result<TrustedRoots, ConfigError> {
         let roots = match self.get(TRUSTED_ROOTS) {
             None => TrustedRoots::default(),
@@ -538,22 +545,19 @@ impl Env<'_> {
                 ConfigError::invalid(TRUSTED_ROOTS, &raw, "expected system or amazon")
             })?,
         };
-        let file = self
-            .get(SSL_CERT_FILE)
-            .filter(|_| roots == TrustedRoots::System);
-        if let Some(path) = file {
-            let why = match std::fs::read(&path) {
-                Ok(pem)
-                    if pem
-                        .windows(PEM_CERTIFICATE.len())
-                        .any(|at| at == PEM_CERTIFICATE) =>
-                {
-                    return Ok(roots);
-                }
-                Ok(_) => "holds no PEM certificate: TLS would trust no root".to_owned(),
-                Err(err) => format!("cannot be read ({err}): TLS would trust no root"),
-            };
-            return Err(ConfigError::invalid(SSL_CERT_FILE, &path, &why));
+        if roots == TrustedRoots::System {
+            // rustls-native-certs takes a set, empty SSL_CERT_FILE as a file with no name.
+            if (self.lookup)(SSL_CERT_FILE).is_some_and(|raw| raw.is_empty()) {
+                return Err(ConfigError::invalid(
+                    SSL_CERT_FILE,
+                    "",
+                    "set but empty: unset it, or name a file of PEM certificates",
+                ));
+            }
+            if let Some(path) = self.get(SSL_CERT_FILE) {
+                check_pem_file(&path)
+                    .map_err(|why| ConfigError::invalid(SSL_CERT_FILE, &path, &why))?;
+            }
         }
         Ok(roots)
     }
@@ -666,6 +670,35 @@ fn parse_in_range(var: &'static str, raw: &str, min: u64, max: u64) -> Result<u6
     }
 }
 
+/// A regular file (not a pipe or a device, which could block or never end), at most
+/// [`MAX_PEM_FILE`], holding certificates each of which ends: checked by its markers,
+/// not decoded (decoding is the clients' work, and what a cold start cannot spare twice).
+fn check_pem_file(path: &str) -> Result<(), String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let unreadable =
+        |err: std::io::Error| format!("cannot be read ({err}): TLS would trust no root");
+    let metadata = std::fs::metadata(path).map_err(unreadable)?;
+    if !metadata.is_file() {
+        return Err("not a regular file of PEM certificates".to_owned());
+    }
+    if metadata.len() > MAX_PEM_FILE {
+        return Err(format!(
+            "larger than {} MiB: not a file of roots",
+            MAX_PEM_FILE >> 20
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(unreadable)?;
+    let text = String::from_utf8_lossy(&bytes);
+    match (text.matches(BEGIN).count(), text.matches(END).count()) {
+        (0, _) => Err("holds no PEM certificate: TLS would trust no root".to_owned()),
+        (begins, ends) if begins != ends => Err(format!(
+            "holds {begins} certificate beginnings and {ends} ends: truncated or damaged"
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn validate_redis_url(raw: &str) -> Result<(), ConfigError> {
     let shown = redact_url(raw);
     let invalid = |reason: &str| ConfigError::invalid(REDIS_URL, &shown, reason);
@@ -752,6 +785,24 @@ mod tests {
     const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cache-auth-AbCdEf";
 
     #[test]
+    fn a_redis_url_s_scheme_is_kept_in_lower_case_so_tls_is_seen_whatever_its_case() {
+        for (raw, tls) in [
+            ("REDISS://:p@h:6380/0", true),
+            ("Rediss-Cluster://h:6380", true),
+            ("rediss://h", true),
+            ("REDIS://h:6379", false),
+            ("redis-cluster://h", false),
+        ] {
+            let url = RedisUrl::try_from(raw.to_owned()).unwrap();
+            assert_eq!(url.tls(), tls, "{raw}");
+            let scheme = url.as_str().split_once(':').unwrap().0;
+            assert_eq!(scheme, scheme.to_ascii_lowercase(), "{raw}");
+            // The rest is kept as written (a password is case-sensitive).
+            assert_eq!(&url.as_str()[scheme.len()..], &raw[scheme.len()..], "{raw}");
+        }
+    }
+
+    #[test]
     fn trusted_roots_is_system_or_amazon_in_every_binary() {
         let roots = |vars: &[(&str, &str)]| {
             let vars: Vec<(&str, &str)> = [(REDIS_URL, "redis://h:6379")]
@@ -780,15 +831,17 @@ mod tests {
     }
 
     #[test]
-    fn a_trust_file_without_a_certificate_stops_every_binary_naming_ssl_cert_file() {
+    fn a_trust_file_without_whole_certificates_stops_every_binary_naming_ssl_cert_file() {
         let dir = tempfile::tempdir().unwrap();
-        let roots = dir.path().join("roots.pem");
-        let empty = dir.path().join("empty.pem");
-        let garbage = dir.path().join("garbage.pem");
-        std::fs::write(&roots, "# a comment\n-----BEGIN CERTIFICATE-----\nMIIB\n").unwrap();
-        std::fs::write(&empty, "").unwrap();
-        std::fs::write(&garbage, [0xff, 0xfe, b'\n', b'x']).unwrap();
-        let path = |p: &std::path::Path| p.display().to_string();
+        let file = |name: &str, text: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let roots = file(
+            "roots.pem",
+            b"# a comment\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        );
         let every_binary = |vars: &[(&str, &str)]| {
             let vars: Vec<(&str, &str)> = [(REDIS_URL, "redis://h:6379")]
                 .into_iter()
@@ -801,15 +854,27 @@ mod tests {
             ]
         };
         // GIVEN SSL_CERT_FILE naming a file of certificates THEN every binary starts
-        for started in every_binary(&[(SSL_CERT_FILE, &path(&roots))]) {
+        for started in every_binary(&[(SSL_CERT_FILE, &roots)]) {
             started.unwrap();
         }
-        // GIVEN a missing file, a directory, an empty file or one with no certificate
+        // GIVEN a missing file, a directory, a device, an empty file, one with no
+        // certificate, and a truncated one
+        let truncated = std::fs::read_to_string(&roots)
+            .unwrap()
+            .replace("-----END CERTIFICATE-----\n", "");
         for (bad, why) in [
-            (path(&dir.path().join("missing.pem")), "cannot be read"),
-            (path(dir.path()), "a directory"),
-            (path(&empty), "holds no PEM certificate"),
-            (path(&garbage), "holds no PEM certificate"),
+            (
+                dir.path().join("missing.pem").display().to_string(),
+                "cannot be read",
+            ),
+            (dir.path().display().to_string(), "not a regular file"),
+            ("/dev/zero".to_owned(), "not a regular file"),
+            (file("empty.pem", b""), "holds no PEM certificate"),
+            (
+                file("garbage.pem", &[0xff, 0xfe, b'\n', b'x']),
+                "holds no PEM certificate",
+            ),
+            (file("truncated.pem", truncated.as_bytes()), "truncated"),
         ] {
             // THEN each binary stops, naming the variable and saying why
             for started in every_binary(&[(SSL_CERT_FILE, &bad)]) {
@@ -821,6 +886,25 @@ mod tests {
             for started in every_binary(&[(SSL_CERT_FILE, &bad), (TRUSTED_ROOTS, "amazon")]) {
                 started.unwrap();
             }
+        }
+        // GIVEN SSL_CERT_FILE set but empty (which rustls-native-certs would take as a
+        // file with no name) THEN each binary stops too
+        let empty = |name: &str| (name == SSL_CERT_FILE).then(OsString::new);
+        for message in [
+            ApiConfig::from_os_lookup(empty).unwrap_err().to_string(),
+            InvalidatorConfig::from_os_lookup(|name| {
+                empty(name).or_else(|| (name == REDIS_URL).then(|| "redis://h".into()))
+            })
+            .unwrap_err()
+            .to_string(),
+            CatalogConfig::from_os_lookup(empty)
+                .unwrap_err()
+                .to_string(),
+        ] {
+            assert!(
+                message.contains("SSL_CERT_FILE") && message.contains("set but empty"),
+                "{message}"
+            );
         }
     }
 

@@ -36,18 +36,20 @@ impl TrustedRoots {
         }
     }
 
-    /// The roots, parsed. A system store that cannot be read whole, or that yields no
-    /// usable root, is an error: TLS would fail every handshake later, far from the cause.
+    /// The roots, parsed. A file of the system's store that cannot be read is logged and
+    /// skipped, as the AWS SDK does (`SSL_CERT_FILE` is checked at start-up, in
+    /// `config`); a store that yields no usable root is an error: TLS would fail every
+    /// handshake later, far from the cause.
     ///
     /// # Errors
-    /// When the system's store cannot be read or holds no usable certificate.
+    /// When the system's store holds no usable certificate.
     pub fn root_store(self) -> Result<rustls::RootCertStore, BoxError> {
         let certificates = match self {
             Self::Amazon => amazon_trust_services(),
             Self::System => {
                 let found = rustls_native_certs::load_native_certs();
-                if let Some(err) = found.errors.first() {
-                    return Err(format!("the system's root certificates: {err}").into());
+                for err in &found.errors {
+                    tracing::warn!(error = %err, "a file of the system's root certificates was skipped");
                 }
                 found.certs
             }

@@ -170,11 +170,11 @@ impl RedisCache {
     }
 
     /// [`RedisCache::connect`], with TLS settings built beforehand for a `rediss://`
-    /// URL (`None`: built here from the URL), and the AUTH token to come (`None`: the
-    /// URL's password, if any).
+    /// URL (`None`: the system's roots, loaded here), and the AUTH token to come
+    /// (`None`: the URL's password, if any).
     ///
     /// # Errors
-    /// [`CacheError`] when the URL is not one `fred` accepts.
+    /// [`CacheError`] when the URL is not one `fred` accepts, or TLS cannot be set up.
     pub fn connect_with(
         url: &RedisUrl,
         tls: Option<RedisTls>,
@@ -182,15 +182,20 @@ impl RedisCache {
         command_timeout: Duration,
         pool_size: usize,
     ) -> Result<Self, CacheError> {
-        let mut config = match (tls, url.as_str().strip_prefix("rediss")) {
-            // Parsed as the plain-text URL, so that `fred` does not load the roots again.
-            (Some(RedisTls(tls)), Some(rest)) => {
+        let mut config = match url.as_str().strip_prefix("rediss") {
+            // Parsed as the plain-text URL and given our TLS settings: fred, given
+            // rediss://, would load the system's roots itself, whatever TRUSTED_ROOTS says.
+            Some(rest) => {
+                let tls = match tls {
+                    Some(RedisTls(tls)) => tls,
+                    None => RedisTls::trusting(TrustedRoots::System)?.0,
+                };
                 let mut config = FredConfig::from_url(&format!("redis{rest}"))
                     .map_err(|err| CacheError::new("configure", err))?;
                 config.tls = Some(tls.into());
                 config
             }
-            _ => FredConfig::from_url(url.as_str())
+            None => FredConfig::from_url(url.as_str())
                 .map_err(|err| CacheError::new("configure", err))?,
         };
         // fred's default gives up for good when the first connection fails (its task

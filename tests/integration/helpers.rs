@@ -859,6 +859,52 @@ impl Drop for Moto {
     }
 }
 
+/// An HTTPS endpoint on localhost, its certificate from a test CA (`ca.pem` in the
+/// directory returned), answering every request with `200` and `body` (JSON): an AWS
+/// service's stand-in for what happens before and after the handshake.
+pub async fn https_endpoint(body: &'static str) -> (u16, tempfile::TempDir) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    make_certificates(dir.path());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![CertificateDer::from_pem_file(dir.path().join("server.pem")).unwrap()],
+        PrivateKeyDer::from_pem_file(dir.path().join("server.key")).unwrap(),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut request = vec![0; 64 * 1024];
+                while matches!(tls.read(&mut request).await, Ok(1..)) {
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if tls.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, dir)
+}
+
 /// Writes `ca.pem`, `server.pem`, `server.key` into `dir`; the server cert names localhost.
 pub fn make_certificates(dir: &std::path::Path) {
     let ca_key = rcgen::KeyPair::generate().unwrap();

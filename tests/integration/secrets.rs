@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use fred::prelude::ClientLike;
 
 use crate::helpers::{
-    Gate, Moto, RedisServer, free_port, product_api, sample_table, service_env, spawn_product_api,
-    wait_for_port,
+    Gate, Moto, RedisServer, free_port, https_endpoint, product_api, sample_table, service_env,
+    spawn_product_api, wait_for_port,
 };
 
 async fn x_cache_of_two_gets(env: Vec<(String, String)>) -> Vec<String> {
@@ -119,6 +119,18 @@ async fn a_secret_that_cannot_be_read_stops_start_up_naming_its_variable() {
     let env = with_secret(service_env(&redis.url(), &table), &missing, &moto.endpoint);
 
     // WHEN product-api starts THEN it stops by itself, naming the variable and the ARN
+    let message = failed_start(env).await;
+    assert!(
+        message.contains(&format!("REDIS_AUTH_SECRET_ARN={missing}")),
+        "{message}"
+    );
+    // AND the failed read is not also reported as a Redis fault
+    assert!(!message.contains("Redis connection failed"), "{message}");
+}
+
+/// Starts product-api with `env`, which must make it stop by itself within 10 s; its
+/// stderr.
+async fn failed_start(env: Vec<(String, String)>) -> String {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_product-api"))
         .env_clear()
         .envs(env)
@@ -131,19 +143,77 @@ async fn a_secret_that_cannot_be_read_stops_start_up_naming_its_variable() {
     let stderr = child.stderr.take().unwrap();
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await
-        .expect("product-api still running 10 s after a failed secret read")
+        .expect("product-api still running 10 s after a failed start")
         .unwrap();
     let mut message = String::new();
     tokio::io::AsyncReadExt::read_to_string(&mut { stderr }, &mut message)
         .await
         .unwrap();
-    assert!(!status.success());
+    assert!(!status.success(), "{message}");
+    message
+}
+
+#[tokio::test]
+async fn the_sdk_s_client_built_for_other_roots_trusts_them_and_works() {
+    // GIVEN the SDK's HTTPS client as TRUSTED_ROOTS=amazon builds it, but given a test
+    // CA instead of the Amazon roots, and an endpoint whose certificate that CA signs
+    let (port, certificates) = https_endpoint("{}").await;
+    let ca = std::fs::read(certificates.path().join("ca.pem")).unwrap();
+    let client = product_catalog::adapters::aws::https_client(
+        aws_smithy_http_client::tls::TrustStore::empty().with_pem_certificate(ca),
+    );
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(client)
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "AKID", "secret", None, None, "test",
+        ))
+        .endpoint_url(format!("https://localhost:{port}"))
+        .load()
+        .await;
+    // WHEN a call goes through it THEN it is answered: TLS, HTTP and the SDK's settings
+    // work with the client built here
+    let answer = aws_sdk_secretsmanager::Client::new(&sdk)
+        .get_secret_value()
+        .secret_id("cache-auth")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.secret_string(), None);
+}
+
+#[tokio::test]
+async fn with_trusted_roots_amazon_the_secret_read_trusts_no_other_root() {
+    // GIVEN a Secrets Manager endpoint over TLS, its certificate from a test CA that
+    // SSL_CERT_FILE names, answering a secret with no string value
+    let (port, certificates) = https_endpoint("{}").await;
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cache-auth-AbCdEf";
+    let mut env = with_secret(
+        service_env(&redis.url(), &table),
+        arn,
+        &format!("https://localhost:{port}"),
+    );
+    let ca = certificates.path().join("ca.pem").display().to_string();
+    env.push(("SSL_CERT_FILE".to_owned(), ca));
+    let trusting = |roots: &str| {
+        let mut env = env.clone();
+        env.push(("TRUSTED_ROOTS".to_owned(), roots.to_owned()));
+        env
+    };
+    // WHEN product-api trusts the system's store (SSL_CERT_FILE) THEN the handshake
+    // succeeds: it stops on the answer, which holds no token
+    let message = failed_start(trusting("system")).await;
+    assert!(message.contains("no string value"), "{message}");
+    // WHEN it trusts the Amazon roots THEN the handshake is refused: the test CA, in
+    // SSL_CERT_FILE, plays no part in the SDK's TLS
+    let message = failed_start(trusting("amazon")).await;
     assert!(
-        message.contains(&format!("REDIS_AUTH_SECRET_ARN={missing}")),
+        message.contains(&format!("REDIS_AUTH_SECRET_ARN={arn}")),
         "{message}"
     );
-    // AND the failed read is not also reported as a Redis fault
-    assert!(!message.contains("Redis connection failed"), "{message}");
+    assert!(message.contains("UnknownIssuer"), "{message}");
 }
 
 async fn connected_clients(client: &fred::clients::Client) -> u64 {
