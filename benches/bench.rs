@@ -641,17 +641,21 @@ fn cpu_time(child: &Child) -> Duration {
     Duration::from_secs_f64(ticks as f64 / ticks_per_second as f64)
 }
 
-/// A release example's path; `make bench` builds them first.
+/// A release example's path, in the target directory this bench was built into (it runs
+/// from `<target>/release/deps/`, so `CARGO_TARGET_DIR` is followed); `make bench`
+/// builds them first.
 fn example(name: &str) -> String {
-    let path = format!(
-        "{}/target/release/examples/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let release = std::env::current_exe()
+        .ok()
+        .and_then(|bench| Some(bench.parent()?.parent()?.to_owned()))
+        .expect("the bench runs from <target>/release/deps");
+    let path = release.join("examples").join(name);
     assert!(
-        std::path::Path::new(&path).exists(),
-        "build it first: cargo build --release --example {name}"
+        path.exists(),
+        "{}: build it first: cargo build --release --example {name}",
+        path.display()
     );
-    path
+    path.display().to_string()
 }
 
 async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoStore) {
