@@ -164,12 +164,11 @@ impl RedisUrl {
 impl TryFrom<String> for RedisUrl {
     type Error = ConfigError;
 
-    /// Kept with its scheme in lower case (schemes are case-insensitive), so that
-    /// `REDISS://` is TLS everywhere a scheme is looked at.
+    /// Kept as the URL parser reads it (the scheme in lower case, spaces and control
+    /// characters around it gone), which is what fred reads too: so that `REDISS://`
+    /// or ` rediss://` is TLS everywhere a scheme is looked at.
     fn try_from(url: String) -> Result<Self, ConfigError> {
-        validate_redis_url(&url)?;
-        let (scheme, rest) = url.split_once(':').expect("a URL that parsed has a scheme");
-        Ok(Self(format!("{}:{rest}", scheme.to_ascii_lowercase())))
+        Ok(Self(validate_redis_url(&url)?.into()))
     }
 }
 
@@ -688,9 +687,17 @@ fn check_pem_file(path: &str) -> Result<(), String> {
             MAX_PEM_FILE >> 20
         ));
     }
-    let bytes = std::fs::read(path).map_err(unreadable)?;
+    // Bounded again: the file may have changed since it was looked at.
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path).map_err(unreadable)?, MAX_PEM_FILE),
+        &mut bytes,
+    )
+    .map_err(unreadable)?;
     let text = String::from_utf8_lossy(&bytes);
-    match (text.matches(BEGIN).count(), text.matches(END).count()) {
+    // As rustls reads PEM: a marker counts only at the start of a line.
+    let count = |marker: &str| text.lines().filter(|line| line.starts_with(marker)).count();
+    match (count(BEGIN), count(END)) {
         (0, _) => Err("holds no PEM certificate: TLS would trust no root".to_owned()),
         (begins, ends) if begins != ends => Err(format!(
             "holds {begins} certificate beginnings and {ends} ends: truncated or damaged"
@@ -699,7 +706,7 @@ fn check_pem_file(path: &str) -> Result<(), String> {
     }
 }
 
-fn validate_redis_url(raw: &str) -> Result<(), ConfigError> {
+fn validate_redis_url(raw: &str) -> Result<url::Url, ConfigError> {
     let shown = redact_url(raw);
     let invalid = |reason: &str| ConfigError::invalid(REDIS_URL, &shown, reason);
     let url = url::Url::parse(raw).map_err(|err| invalid(&err.to_string()))?;
@@ -722,7 +729,7 @@ fn validate_redis_url(raw: &str) -> Result<(), ConfigError> {
     if !database.is_empty() && database.parse::<u8>().is_err() {
         return Err(invalid("the path must be a database number, e.g. /0"));
     }
-    Ok(())
+    Ok(url)
 }
 
 /// CloudWatch's rules for a namespace: 1 to 255 characters of `0-9 A-Z a-z . - _ / # :`
@@ -785,20 +792,19 @@ mod tests {
     const ARN: &str = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:cache-auth-AbCdEf";
 
     #[test]
-    fn a_redis_url_s_scheme_is_kept_in_lower_case_so_tls_is_seen_whatever_its_case() {
-        for (raw, tls) in [
-            ("REDISS://:p@h:6380/0", true),
-            ("Rediss-Cluster://h:6380", true),
-            ("rediss://h", true),
-            ("REDIS://h:6379", false),
-            ("redis-cluster://h", false),
+    fn a_redis_url_is_kept_as_the_parser_reads_it_so_tls_is_seen_however_it_is_written() {
+        for (raw, kept, tls) in [
+            ("REDISS://:p@h:6380/0", "rediss://:p@h:6380/0", true),
+            ("Rediss-Cluster://h:6380", "rediss-cluster://h:6380", true),
+            (" rediss://h", "rediss://h", true),
+            ("\u{1}rediss://U:Pw@h\n", "rediss://U:Pw@h", true),
+            ("redi\tss://h", "rediss://h", true),
+            ("REDIS://h:6379", "redis://h:6379", false),
+            ("redis-cluster://h", "redis-cluster://h", false),
         ] {
             let url = RedisUrl::try_from(raw.to_owned()).unwrap();
-            assert_eq!(url.tls(), tls, "{raw}");
-            let scheme = url.as_str().split_once(':').unwrap().0;
-            assert_eq!(scheme, scheme.to_ascii_lowercase(), "{raw}");
-            // The rest is kept as written (a password is case-sensitive).
-            assert_eq!(&url.as_str()[scheme.len()..], &raw[scheme.len()..], "{raw}");
+            // The scheme as fred will read it; the user and password as written.
+            assert_eq!((url.as_str(), url.tls()), (kept, tls), "{raw:?}");
         }
     }
 
@@ -840,7 +846,7 @@ mod tests {
         };
         let roots = file(
             "roots.pem",
-            b"# a comment\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            b"# blocks of -----BEGIN CERTIFICATE----- follow\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
         );
         let every_binary = |vars: &[(&str, &str)]| {
             let vars: Vec<(&str, &str)> = [(REDIS_URL, "redis://h:6379")]

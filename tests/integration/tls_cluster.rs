@@ -354,9 +354,15 @@ async fn with_trusted_roots_amazon_a_cache_signed_by_another_ca_is_refused() {
     let table = sample_table().await;
     let amazon = [("TRUSTED_ROOTS", "amazon")];
     let redis_url = format!("rediss://:s3cret-token@localhost:{}", redis.port);
+    // However the scheme is written, it is TLS with these roots (fred, left to itself
+    // with a rediss URL, would load the system's).
+    let upper_case = format!("REDISS://:s3cret-token@localhost:{}", redis.port);
+    let spaced = format!(" rediss://:s3cret-token@localhost:{}", redis.port);
     let memcached_url = format!("memcaches://localhost:{}", memcached.port);
     for (url, ca) in [
         (&redis_url, redis.dir().join("ca.pem")),
+        (&upper_case, redis.dir().join("ca.pem")),
+        (&spaced, redis.dir().join("ca.pem")),
         (&memcached_url, dir.path().join("ca.pem")),
     ] {
         // WHEN product-api trusts the Amazon roots THEN no handshake succeeds: the test
