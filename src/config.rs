@@ -808,19 +808,23 @@ mod tests {
         }
     }
 
+    /// The roots each of the three binaries reads from `vars` (and a Redis URL, which
+    /// cache-invalidator needs).
+    fn roots_in_every_binary(vars: &[(&str, &str)]) -> [Result<TrustedRoots, ConfigError>; 3] {
+        let vars: Vec<(&str, &str)> = [(REDIS_URL, "redis://h:6379")]
+            .into_iter()
+            .chain(vars.iter().copied())
+            .collect();
+        [
+            read::<ApiConfig>(&vars).map(|c| c.trusted_roots),
+            read::<InvalidatorConfig>(&vars).map(|c| c.trusted_roots),
+            read::<CatalogConfig>(&vars).map(|c| c.trusted_roots),
+        ]
+    }
+
     #[test]
     fn trusted_roots_is_system_or_amazon_in_every_binary() {
-        let roots = |vars: &[(&str, &str)]| {
-            let vars: Vec<(&str, &str)> = [(REDIS_URL, "redis://h:6379")]
-                .into_iter()
-                .chain(vars.iter().copied())
-                .collect();
-            [
-                read::<ApiConfig>(&vars).map(|c| c.trusted_roots),
-                read::<InvalidatorConfig>(&vars).map(|c| c.trusted_roots),
-                read::<CatalogConfig>(&vars).map(|c| c.trusted_roots),
-            ]
-        };
+        let roots = roots_in_every_binary;
         // GIVEN nothing set THEN the system's roots, as every TLS client's default
         for roots in roots(&[]) {
             assert_eq!(roots.unwrap(), TrustedRoots::System);
@@ -848,17 +852,7 @@ mod tests {
             "roots.pem",
             b"# blocks of -----BEGIN CERTIFICATE----- follow\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
         );
-        let every_binary = |vars: &[(&str, &str)]| {
-            let vars: Vec<(&str, &str)> = [(REDIS_URL, "redis://h:6379")]
-                .into_iter()
-                .chain(vars.iter().copied())
-                .collect();
-            [
-                read::<ApiConfig>(&vars).map(drop),
-                read::<InvalidatorConfig>(&vars).map(drop),
-                read::<CatalogConfig>(&vars).map(drop),
-            ]
-        };
+        let every_binary = roots_in_every_binary;
         // GIVEN SSL_CERT_FILE naming a file of certificates THEN every binary starts
         for started in every_binary(&[(SSL_CERT_FILE, &roots)]) {
             started.unwrap();
