@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
@@ -85,6 +85,51 @@ fn forward(client: TcpStream, server: TcpStream, accepted: Instant, rtt: Duratio
 /// `server.key`, as `helpers::make_certificates` writes them), until the bench ends.
 pub struct TlsTerminator {
     pub addr: SocketAddr,
+    /// Each connection's first request and first answer, as they pass.
+    pub exchanges: Exchanges,
+}
+
+/// One connection through a [`TlsTerminator`]: when it was accepted, when its first
+/// request went to the upstream and when the upstream's first answer came back. The
+/// last two give the emulator's own answering time as a cold start meets it (a fresh
+/// connection, the machine idle since the last start), which a warm client calling it
+/// back to back does not show (moto: 2 ms back to back, 5-6 ms 50-200 ms apart).
+#[derive(Clone, Copy)]
+pub struct Exchange {
+    pub accepted: Instant,
+    pub requested: Option<Instant>,
+    pub answered: Option<Instant>,
+}
+
+/// The exchanges of one terminator, in the order their connections were accepted.
+#[derive(Clone, Default)]
+pub struct Exchanges(Arc<Mutex<Vec<Exchange>>>);
+
+impl Exchanges {
+    /// The first connection accepted between `from` and `to` that was answered.
+    pub fn answered_between(&self, from: Instant, to: Instant) -> Option<Exchange> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e.accepted >= from && e.accepted <= to && e.answered.is_some())
+            .copied()
+    }
+
+    fn open(&self, accepted: Instant) -> usize {
+        let mut all = self.0.lock().unwrap();
+        all.push(Exchange {
+            accepted,
+            requested: None,
+            answered: None,
+        });
+        all.len() - 1
+    }
+
+    fn note(&self, index: usize, what: fn(&mut Exchange) -> &mut Option<Instant>) {
+        let now = Instant::now();
+        what(&mut self.0.lock().unwrap()[index]).get_or_insert(now);
+    }
 }
 
 impl TlsTerminator {
@@ -106,24 +151,57 @@ impl TlsTerminator {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let exchanges = Exchanges::default();
+        let recorded = exchanges.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
+                let index = recorded.open(Instant::now());
+                let (acceptor, recorded) = (acceptor.clone(), recorded.clone());
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
-                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                    let Ok(tls) = acceptor.accept(stream).await else {
                         return;
                     };
-                    let Ok(mut plain) = tokio::net::TcpStream::connect(upstream).await else {
+                    let Ok(plain) = tokio::net::TcpStream::connect(upstream).await else {
                         return;
                     };
                     let _ = plain.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                    let (mut client_in, mut client_out) = tokio::io::split(tls);
+                    let (mut upstream_in, mut upstream_out) = plain.into_split();
+                    tokio::join!(
+                        copy_noting_the_first_chunk(&mut client_in, &mut upstream_out, || {
+                            recorded.note(index, |e| &mut e.requested);
+                        }),
+                        copy_noting_the_first_chunk(&mut upstream_in, &mut client_out, || {
+                            recorded.note(index, |e| &mut e.answered);
+                        }),
+                    );
                 });
             }
         });
-        Self { addr }
+        Self { addr, exchanges }
     }
+}
+
+/// Copies `from` to `to` until either ends, calling `first` when the first bytes arrive;
+/// then shuts `to` down for writing.
+async fn copy_noting_the_first_chunk(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    first: impl FnOnce(),
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut first = Some(first);
+    let mut buffer = vec![0; 16 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buffer).await {
+        if let Some(first) = first.take() {
+            first();
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// The round trip of one `GET key` on a plain blocking socket: the least a Redis round
