@@ -191,6 +191,18 @@ impl Lease {
         }
     }
 
+    /// What a reader whose table read failed leaves in place of its lease: a lease that
+    /// expired at the epoch, which the next reader takes over at once (as it would any
+    /// expired lease) instead of waiting for a fill that is not coming.
+    pub fn released() -> Self {
+        Self::with_token(Expiry::at_unix_millis(0), "released")
+    }
+
+    /// Whether this is [`Lease::released`], not a lease that lost its TTL.
+    pub fn is_released(&self) -> bool {
+        self.expiry.unix_millis == 0
+    }
+
     pub fn expiry(&self) -> Expiry {
         self.expiry
     }

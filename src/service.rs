@@ -5,7 +5,9 @@
 //! - miss: the same round trip that would have returned a hit leases the product's key
 //!   to the reader (`SET NX GET`); it reads the table and swaps the lease for the product
 //!   only if the lease is still there (compare-and-set). An invalidation that lands meanwhile overwrites the lease, so a
-//!   reader holding an older copy can never put it back for a whole TTL;
+//!   reader holding an older copy can never put it back for a whole TTL; a reader whose
+//!   table read fails releases its lease (swaps it for [`Lease::released`]), so the next
+//!   reader takes the key at once;
 //! - a reader that finds someone else's lease waits briefly for the fill instead of
 //!   reading the table too (across processes); concurrent misses inside one process
 //!   share one lookup (single-flight);
@@ -44,6 +46,8 @@ use crate::ports::{Cache, ProductStore, STORE_READ_TIMEOUT};
 /// How long a fill lease lives: it must outlast the slowest table read it covers (the
 /// store's whole timeout, retries included), with a second for the fill itself.
 pub const LEASE_TTL: Duration = Duration::from_secs(STORE_READ_TIMEOUT.as_secs() + 1);
+/// How long a released lease ([`Lease::released`]) stays: any reader takes it over.
+const RELEASED_TTL: Duration = Duration::from_secs(1);
 /// How often, and how many times, a reader looks again for someone else's fill.
 const LEASE_POLL_INTERVAL: Duration = Duration::from_millis(10);
 const LEASE_POLLS: u32 = 10;
@@ -335,10 +339,12 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     fn classify(&self, id: &ProductId, key: &str, bytes: Bytes) -> Found {
         let entry = CacheEntry::decode(bytes);
         if entry.is_expired_marker() {
-            warn!(
-                key,
-                "marker past its own expiry (its TTL was lost); replacing it"
-            );
+            if !matches!(&entry, CacheEntry::Lease(lease) if lease.is_released()) {
+                warn!(
+                    key,
+                    "marker past its own expiry (its TTL was lost); replacing it"
+                );
+            }
             return Found::Stale(entry.encode());
         }
         match entry {
@@ -416,8 +422,20 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
                 CacheEntry::missing(self.negative_ttl),
                 self.negative_ttl.get(),
             ),
-            // The lease expires by itself; waiters then read the table themselves.
-            Err(ServiceError::Store(_)) => return (result, status),
+            // Left alone, our lease would hold the key for the rest of LEASE_TTL: other
+            // readers would wait for a fill that is not coming, then read the table
+            // without filling, even once it answers again. Released (if still ours),
+            // the next reader takes the key at once.
+            Err(ServiceError::Store(_)) => {
+                let release = self.cache.fill(
+                    key,
+                    lease.to_bytes(),
+                    Lease::released().to_bytes(),
+                    RELEASED_TTL,
+                );
+                self.guarded(key, release).await;
+                return (result, status);
+            }
         };
         // `false` means an invalidation replaced our lease: what we read may be older
         // than what is cached now, so it must not be stored.
@@ -954,6 +972,38 @@ mod tests {
             service.get(&id("other")).await,
             Err(ServiceError::Store(_))
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reader_whose_table_read_failed_releases_its_lease_and_the_next_one_fills() {
+        // GIVEN two processes sharing a cache, and a table that fails one read
+        let store = FakeStore::with(&[P1]);
+        let cache = MemoryCache::default();
+        let first = ProductService::new(cache.clone(), store.clone(), TTL);
+        let second = ProductService::new(cache.clone(), store.clone(), TTL);
+        store.failing.store(true, Ordering::SeqCst);
+        // WHEN the first reader's table read fails
+        assert!(matches!(
+            first.get(&id("p1")).await,
+            Err(ServiceError::Store(_))
+        ));
+        // THEN its lease is released, not left to hold the key for LEASE_TTL
+        assert!(matches!(
+            cached(&first, "product:p1"),
+            Some(CacheEntry::Lease(lease)) if lease.is_released()
+        ));
+        // WHEN the table answers again and another process reads the product
+        store.failing.store(false, Ordering::SeqCst);
+        let started = tokio::time::Instant::now();
+        let served = second.get(&id("p1")).await.unwrap();
+        // THEN it takes the key at once (no wait for a fill) and fills it
+        assert_eq!(served.cache, CacheStatus::Miss);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(
+            cached(&second, "product:p1"),
+            Some(CacheEntry::Product(served.product))
+        );
+        assert_eq!(first.get(&id("p1")).await.unwrap().cache, CacheStatus::Hit);
     }
 
     #[tokio::test]
