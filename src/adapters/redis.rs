@@ -27,7 +27,7 @@ use fred::types::config::{
     UnresponsiveConfig,
 };
 use fred::types::{Expiration, SetOptions, Value};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::config::RedisUrl;
 use crate::error::{CacheError, CacheErrorKind};
@@ -65,16 +65,25 @@ impl RedisTls {
     }
 }
 
-/// An AUTH token still being read (a cold start reads it from Secrets Manager). A pool
-/// given one resolves the name and opens TCP and TLS at once, and waits for the token
-/// only to send AUTH: the secret's round trips and the connection's overlap instead of
-/// following each other. Reconnections reuse the token that came.
+/// The AUTH token: first still being read (a cold start reads it from Secrets Manager),
+/// then the one in use. A pool given one resolves the name and opens TCP and TLS at
+/// once, and waits for the token only to send AUTH: the secret's round trips and the
+/// connection's overlap instead of following each other. Reconnections use the token in
+/// use at the time, and when Redis refuses it (`WRONGPASS`, `NOAUTH`: the token was
+/// rotated) the pool tells the [`TokenSender`], which may read a new one.
 #[derive(Clone)]
-pub struct PendingToken(watch::Receiver<TokenState>);
+pub struct PendingToken {
+    state: watch::Receiver<TokenState>,
+    refused: std::sync::Arc<Notify>,
+}
 
-/// Delivers the token to every pool holding its [`PendingToken`]. Dropped without a
-/// token (the read failed, start-up is stopping), it ends their connection tasks.
-pub struct TokenSender(watch::Sender<TokenState>);
+/// Delivers the token to every pool holding its [`PendingToken`], and hears when Redis
+/// refuses it. Dropped without a token (the read failed, start-up is stopping), it ends
+/// their connection tasks.
+pub struct TokenSender {
+    state: watch::Sender<TokenState>,
+    refused: std::sync::Arc<Notify>,
+}
 
 enum TokenState {
     Pending,
@@ -94,13 +103,23 @@ impl PendingToken {
     /// A token to come, and where to send it.
     #[must_use]
     pub fn new() -> (TokenSender, Self) {
-        let (sender, receiver) = watch::channel(TokenState::Pending);
-        (TokenSender(sender), Self(receiver))
+        let (state, receiver) = watch::channel(TokenState::Pending);
+        let refused = std::sync::Arc::new(Notify::new());
+        (
+            TokenSender {
+                state,
+                refused: std::sync::Arc::clone(&refused),
+            },
+            Self {
+                state: receiver,
+                refused,
+            },
+        )
     }
 
     /// The token, once it has come.
     async fn wait(&self) -> Result<String, FredError> {
-        let mut state = self.0.clone();
+        let mut state = self.state.clone();
         let arrived = tokio::time::timeout(
             TOKEN_WAIT,
             state.wait_for(|state| matches!(state, TokenState::Arrived(_))),
@@ -114,21 +133,94 @@ impl PendingToken {
             // The sender is gone without a token: a `Config` error ends the connection
             // task instead of reconnecting for ever.
             Ok(Err(_)) => Err(FredError::new(ErrorKind::Config, TOKEN_NOT_READ)),
+            // Not `Auth`: that kind is kept for the server's refusals, which ask for a
+            // new token ([`PendingToken::refused_by_redis`]); this one is still coming.
             Err(_) => Err(FredError::new(
-                ErrorKind::Auth,
+                ErrorKind::Timeout,
                 "the AUTH token has not come from Secrets Manager yet",
             )),
+        }
+    }
+
+    /// Tells the sender when a connection failed because Redis refused the token. Many
+    /// refusals before the sender looks count as one.
+    fn refused_by_redis(&self, error: &FredError) {
+        if *error.kind() == ErrorKind::Auth {
+            self.refused.notify_one();
         }
     }
 }
 
 impl TokenSender {
-    pub fn send(self, token: String) {
-        self.0.send_replace(TokenState::Arrived(token));
+    /// Makes `token` the one every later connection sends. Returns whether it differs
+    /// from the token in use.
+    pub fn send(&self, token: String) -> bool {
+        self.state.send_if_modified(|state| {
+            let changed = !matches!(state, TokenState::Arrived(used) if *used == token);
+            *state = TokenState::Arrived(token);
+            changed
+        })
+    }
+
+    /// Waits until Redis refuses the token in use; `false` once no pool holds it.
+    pub async fn refused(&self) -> bool {
+        tokio::select! {
+            () = self.refused.notified() => true,
+            () = self.state.closed() => false,
+        }
+    }
+
+    /// Reads the token again with `read` each time Redis refuses the one in use, for as
+    /// long as a pool holds it: a warm process follows a rotation of the secret instead
+    /// of bypassing the cache until its next cold start. A read that brings no new
+    /// token (the secret not updated yet, or wrong) spaces out the next one, from
+    /// [`REREAD_MIN`] doubling to [`REREAD_MAX`], so that a wrong secret costs a read
+    /// every few minutes, not one per reconnection attempt.
+    pub async fn follow_rotations<F, Fut, E>(self, mut read: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<String, E>>,
+        E: std::error::Error,
+    {
+        let mut pauses = reread_pauses();
+        while self.refused().await {
+            let pause = match read().await.map(|token| self.send(token)) {
+                Ok(true) => {
+                    tracing::info!(
+                        "Redis refused the AUTH token; a new one was read from the secret"
+                    );
+                    pauses = reread_pauses();
+                    REREAD_MIN
+                }
+                Ok(false) => {
+                    tracing::warn!("Redis refused the AUTH token, and the secret still holds it");
+                    pauses.next().unwrap_or(REREAD_MAX)
+                }
+                Err(err) => {
+                    tracing::warn!(error = %crate::error::report(&err), "Redis refused the AUTH token, and the secret could not be read again");
+                    pauses.next().unwrap_or(REREAD_MAX)
+                }
+            };
+            tokio::time::sleep(pause).await;
+        }
     }
 }
 
-/// fred's source of `AUTH` credentials: the URL's user name, and the pending token.
+/// The shortest time between two reads of the token after refusals.
+pub const REREAD_MIN: Duration = Duration::from_secs(1);
+/// The longest, while reads bring no token Redis takes.
+pub const REREAD_MAX: Duration = Duration::from_secs(300);
+
+fn reread_pauses() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(REREAD_MIN)
+        .with_max_delay(REREAD_MAX)
+        .without_max_times()
+        .build()
+}
+
+/// fred's source of `AUTH` credentials: the URL's user name, and the token.
 struct TokenCredentials {
     username: Option<String>,
     token: PendingToken,
@@ -137,7 +229,7 @@ struct TokenCredentials {
 impl std::fmt::Debug for TokenCredentials {
     // Never the token itself.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let arrived = matches!(*self.token.0.borrow(), TokenState::Arrived(_));
+        let arrived = matches!(*self.token.state.borrow(), TokenState::Arrived(_));
         f.debug_struct("TokenCredentials")
             .field("username", &self.username)
             .field("arrived", &arrived)
@@ -203,7 +295,7 @@ impl RedisCache {
         // policy: a process started while Redis was unreachable would never use it.
         // Without fail-fast the first connection follows the reconnect policy too.
         config.fail_fast = false;
-        if let Some(token) = token {
+        if let Some(token) = token.clone() {
             config.credential_provider = Some(std::sync::Arc::new(TokenCredentials {
                 username: config.username.clone(),
                 token,
@@ -244,9 +336,13 @@ impl RedisCache {
         let connection_errors = ConnectionErrors::default();
         for client in pool.clients() {
             let errors = connection_errors.clone();
+            let token = token.clone();
             // Runs for the life of the process, like the connection tasks.
             drop(client.on_error(move |(error, server)| {
                 errors.report(&error, server.as_ref());
+                if let Some(token) = &token {
+                    token.refused_by_redis(&error);
+                }
                 async { Ok(()) }
             }));
         }
@@ -474,7 +570,8 @@ mod tests {
         let err = pending.wait().await.unwrap_err();
         assert_eq!(started.elapsed(), TOKEN_WAIT);
         assert!(TOKEN_WAIT < CONNECT_TIMEOUT);
-        assert_eq!(*err.kind(), ErrorKind::Auth);
+        // (not `Auth`, which would ask for the token to be read again)
+        assert_eq!(*err.kind(), ErrorKind::Timeout);
         assert!(err.details().contains("Secrets Manager"), "{err}");
         // WHEN it comes THEN a connection waiting for it and later ones get it
         let waiting = tokio::spawn({
@@ -501,6 +598,102 @@ mod tests {
         let errors = ConnectionErrors::default();
         errors.report(&err, None);
         assert!(errors.last.lock().unwrap().is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_server_s_refusals_ask_for_a_new_token_and_many_count_as_one() {
+        // GIVEN a token in use
+        let (sender, pending) = PendingToken::new();
+        assert!(sender.send("old".to_owned()));
+        // WHEN connections fail for other reasons THEN nothing is asked
+        pending.refused_by_redis(&FredError::new(ErrorKind::IO, "connection refused"));
+        pending.refused_by_redis(&FredError::new(ErrorKind::Timeout, "not come yet"));
+        let asked = tokio::time::timeout(Duration::from_secs(60), sender.refused()).await;
+        assert!(
+            asked.is_err(),
+            "asked for a new token after a non-AUTH failure"
+        );
+        // WHEN Redis refuses the token on three connections THEN the sender hears it once
+        for _ in 0..3 {
+            pending.refused_by_redis(&FredError::new(ErrorKind::Auth, "WRONGPASS invalid"));
+        }
+        assert!(sender.refused().await);
+        let again = tokio::time::timeout(Duration::from_secs(60), sender.refused()).await;
+        assert!(again.is_err(), "three refusals were heard more than once");
+        // AND sending the same token again is no change, a new one is, and connections
+        // get it
+        assert!(!sender.send("old".to_owned()));
+        assert!(sender.send("new".to_owned()));
+        assert_eq!(pending.wait().await.unwrap(), "new");
+        // WHEN no pool holds the token any more THEN the sender stops listening
+        drop(pending);
+        assert!(!sender.refused().await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_token_is_read_again_and_reads_that_bring_nothing_new_are_spaced_out() {
+        use std::sync::{Arc, Mutex};
+        // GIVEN a token in use, and a secret whose reads are counted
+        let (sender, pending) = PendingToken::new();
+        sender.send("old".to_owned());
+        let secret = Arc::new(Mutex::new((0_u32, Ok::<_, &str>("old"))));
+        let following = tokio::spawn(sender.follow_rotations({
+            let secret = Arc::clone(&secret);
+            move || {
+                let mut secret = secret.lock().unwrap();
+                secret.0 += 1;
+                let value = secret.1.map(str::to_owned).map_err(std::io::Error::other);
+                async move { value }
+            }
+        }));
+        let reads = || secret.lock().unwrap().0;
+        let refuse = || pending.refused_by_redis(&FredError::new(ErrorKind::Auth, "WRONGPASS"));
+        // WHEN nothing is refused THEN nothing is read
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(reads(), 0);
+
+        // WHEN the secret is rotated and Redis refuses the old token THEN one read
+        // brings the new one, which the next connection sends
+        secret.lock().unwrap().1 = Ok("new");
+        refuse();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(reads(), 1);
+        assert_eq!(pending.wait().await.unwrap(), "new");
+
+        // WHEN Redis goes on refusing it, ten times a second, for 20 s THEN the reads
+        // that bring nothing new come 1, 1, 2, 4 and 8 s apart, not one per refusal
+        refuse_ten_times_a_second(&pending, 200).await;
+        assert_eq!(reads(), 6, "reads at 0, 1, 2, 4, 8 and 16 s");
+
+        // WHEN the secret cannot be read THEN the token in use stays
+        secret.lock().unwrap().1 = Err("AccessDenied");
+        refuse();
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(reads(), 7);
+        assert_eq!(pending.wait().await.unwrap(), "new");
+
+        // WHEN it holds a newer token again THEN the spacing starts over after it
+        secret.lock().unwrap().1 = Ok("newer");
+        refuse();
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        assert_eq!(reads(), 8);
+        assert_eq!(pending.wait().await.unwrap(), "newer");
+        refuse_ten_times_a_second(&pending, 25).await;
+        assert_eq!(reads(), 10, "reads at once and 1 s later, not 64 s later");
+
+        // WHEN no pool holds the token any more THEN the task ends
+        drop(pending);
+        tokio::time::timeout(Duration::from_secs(600), following)
+            .await
+            .expect("still following a token no pool holds")
+            .unwrap();
+    }
+
+    async fn refuse_ten_times_a_second(pending: &PendingToken, times: u32) {
+        for _ in 0..times {
+            pending.refused_by_redis(&FredError::new(ErrorKind::Auth, "WRONGPASS"));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     #[test]

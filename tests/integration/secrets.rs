@@ -36,12 +36,8 @@ const TOKEN: &str = "t0ken-from-secrets";
 async fn protected_redis_and_its_secret() -> (RedisServer, Moto, String) {
     let redis = RedisServer::start_with(|_, _| vec!["--requirepass".to_owned(), TOKEN.to_owned()]);
     let moto = Moto::start();
-    let secrets = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::config::Builder::from(&sdk_config().await)
-            .endpoint_url(&moto.endpoint)
-            .build(),
-    );
-    let arn = secrets
+    let arn = secrets_manager(&moto)
+        .await
         .create_secret()
         .name("product-catalog-cache-auth")
         .secret_string(TOKEN)
@@ -51,6 +47,14 @@ async fn protected_redis_and_its_secret() -> (RedisServer, Moto, String) {
         .arn
         .unwrap();
     (redis, moto, arn)
+}
+
+async fn secrets_manager(moto: &Moto) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&sdk_config().await)
+            .endpoint_url(&moto.endpoint)
+            .build(),
+    )
 }
 
 fn with_secret(mut env: Vec<(String, String)>, arn: &str, endpoint: &str) -> Vec<(String, String)> {
@@ -77,6 +81,56 @@ async fn the_auth_token_is_read_from_secrets_manager() {
     // With the secret's ARN the token is fetched at start-up and the cache works.
     env = with_secret(env, &arn, &moto.endpoint);
     assert_eq!(x_cache_of_two_gets(env).await, ["MISS", "HIT"]);
+}
+
+#[tokio::test]
+async fn a_rotated_token_is_read_again_when_redis_refuses_the_old_one() {
+    // GIVEN product-api serving from a password-protected Redis with the token it read
+    let (redis, moto, arn) = protected_redis_and_its_secret().await;
+    let table = sample_table().await;
+    let env = with_secret(service_env(&redis.url(), &table), &arn, &moto.endpoint);
+    let (_server, port) = product_api(&env);
+    assert_eq!(x_cache_of(port).await, ["MISS", "HIT"]);
+
+    // WHEN the token is rotated (the secret, then Redis, as an apply does) and Redis
+    // drops the connections authenticated with the old one (a failover, a restart)
+    const ROTATED: &str = "r0tated-t0ken";
+    secrets_manager(&moto)
+        .await
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(ROTATED)
+        .send()
+        .await
+        .unwrap();
+    let admin = redis.client_with_password(Some(TOKEN)).await;
+    let _: String = admin
+        .custom(fred::cmd!("CONFIG"), vec!["SET", "requirepass", ROTATED])
+        .await
+        .unwrap();
+    let killed: u64 = admin
+        .custom(fred::cmd!("CLIENT"), vec!["KILL", "TYPE", "normal"])
+        .await
+        .unwrap();
+    assert!(killed >= 1, "product-api had no connection to drop");
+
+    // THEN the warm process reads the new token and serves from the cache again,
+    // instead of bypassing it until its next cold start
+    let started = Instant::now();
+    loop {
+        let response = reqwest::get(format!("http://127.0.0.1:{port}/product/P-10090"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        if response.headers()["x-cache"] == "HIT" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still not served from the cache 10 s after the rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 // Multi-threaded: the gate's tasks run while this thread waits for the port.
