@@ -882,7 +882,9 @@ async fn local_http(report: &mut Report, redis: &RedisServer, table: &DynamoStor
     let mut child = Command::new(env!("CARGO_BIN_EXE_product-api"))
         .env_clear()
         .envs(service_env(&redis.url(), table))
-        .env("RUST_LOG", "error")
+        // As local mode's own default does: past 100 requests between two flushes of the
+        // metrics (10 s), the EMF exporter logs an error for every request.
+        .env("RUST_LOG", "error,metrics_cloudwatch_embedded=off")
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .spawn()
