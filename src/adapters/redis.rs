@@ -335,16 +335,12 @@ impl RedisCache {
         pool.prefer_connected(true);
         let connection_errors = ConnectionErrors::default();
         for client in pool.clients() {
-            let errors = connection_errors.clone();
-            let token = token.clone();
             // Runs for the life of the process, like the connection tasks.
-            drop(client.on_error(move |(error, server)| {
-                errors.report(&error, server.as_ref());
-                if let Some(token) = &token {
-                    token.refused_by_redis(&error);
-                }
-                async { Ok(()) }
-            }));
+            drop(tokio::spawn(listen_to_connection_errors(
+                client.error_rx(),
+                connection_errors.clone(),
+                token.clone(),
+            )));
         }
         // The connection tasks run for the life of the process; their handles are not needed.
         drop(pool.connect_pool());
@@ -365,6 +361,39 @@ impl RedisCache {
     /// Closes the connections (for tests and orderly shutdown).
     pub async fn quit(&self) {
         let _ = self.pool.quit().await;
+    }
+}
+
+/// Hears a client's connection errors: logs them, and tells the token's sender of the
+/// server's refusals. fred's own `on_error` listener stops for good once it falls
+/// behind its channel (32 errors, as when many connections fail at once while the one
+/// runtime thread is busy); this one counts what it missed as a possible refusal (a
+/// read of the secret, spaced out by [`TokenSender::follow_rotations`]) and goes on.
+async fn listen_to_connection_errors(
+    mut errors: tokio::sync::broadcast::Receiver<(FredError, Option<Server>)>,
+    log: ConnectionErrors,
+    token: Option<PendingToken>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match errors.recv().await {
+            Ok((error, server)) => {
+                log.report(&error, server.as_ref());
+                if let Some(token) = &token {
+                    token.refused_by_redis(&error);
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(
+                    missed,
+                    "Redis connection errors came faster than they were read"
+                );
+                if let Some(token) = &token {
+                    token.refused.notify_one();
+                }
+            }
+            Err(RecvError::Closed) => return,
+        }
     }
 }
 
@@ -687,6 +716,49 @@ mod tests {
             .await
             .expect("still following a token no pool holds")
             .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connection_errors_missed_in_a_burst_count_as_a_refusal_and_listening_goes_on() {
+        // GIVEN a token in use and a listener on a channel of two errors
+        let (sender, pending) = PendingToken::new();
+        sender.send("old".to_owned());
+        let (errors, rx) = tokio::sync::broadcast::channel(2);
+        let log = ConnectionErrors::default();
+        let listening = tokio::spawn(listen_to_connection_errors(
+            rx,
+            log.clone(),
+            Some(pending.clone()),
+        ));
+        // WHEN five I/O errors come before it reads any
+        for n in 0..5 {
+            errors
+                .send((FredError::new(ErrorKind::IO, format!("refused {n}")), None))
+                .unwrap();
+        }
+        // THEN what it missed counts as a possible refusal
+        let asked = tokio::time::timeout(Duration::from_secs(1), sender.refused()).await;
+        assert_eq!(
+            asked,
+            Ok(true),
+            "a burst that overflowed the channel was not heard"
+        );
+        // AND it goes on: a later refusal is heard, and errors are still logged
+        errors
+            .send((FredError::new(ErrorKind::Auth, "WRONGPASS"), None))
+            .unwrap();
+        let asked = tokio::time::timeout(Duration::from_secs(1), sender.refused()).await;
+        assert_eq!(asked, Ok(true));
+        let logged = log
+            .last
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|(reason, _)| reason.clone());
+        assert!(logged.unwrap().contains("WRONGPASS"));
+        // WHEN the client is gone THEN the listener ends
+        drop(errors);
+        listening.await.unwrap();
     }
 
     async fn refuse_ten_times_a_second(pending: &PendingToken, times: u32) {
