@@ -1206,6 +1206,33 @@ fn cloudwatch_may_use_the_key_only_for_this_accounts_alarms() {
 }
 
 #[test]
+fn a_new_auth_token_reaches_the_secret_only_after_the_cache_takes_it_beside_the_old_one() {
+    // The functions read the secret at a cold start and again when Redis refuses their
+    // token: a token in the secret must already be one the cache accepts, and the one
+    // they hold must still be accepted (ROTATE, not SET) until they read the new one.
+    let cache = module("cache");
+    let resource = |kind: &str, name: &str| &cache.resources[&(kind.to_owned(), name.to_owned())];
+    let version = resource("aws_secretsmanager_secret_version", "auth");
+    let depends_on = attr(version, "depends_on")
+        .map(expr_text)
+        .unwrap_or_default();
+    for cache_side in [
+        "aws_elasticache_replication_group.this",
+        "aws_elasticache_user.app",
+    ] {
+        assert!(
+            depends_on.contains(cache_side),
+            "the secret's value can change before {cache_side}: depends_on = {depends_on}"
+        );
+    }
+    let group = resource("aws_elasticache_replication_group", "this");
+    assert_eq!(
+        attr(group, "auth_token_update_strategy").map(expr_text),
+        Some("\"ROTATE\"".to_owned())
+    );
+}
+
+#[test]
 fn the_memcached_branch_is_a_cross_az_tls_cluster_reached_by_url_without_auth() {
     let cache = module("cache");
     // A Memcached cluster only for engine = "memcached", TLS on, nodes across AZs, in

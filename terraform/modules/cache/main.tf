@@ -45,7 +45,7 @@ resource "random_password" "auth" {
 
 resource "aws_secretsmanager_secret" "auth" {
   count = local.redis ? 1 : 0
-  #checkov:skip=CKV2_AWS_57:Rotating the token needs ElastiCache's two-token ROTATE flow in step with the functions; rotate by tainting random_password.auth and applying.
+  #checkov:skip=CKV2_AWS_57:Rotating the token needs ElastiCache's two-token ROTATE flow in step with the functions; rotate by replacing random_password.auth (README: Rotating the AUTH token).
   name_prefix             = "${var.name}-cache-auth-"
   description             = "AUTH token of the ${var.name} cache"
   kms_key_id              = var.kms_key_arn
@@ -57,6 +57,11 @@ resource "aws_secretsmanager_secret_version" "auth" {
 
   secret_id     = aws_secretsmanager_secret.auth[0].id
   secret_string = random_password.auth[0].result
+
+  # A new token reaches the secret only once the cache takes it: in the other order a
+  # function started during the cache's minutes of "modifying" would read a token the
+  # cache still refuses.
+  depends_on = [aws_elasticache_replication_group.this, aws_elasticache_user.app]
 }
 
 # These became conditional (no AUTH and no slow log for Memcached): the same objects
@@ -115,6 +120,9 @@ resource "aws_elasticache_replication_group" "this" {
   kms_key_id                 = var.kms_key_arn
   transit_encryption_enabled = true
   auth_token                 = random_password.auth[0].result
+  # A new token is accepted beside the old one, so functions still holding the old one
+  # keep working (README: Rotating the AUTH token). Provider 6 has no default here.
+  auth_token_update_strategy = "ROTATE"
   auto_minor_version_upgrade = true
   snapshot_retention_limit   = 0
 
