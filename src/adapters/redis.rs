@@ -175,7 +175,8 @@ impl TokenSender {
     /// of bypassing the cache until its next cold start. A read that brings no new
     /// token (the secret not updated yet, or wrong) spaces out the next one, from
     /// [`REREAD_MIN`] doubling to [`REREAD_MAX`], so that a wrong secret costs a read
-    /// every few minutes, not one per reconnection attempt.
+    /// every few minutes, not one per reconnection attempt; [`REREAD_MAX`] without a
+    /// refusal starts the spacing over.
     pub async fn follow_rotations<F, Fut, E>(self, mut read: F)
     where
         F: FnMut() -> Fut,
@@ -183,7 +184,16 @@ impl TokenSender {
         E: std::error::Error,
     {
         let mut pauses = reread_pauses();
-        while self.refused().await {
+        loop {
+            let waiting = tokio::time::Instant::now();
+            if !self.refused().await {
+                return;
+            }
+            // No refusal for that long: the trouble that spaced the reads out is over,
+            // and this one (a new rotation) starts the spacing over.
+            if waiting.elapsed() >= REREAD_MAX {
+                pauses = reread_pauses();
+            }
             let pause = match read().await.map(|token| self.send(token)) {
                 Ok(true) => {
                     tracing::info!(
@@ -759,6 +769,34 @@ mod tests {
         // WHEN the client is gone THEN the listener ends
         drop(errors);
         listening.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_quiet_spell_the_spacing_of_reads_starts_over() {
+        // GIVEN reads spaced out to minutes by a secret that kept the refused token
+        let (sender, pending) = PendingToken::new();
+        sender.send("old".to_owned());
+        let reads = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        drop(tokio::spawn(sender.follow_rotations({
+            let reads = std::sync::Arc::clone(&reads);
+            move || {
+                reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async { Ok::<_, std::io::Error>("old".to_owned()) }
+            }
+        })));
+        let reads = || reads.load(std::sync::atomic::Ordering::SeqCst);
+        refuse_ten_times_a_second(&pending, 2_000).await;
+        assert_eq!(reads(), 8, "reads at 0, 1, 3, 7, 15, 31, 63 and 127 s");
+        // (and one at 255 s, for the refusals heard during the last pause, which then
+        // runs to 511 s)
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(reads(), 9);
+        // WHEN Redis takes the token for longer than the longest pause, then refuses it
+        // again, ten times a second
+        tokio::time::sleep(REREAD_MAX * 2).await;
+        refuse_ten_times_a_second(&pending, 15).await;
+        // THEN the reads come at once and 1 s later, not one long pause later
+        assert_eq!(reads(), 11);
     }
 
     async fn refuse_ten_times_a_second(pending: &PendingToken, times: u32) {
