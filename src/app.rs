@@ -159,11 +159,11 @@ pub async fn connect_redis_with(
     };
     let read_token = async {
         if let Some((arn, sender)) = token {
-            sender.send(aws::read_secret(sdk, arn).await?);
-            let (sdk, arn) = (sdk.clone(), arn.clone());
+            let secret = aws::AuthSecret::open(sdk, arn).await;
+            sender.send(secret.read().await?);
             tokio::spawn(sender.follow_rotations(move || {
-                let (sdk, arn) = (sdk.clone(), arn.clone());
-                async move { aws::read_secret(&sdk, &arn).await }
+                let secret = secret.clone();
+                async move { secret.read().await }
             }));
         }
         Ok::<_, StartError>(())

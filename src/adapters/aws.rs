@@ -147,24 +147,42 @@ pub async fn dynamodb_client(roots: TrustedRoots) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk_config_trusting(roots).await)
 }
 
-/// Reads a secret's string value (the ElastiCache AUTH token), once, at start-up.
-///
-/// # Errors
-/// [`StartError::Secret`] naming the secret when it cannot be read or holds no string.
-pub async fn read_secret(sdk: &SharedSdkConfig, arn: &SecretArn) -> Result<String, StartError> {
-    let failed = |source: BoxError| StartError::Secret {
-        arn: arn.as_str().to_owned(),
-        source,
-    };
-    let secret = sdk
-        .client(aws_sdk_secretsmanager::Client::new)
-        .await
-        .get_secret_value()
-        .secret_id(arn.as_str())
-        .send()
-        .await
-        .map_err(|err| failed(err.into()))?;
-    auth_token(secret.secret_string).map_err(|why| failed(why.into()))
+/// The secret holding the ElastiCache AUTH token, with the client that reads it: built
+/// for the read at start-up, and kept for the reads after Redis refuses the token.
+#[derive(Clone)]
+pub struct AuthSecret {
+    client: aws_sdk_secretsmanager::Client,
+    arn: SecretArn,
+}
+
+impl AuthSecret {
+    /// The secret `arn`, read through a client on `sdk`.
+    pub async fn open(sdk: &SharedSdkConfig, arn: &SecretArn) -> Self {
+        Self {
+            client: sdk.client(aws_sdk_secretsmanager::Client::new).await,
+            arn: arn.clone(),
+        }
+    }
+
+    /// Reads the secret's string value.
+    ///
+    /// # Errors
+    /// [`StartError::Secret`] naming the secret when it cannot be read or holds no
+    /// string.
+    pub async fn read(&self) -> Result<String, StartError> {
+        let failed = |source: BoxError| StartError::Secret {
+            arn: self.arn.as_str().to_owned(),
+            source,
+        };
+        let secret = self
+            .client
+            .get_secret_value()
+            .secret_id(self.arn.as_str())
+            .send()
+            .await
+            .map_err(|err| failed(err.into()))?;
+        auth_token(secret.secret_string).map_err(|why| failed(why.into()))
+    }
 }
 
 /// The AUTH token a secret's string value holds. An empty one is no token: `AUTH ""`
