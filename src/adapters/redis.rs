@@ -163,7 +163,7 @@ impl TokenSender {
     }
 
     /// Waits until Redis refuses the token in use; `false` once no pool holds it.
-    pub async fn refused(&self) -> bool {
+    async fn refused(&self) -> bool {
         tokio::select! {
             () = self.refused.notified() => true,
             () = self.state.closed() => false,
@@ -173,10 +173,9 @@ impl TokenSender {
     /// Reads the token again with `read` each time Redis refuses the one in use, for as
     /// long as a pool holds it: a warm process follows a rotation of the secret instead
     /// of bypassing the cache until its next cold start. A read that brings no new
-    /// token (the secret not updated yet, or wrong) spaces out the next one, from
-    /// [`REREAD_MIN`] doubling to [`REREAD_MAX`], so that a wrong secret costs a read
-    /// every few minutes, not one per reconnection attempt; [`REREAD_MAX`] without a
-    /// refusal starts the spacing over.
+    /// token (the secret not updated yet, or wrong) spaces out the next one, from 1 s
+    /// doubling to 5 min, so that a wrong secret costs a read every few minutes, not one
+    /// per reconnection attempt; 5 min without a refusal start the spacing over.
     pub async fn follow_rotations<F, Fut, E>(self, mut read: F)
     where
         F: FnMut() -> Fut,
@@ -217,9 +216,9 @@ impl TokenSender {
 }
 
 /// The shortest time between two reads of the token after refusals.
-pub const REREAD_MIN: Duration = Duration::from_secs(1);
+const REREAD_MIN: Duration = Duration::from_secs(1);
 /// The longest, while reads bring no token Redis takes.
-pub const REREAD_MAX: Duration = Duration::from_secs(300);
+const REREAD_MAX: Duration = Duration::from_secs(300);
 
 fn reread_pauses() -> backon::ExponentialBackoff {
     use backon::BackoffBuilder as _;
