@@ -119,10 +119,10 @@ resource "aws_elasticache_replication_group" "this" {
   at_rest_encryption_enabled = true
   kms_key_id                 = var.kms_key_arn
   transit_encryption_enabled = true
+  # A new token is added with ElastiCache's default strategy, ROTATE: the old one keeps
+  # working beside it (README: Rotating the AUTH token). Not set here: setting
+  # auth_token_update_strategy would send the token again to a group deployed without it.
   auth_token                 = random_password.auth[0].result
-  # A new token is accepted beside the old one, so functions still holding the old one
-  # keep working (README: Rotating the AUTH token). Provider 6 has no default here.
-  auth_token_update_strategy = "ROTATE"
   auto_minor_version_upgrade = true
   snapshot_retention_limit   = 0
 
