@@ -35,7 +35,7 @@ terraform-checks: tools ## terraform fmt -check and checkov over terraform/ (str
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no services
-	$(TEST_RUNNER) --lib --test http --test hostile --test emf --test terraform
+	$(TEST_RUNNER) --lib --test http --test hostile --test emf --test terraform --test build_settings
 
 .PHONY: test-integration
 test-integration: tools ## Run the integration tests (starts their services)
