@@ -10,10 +10,14 @@ use toml_edit::{DocumentMut, Item};
 fn release_aws_lc_is_small(cargo_toml: &str, cargo_config: &str) -> bool {
     let manifest: DocumentMut = cargo_toml.parse().expect("Cargo.toml parses");
     let config: DocumentMut = cargo_config.parse().expect(".cargo/config.toml parses");
-    match lookup(config.as_item(), &["env", "AWS_LC_SYS_SMALL"])
-        .and_then(env_value)
-        .as_deref()
-    {
+    // aws-lc-sys reads the target-specific name first.
+    let setting = [
+        "AWS_LC_SYS_SMALL_x86_64_unknown_linux_gnu",
+        "AWS_LC_SYS_SMALL",
+    ]
+    .into_iter()
+    .find_map(|name| lookup(config.as_item(), &["env", name]).and_then(env_value));
+    match setting.as_deref() {
         Some("0") => return false,
         Some("1") => return true,
         _ => {}
@@ -37,6 +41,10 @@ fn lookup<'a>(item: &'a Item, path: &[&str]) -> Option<&'a Item> {
 
 /// An `[env]` entry's value: a string, or a table with `value`.
 fn env_value(item: &Item) -> Option<String> {
+    // A `relative` value becomes a path, which aws-lc-sys does not read as a switch.
+    if item.get("relative").and_then(Item::as_bool) == Some(true) {
+        return None;
+    }
     item.as_str()
         .or_else(|| item.get("value").and_then(Item::as_str))
         .map(str::to_owned)
@@ -72,4 +80,13 @@ fn a_size_profile_without_the_override_is_seen_as_small() {
     let fast = format!("{manifest}[profile.release.package.aws-lc-sys]\nopt-level = 3\n");
     assert!(!release_aws_lc_is_small(&fast, ""));
     assert!(!release_aws_lc_is_small("[package]\nname = \"x\"\n", ""));
+    // The target-specific name wins; a `relative` value is no switch.
+    assert!(release_aws_lc_is_small(
+        manifest,
+        "[env]\nAWS_LC_SYS_SMALL = \"0\"\nAWS_LC_SYS_SMALL_x86_64_unknown_linux_gnu = \"1\"\n"
+    ));
+    assert!(release_aws_lc_is_small(
+        manifest,
+        "[env]\nAWS_LC_SYS_SMALL = { value = \"0\", relative = true }\n"
+    ));
 }
