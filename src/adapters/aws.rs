@@ -105,12 +105,49 @@ fn loader(roots: TrustedRoots) -> aws_config::ConfigLoader {
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
         .operation_timeout(OPERATION_TIMEOUT)
         .build();
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+    let from_env = SettledByEnv::read(|name| std::env::var(name).ok());
+    if from_env.credentials {
+        loader = loader.credentials_provider(
+            aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+        );
+    }
+    if let Some(region) = from_env.region {
+        loader = loader.region(aws_config::Region::new(region));
+    }
     match roots.sdk_trust_store() {
         Some(trust_store) => loader.http_client(https_client(trust_store)),
         None => loader,
+    }
+}
+
+/// What the environment settles before the SDK's default chains would look further.
+/// Lambda sets the function role's credentials and `AWS_REGION` in every sandbox, and
+/// both default chains look at the environment first; but building the credential chain
+/// also builds its profile, web-identity (an STS client, with STS's endpoint tables),
+/// container and instance-metadata providers, CPU on the cold start's longest chain
+/// (the secret read) for providers that are never asked. So where the environment
+/// answers, the loader is given the environment's own providers: the same answer,
+/// without building the rest.
+#[derive(Debug, PartialEq, Eq)]
+struct SettledByEnv {
+    /// The environment's credential provider would answer: an access key and a secret
+    /// key, both not blank (the test it applies itself).
+    credentials: bool,
+    /// `AWS_REGION`, the first variable the region chain reads, when not blank.
+    region: Option<String>,
+}
+
+impl SettledByEnv {
+    fn read(var: impl Fn(&str) -> Option<String>) -> Self {
+        let set = |name| var(name).filter(|value: &String| !value.trim().is_empty());
+        Self {
+            credentials: set("AWS_ACCESS_KEY_ID").is_some()
+                && set("AWS_SECRET_ACCESS_KEY").is_some(),
+            region: set("AWS_REGION"),
+        }
     }
 }
 
@@ -197,6 +234,52 @@ fn auth_token(value: Option<String>) -> Result<String, &'static str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_environment_settles_credentials_and_region_only_when_it_holds_them() {
+        use super::SettledByEnv;
+        let settled = |vars: &[(&str, &str)]| {
+            SettledByEnv::read(|name| {
+                vars.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            })
+        };
+        // GIVEN what Lambda sets in every sandbox
+        // THEN both come from the environment
+        assert_eq!(
+            settled(&[
+                ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ("AWS_SESSION_TOKEN", "token"),
+                ("AWS_REGION", "eu-west-1"),
+            ]),
+            SettledByEnv {
+                credentials: true,
+                region: Some("eu-west-1".to_owned()),
+            }
+        );
+        // GIVEN nothing (a laptop with a profile, an EC2 instance with a role)
+        // THEN the default chains decide both
+        let neither = SettledByEnv {
+            credentials: false,
+            region: None,
+        };
+        assert_eq!(settled(&[]), neither);
+        // GIVEN half a key pair, blank values, or only the fallback region variable
+        // THEN the default chains decide, as they would have (profile, SSO, IMDS...)
+        assert_eq!(settled(&[("AWS_ACCESS_KEY_ID", "AKIA")]), neither);
+        assert_eq!(settled(&[("AWS_SECRET_ACCESS_KEY", "secret")]), neither);
+        assert_eq!(
+            settled(&[
+                ("AWS_ACCESS_KEY_ID", " "),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ("AWS_REGION", ""),
+                ("AWS_DEFAULT_REGION", "us-east-2"),
+            ]),
+            neither
+        );
+    }
+
     #[test]
     fn an_absent_or_empty_secret_value_is_no_token() {
         // (moto stores an empty string as no value at all, so this is checked here.)
