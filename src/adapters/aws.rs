@@ -100,6 +100,14 @@ pub async fn sdk_config_trusting(roots: TrustedRoots) -> aws_config::SdkConfig {
 }
 
 fn loader(roots: TrustedRoots) -> aws_config::ConfigLoader {
+    loader_with(roots, |name| std::env::var(name).ok())
+}
+
+/// [`loader`], reading the environment through `var`.
+fn loader_with(
+    roots: TrustedRoots,
+    var: impl Fn(&str) -> Option<String>,
+) -> aws_config::ConfigLoader {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
@@ -108,7 +116,7 @@ fn loader(roots: TrustedRoots) -> aws_config::ConfigLoader {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
-    let from_env = SettledByEnv::read(|name| std::env::var(name).ok());
+    let from_env = SettledByEnv::read(var);
     if from_env.credentials {
         loader = loader.credentials_provider(
             aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
@@ -130,7 +138,8 @@ fn loader(roots: TrustedRoots) -> aws_config::ConfigLoader {
 /// container and instance-metadata providers, CPU on the cold start's longest chain
 /// (the secret read) for providers that are never asked. So where the environment
 /// answers, the loader is given the environment's own providers: the same answer,
-/// without building the rest.
+/// without building the rest. (Decided once per load, while the provider reads the
+/// environment again at each refresh: no binary here changes its environment.)
 #[derive(Debug, PartialEq, Eq)]
 struct SettledByEnv {
     /// The environment's credential provider would answer: an access key and a secret
@@ -266,7 +275,8 @@ mod tests {
         };
         assert_eq!(settled(&[]), neither);
         // GIVEN half a key pair, blank values, or only the fallback region variable
-        // THEN the default chains decide, as they would have (profile, SSO, IMDS...)
+        // THEN the default chains decide, as they would have: they read the environment
+        // first too, and a blank key there is no key
         assert_eq!(settled(&[("AWS_ACCESS_KEY_ID", "AKIA")]), neither);
         assert_eq!(settled(&[("AWS_SECRET_ACCESS_KEY", "secret")]), neither);
         assert_eq!(
@@ -278,6 +288,45 @@ mod tests {
             ]),
             neither
         );
+    }
+
+    #[tokio::test]
+    async fn the_loader_takes_what_the_environment_settles_and_leaves_the_rest_to_the_chains() {
+        use crate::tls::TrustedRoots;
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_owned())
+            }
+        };
+        // GIVEN an environment as Lambda's
+        let lambda = super::loader_with(
+            TrustedRoots::System,
+            env(&[
+                ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "secret"),
+                ("AWS_REGION", "eu-west-1"),
+            ]),
+        )
+        .load()
+        .await;
+        // THEN the configuration takes its credentials and region from it
+        assert_eq!(lambda.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        let provider = format!("{:?}", lambda.credentials_provider());
+        assert!(
+            provider.contains("EnvironmentVariableCredentialsProvider")
+                && !provider.contains("DefaultCredentialsChain"),
+            "{provider}"
+        );
+        // GIVEN a region but no keys
+        let laptop = super::loader_with(TrustedRoots::System, env(&[("AWS_REGION", "us-east-2")]))
+            .load()
+            .await;
+        // THEN the default credential chain decides
+        assert_eq!(laptop.region().map(|r| r.as_ref()), Some("us-east-2"));
+        let provider = format!("{:?}", laptop.credentials_provider());
+        assert!(provider.contains("DefaultCredentialsChain"), "{provider}");
     }
 
     #[test]
