@@ -63,11 +63,13 @@ lint: tools ## cargo fmt --check, clippy (warnings are errors), terraform fmt -c
 
 # x86_64 only: this project's machines cannot download the aarch64 Rust target.
 .PHONY: package
-package: ## Build both Lambda zips (x86_64) and check they load on provided.al2023
+package: ## Build both Lambda zips (x86_64), check they load on provided.al2023 and carry the fast AWS-LC build
 	scripts/install-tools.sh package
+	@mkdir -p target
 	PATH="$(CURDIR)/.tools/venv/bin:$$PATH" cargo lambda build --release --x86-64 --output-format zip \
-		--bin product-api --bin cache-invalidator
-	scripts/check-lambda-binaries.sh
+		--message-format json-render-diagnostics --bin product-api --bin cache-invalidator \
+		> target/lambda-build-messages.json
+	scripts/check-lambda-binaries.sh target/lambda-build-messages.json
 
 # DEPLOY_ENV picks terraform/env/$(DEPLOY_ENV).tfvars (the settings) and
 # terraform/env/$(DEPLOY_ENV).s3.tfbackend (the remote state, written by make bootstrap);

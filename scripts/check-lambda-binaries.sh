@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Checks that each Lambda zip holds a `bootstrap` that loads on provided.al2023: a static
-# binary, or one that needs glibc 2.34 at most (the runtime's glibc).
+# binary, or one that needs glibc 2.34 at most (the runtime's glibc); and that the AWS-LC
+# inside was built as .cargo/config.toml asks, which a test of that file cannot see
+# through an environment that overrides it (a shell's or CodeBuild's variables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# cargo's JSON messages from the build of the zips (make package writes them).
+messages=${1:-target/lambda-build-messages.json}
 max_glibc=2.34
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -25,3 +29,5 @@ for function in product-api cache-invalidator; do
   fi
   printf '%s: %s, bootstrap %s bytes, %s: loads on provided.al2023\n' "$function" "$zip" "$(stat -c %s "$binary")" "$verdict"
 done
+
+scripts/check-aws-lc-build.sh "$messages"

@@ -90,3 +90,164 @@ fn a_size_profile_without_the_override_is_seen_as_small() {
         "[env]\nAWS_LC_SYS_SMALL = { value = \"0\", relative = true }\n"
     ));
 }
+
+/// A build of the zips as `scripts/check-aws-lc-build.sh` reads it: cargo's JSON messages
+/// naming aws-lc-sys's build directories, each with the build script's `output`.
+struct PackageBuild {
+    dir: tempfile::TempDir,
+    messages: Vec<String>,
+}
+
+/// What aws-lc-sys 0.47's build script printed for this project's release build (the
+/// lines the check reads, from a real `make package`).
+const FAST_BUILD_OUTPUT: &str = "\
+cargo:rerun-if-env-changed=AWS_LC_SYS_SMALL
+cargo:warning=Environment Variable found 'AWS_LC_SYS_SMALL': '0'
+cargo:warning=Value: 0 is false.
+cargo:rerun-if-env-changed=AWS_LC_SYS_NO_JITTER_ENTROPY
+cargo:warning=Environment Variable found 'AWS_LC_SYS_NO_JITTER_ENTROPY': '1'
+cargo:warning=Value: 1 is true.
+cargo:rustc-link-lib=static=aws_lc_0_47_0_crypto
+";
+
+impl PackageBuild {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            messages: vec![
+                r#"{"reason":"compiler-artifact","package_id":"path+file:///p#product-catalog@0.1.0"}"#
+                    .to_owned(),
+                "Compiling is not JSON".to_owned(),
+            ],
+        }
+    }
+
+    /// aws-lc-sys's build script ran in `name` and printed `output`.
+    fn aws_lc_sys(mut self, name: &str, output: &str) -> Self {
+        let build = self.dir.path().join(name);
+        std::fs::create_dir_all(build.join("out")).unwrap();
+        std::fs::write(build.join("output"), output).unwrap();
+        self.messages.push(format!(
+            r#"{{"reason":"build-script-executed","package_id":"registry+index#aws-lc-sys@0.47.0","out_dir":"{}"}}"#,
+            build.join("out").display()
+        ));
+        self
+    }
+
+    /// The check's verdict: `Ok(stdout)` or `Err(stderr)`.
+    fn check(&self) -> Result<String, String> {
+        let messages = self.dir.path().join("messages.json");
+        std::fs::write(&messages, self.messages.join("\n")).unwrap();
+        let run = std::process::Command::new(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/check-aws-lc-build.sh"),
+        )
+        .arg(&messages)
+        .output()
+        .unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        if run.status.success() {
+            Ok(text(&run.stdout))
+        } else {
+            Err(text(&run.stderr))
+        }
+    }
+}
+
+#[test]
+fn the_package_check_passes_the_fast_build_without_jitter_entropy() {
+    let verdict = PackageBuild::new()
+        .aws_lc_sys("aws-lc-sys-1", FAST_BUILD_OUTPUT)
+        .check();
+    assert!(
+        verdict
+            .as_ref()
+            .is_ok_and(|out| out.contains("not size-optimized")),
+        "{verdict:?}"
+    );
+}
+
+#[test]
+fn the_package_check_refuses_a_build_an_environment_variable_changed() {
+    let jitter_set_to_1 = "cargo:warning=Environment Variable found 'AWS_LC_SYS_NO_JITTER_ENTROPY': '1'\n\
+                           cargo:warning=Value: 1 is true.\n";
+    let cases = [
+        (
+            "a shell's AWS_LC_SYS_SMALL=1 over .cargo/config.toml's 0",
+            FAST_BUILD_OUTPUT.replace(
+                "Value: 0 is false.",
+                "Value: 1 is true.\ncargo:warning=Size-optimized AWS-LC build enabled. \
+                 Applying OPENSSL_SMALL and disabling AVX-512 assembly.",
+            ),
+            "size-optimized",
+        ),
+        (
+            // aws-lc-sys prints both names and takes the first
+            "the target-specific jitter variable set to 0 over the generic 1",
+            FAST_BUILD_OUTPUT.replace(
+                jitter_set_to_1,
+                "cargo:warning=Environment Variable found \
+                 'AWS_LC_SYS_NO_JITTER_ENTROPY_x86_64_unknown_linux_gnu': '0'\n\
+                 cargo:warning=Environment Variable found 'AWS_LC_SYS_NO_JITTER_ENTROPY': '1'\n\
+                 cargo:warning=Value: 0 is false.\n",
+            ),
+            "Jitter Entropy",
+        ),
+        (
+            "no jitter variable at all (an environment that emptied cargo's [env])",
+            FAST_BUILD_OUTPUT.replace(jitter_set_to_1, ""),
+            "Jitter Entropy",
+        ),
+        (
+            "a system AWS-LC taken instead of one compiled here",
+            FAST_BUILD_OUTPUT.replace(
+                "cargo:rustc-link-lib=static=aws_lc_0_47_0_crypto\n",
+                "cargo:rustc-link-lib=crypto\n",
+            ),
+            "did not compile",
+        ),
+    ];
+    for (given, output, named) in cases {
+        assert_ne!(
+            output, FAST_BUILD_OUTPUT,
+            "{given}: the case changes nothing"
+        );
+        let verdict = PackageBuild::new()
+            .aws_lc_sys("aws-lc-sys-1", &output)
+            .check();
+        assert!(
+            verdict.as_ref().is_err_and(|err| err.contains(named)),
+            "{given}: {verdict:?}"
+        );
+    }
+}
+
+#[test]
+fn the_package_check_reads_only_the_build_cargo_names() {
+    // GIVEN the build cargo names, and beside it a size-optimized one of other settings,
+    // written later (the newest directory is not the one in the zips)
+    let build = PackageBuild::new().aws_lc_sys("aws-lc-sys-2", FAST_BUILD_OUTPUT);
+    let stale = build.dir.path().join("aws-lc-sys-1");
+    std::fs::create_dir_all(stale.join("out")).unwrap();
+    std::fs::write(
+        stale.join("output"),
+        "cargo:warning=Size-optimized AWS-LC build enabled.\n",
+    )
+    .unwrap();
+    // THEN only the one cargo's messages name is read
+    let verdict = build.check();
+    assert!(verdict.is_ok(), "{verdict:?}");
+    // AND no build named, or two, is an error, not a pass
+    let verdict = PackageBuild::new().check();
+    assert!(
+        verdict.as_ref().is_err_and(|err| err.contains("0 builds")),
+        "{verdict:?}"
+    );
+    let verdict = PackageBuild::new()
+        .aws_lc_sys("aws-lc-sys-1", FAST_BUILD_OUTPUT)
+        .aws_lc_sys("aws-lc-sys-2", FAST_BUILD_OUTPUT)
+        .check();
+    assert!(
+        verdict.as_ref().is_err_and(|err| err.contains("2 builds")),
+        "{verdict:?}"
+    );
+}
