@@ -62,14 +62,21 @@ lint: tools ## cargo fmt --check, clippy (warnings are errors), terraform fmt -c
 # --- AWS -------------------------------------------------------------------------
 
 # x86_64 only: this project's machines cannot download the aarch64 Rust target.
+# cargo's JSON messages (stdout) go to a file the checks read; its progress and
+# diagnostics stay on stderr, and anything else cargo-lambda printed is shown by the check
+# (or here, when the build fails). Zips that fail a check are removed: nothing deploys them.
+# CARGO_TARGET_DIR is pinned: Terraform and the checks read ./target/lambda.
+LAMBDA_BUILD_MESSAGES := target/lambda-build-messages.json
 .PHONY: package
-package: ## Build both Lambda zips (x86_64), check they load on provided.al2023 and carry the fast AWS-LC build
+package: ## Build both Lambda zips (x86_64); check they load on provided.al2023 and that AWS-LC was built as .cargo/config.toml asks
 	scripts/install-tools.sh package
 	@mkdir -p target
-	PATH="$(CURDIR)/.tools/venv/bin:$$PATH" cargo lambda build --release --x86-64 --output-format zip \
-		--message-format json-render-diagnostics --bin product-api --bin cache-invalidator \
-		> target/lambda-build-messages.json
-	scripts/check-lambda-binaries.sh target/lambda-build-messages.json
+	PATH="$(CURDIR)/.tools/venv/bin:$$PATH" CARGO_TARGET_DIR="$(CURDIR)/target" cargo lambda build --release \
+		--x86-64 --output-format zip --message-format json-render-diagnostics \
+		--bin product-api --bin cache-invalidator > $(LAMBDA_BUILD_MESSAGES) \
+		|| { grep -v '^{"reason"' $(LAMBDA_BUILD_MESSAGES) >&2; exit 1; }
+	scripts/check-lambda-binaries.sh $(LAMBDA_BUILD_MESSAGES) \
+		|| { rm -f target/lambda/*/bootstrap.zip; exit 1; }
 
 # DEPLOY_ENV picks terraform/env/$(DEPLOY_ENV).tfvars (the settings) and
 # terraform/env/$(DEPLOY_ENV).s3.tfbackend (the remote state, written by make bootstrap);

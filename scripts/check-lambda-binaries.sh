@@ -5,8 +5,8 @@
 # through an environment that overrides it (a shell's or CodeBuild's variables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# cargo's JSON messages from the build of the zips (make package writes them).
-messages=${1:-target/lambda-build-messages.json}
+# cargo's JSON messages from the build of these zips (make package writes them).
+messages=${1:?usage: check-lambda-binaries.sh CARGO_JSON_MESSAGES (make package passes them)}
 max_glibc=2.34
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

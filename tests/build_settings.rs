@@ -101,9 +101,11 @@ struct PackageBuild {
 /// What aws-lc-sys 0.47's build script printed for this project's release build (the
 /// lines the check reads, from a real `make package`).
 const FAST_BUILD_OUTPUT: &str = "\
+cargo:rerun-if-env-changed=AWS_LC_SYS_SMALL_x86_64_unknown_linux_gnu
 cargo:rerun-if-env-changed=AWS_LC_SYS_SMALL
 cargo:warning=Environment Variable found 'AWS_LC_SYS_SMALL': '0'
 cargo:warning=Value: 0 is false.
+cargo:rerun-if-env-changed=AWS_LC_SYS_NO_JITTER_ENTROPY_x86_64_unknown_linux_gnu
 cargo:rerun-if-env-changed=AWS_LC_SYS_NO_JITTER_ENTROPY
 cargo:warning=Environment Variable found 'AWS_LC_SYS_NO_JITTER_ENTROPY': '1'
 cargo:warning=Value: 1 is true.
@@ -153,48 +155,84 @@ impl PackageBuild {
     }
 }
 
+/// The jitter lines of [`FAST_BUILD_OUTPUT`].
+const JITTER_OFF: &str = "cargo:warning=Environment Variable found 'AWS_LC_SYS_NO_JITTER_ENTROPY': '1'\n\
+                          cargo:warning=Value: 1 is true.\n";
+
 #[test]
-fn the_package_check_passes_the_fast_build_without_jitter_entropy() {
-    let verdict = PackageBuild::new()
-        .aws_lc_sys("aws-lc-sys-1", FAST_BUILD_OUTPUT)
-        .check();
-    assert!(
-        verdict
-            .as_ref()
-            .is_ok_and(|out| out.contains("not size-optimized")),
-        "{verdict:?}"
+fn the_package_check_passes_the_build_config_toml_asks_for() {
+    // GIVEN the real output's lines, and the target-specific name set to 1 over a
+    // generic 0 (aws-lc-sys takes the first it finds)
+    let target_specific = FAST_BUILD_OUTPUT.replace(
+        JITTER_OFF,
+        "cargo:warning=Environment Variable found \
+         'AWS_LC_SYS_NO_JITTER_ENTROPY_x86_64_unknown_linux_gnu': 'yes'\n\
+         cargo:rerun-if-env-changed=AWS_LC_SYS_NO_JITTER_ENTROPY\n\
+         cargo:warning=Environment Variable found 'AWS_LC_SYS_NO_JITTER_ENTROPY': '0'\n\
+         cargo:warning=Value: yes is true.\n",
     );
+    assert_ne!(target_specific, FAST_BUILD_OUTPUT);
+    for output in [FAST_BUILD_OUTPUT, &target_specific] {
+        let verdict = PackageBuild::new()
+            .aws_lc_sys("aws-lc-sys-1", output)
+            .check();
+        assert!(
+            verdict
+                .as_ref()
+                .is_ok_and(|out| out.contains("not size-optimized")),
+            "{output}: {verdict:?}"
+        );
+    }
 }
 
 #[test]
 fn the_package_check_refuses_a_build_an_environment_variable_changed() {
-    let jitter_set_to_1 = "cargo:warning=Environment Variable found 'AWS_LC_SYS_NO_JITTER_ENTROPY': '1'\n\
-                           cargo:warning=Value: 1 is true.\n";
     let cases = [
         (
             "a shell's AWS_LC_SYS_SMALL=1 over .cargo/config.toml's 0",
             FAST_BUILD_OUTPUT.replace(
-                "Value: 0 is false.",
-                "Value: 1 is true.\ncargo:warning=Size-optimized AWS-LC build enabled. \
+                "'AWS_LC_SYS_SMALL': '0'\ncargo:warning=Value: 0 is false.",
+                "'AWS_LC_SYS_SMALL': '1'\ncargo:warning=Value: 1 is true.\n\
+                 cargo:warning=Size-optimized AWS-LC build enabled. \
                  Applying OPENSSL_SMALL and disabling AVX-512 assembly.",
             ),
-            "size-optimized",
+            "AWS_LC_SYS_SMALL",
+        ),
+        (
+            // however aws-lc-sys words its notice, its verdict on the variable decides
+            "AWS_LC_SYS_SMALL=1 without the size-optimized notice",
+            FAST_BUILD_OUTPUT.replace(
+                "'AWS_LC_SYS_SMALL': '0'\ncargo:warning=Value: 0 is false.",
+                "'AWS_LC_SYS_SMALL': '1'\ncargo:warning=Value: 1 is true.",
+            ),
+            "AWS_LC_SYS_SMALL",
         ),
         (
             // aws-lc-sys prints both names and takes the first
             "the target-specific jitter variable set to 0 over the generic 1",
             FAST_BUILD_OUTPUT.replace(
-                jitter_set_to_1,
+                JITTER_OFF,
                 "cargo:warning=Environment Variable found \
                  'AWS_LC_SYS_NO_JITTER_ENTROPY_x86_64_unknown_linux_gnu': '0'\n\
+                 cargo:rerun-if-env-changed=AWS_LC_SYS_NO_JITTER_ENTROPY\n\
                  cargo:warning=Environment Variable found 'AWS_LC_SYS_NO_JITTER_ENTROPY': '1'\n\
                  cargo:warning=Value: 0 is false.\n",
             ),
             "Jitter Entropy",
         ),
         (
+            // aws-lc-sys reads it as no setting, and builds jitter in
+            "a jitter value aws-lc-sys cannot read, which says 'is true'",
+            FAST_BUILD_OUTPUT.replace(
+                JITTER_OFF,
+                "cargo:warning=Environment Variable found \
+                 'AWS_LC_SYS_NO_JITTER_ENTROPY': 'this is true'\n",
+            ),
+            "Jitter Entropy",
+        ),
+        (
             "no jitter variable at all (an environment that emptied cargo's [env])",
-            FAST_BUILD_OUTPUT.replace(jitter_set_to_1, ""),
+            FAST_BUILD_OUTPUT.replace(JITTER_OFF, ""),
             "Jitter Entropy",
         ),
         (
@@ -203,7 +241,7 @@ fn the_package_check_refuses_a_build_an_environment_variable_changed() {
                 "cargo:rustc-link-lib=static=aws_lc_0_47_0_crypto\n",
                 "cargo:rustc-link-lib=crypto\n",
             ),
-            "did not compile",
+            "did not link",
         ),
     ];
     for (given, output, named) in cases {
