@@ -5,11 +5,15 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use crate::adapters::elasticache_iam::IamTokens;
+use crate::adapters::redis::RedisPassword;
 use crate::adapters::{
     AnyCache, AnyStore, DynamoStore, MemcachedCache, MemoryCache, MemoryStore, PendingToken,
     RedisCache, RedisTls, aws,
 };
-use crate::config::{ApiConfig, CacheConfig, FromEnvironment, Mode, RedisConfig, TableName};
+use crate::config::{
+    ApiConfig, CacheConfig, FromEnvironment, Mode, RedisAuth, RedisConfig, TableName,
+};
 use crate::error::{CacheError, StartError, report};
 use crate::http::Api;
 use crate::service::ProductService;
@@ -150,12 +154,18 @@ pub async fn connect_redis_with(
         .tls()
         .then(|| tokio::task::spawn_blocking(move || RedisTls::trusting(roots)));
     // The token is read while the connections open: they wait for it only to send AUTH.
-    let (token, pending) = match &redis.auth_secret {
-        Some(arn) => {
+    // An IAM token needs no read: each connection signs its own; start-up signs one
+    // first, so that a function without region or credentials stops, saying why.
+    let (token, password) = match &redis.auth {
+        RedisAuth::Url => (None, RedisPassword::Url),
+        RedisAuth::Secret(arn) => {
             let (sender, pending) = PendingToken::new();
-            (Some((arn, sender)), Some(pending))
+            (Some((arn, sender)), RedisPassword::Token(pending))
         }
-        None => (None, None),
+        RedisAuth::Iam(user) => (
+            None,
+            RedisPassword::Iam(IamTokens::new(sdk.clone(), user.clone())),
+        ),
     };
     let read_token = async {
         if let Some((arn, sender)) = token {
@@ -165,6 +175,19 @@ pub async fn connect_redis_with(
                 let secret = secret.clone();
                 async move { secret.read().await }
             }));
+        }
+        Ok::<_, StartError>(())
+    };
+    let sign_iam_token = async {
+        if let RedisAuth::Iam(user) = &redis.auth {
+            IamTokens::new(sdk.clone(), user.clone())
+                .token()
+                .await
+                .map_err(|source| StartError::IamToken {
+                    user: user.user().to_owned(),
+                    cache: user.cache().to_owned(),
+                    source,
+                })?;
         }
         Ok::<_, StartError>(())
     };
@@ -180,12 +203,12 @@ pub async fn connect_redis_with(
         Ok(RedisCache::connect_with(
             &redis.url,
             tls,
-            pending,
+            password,
             redis.timeout,
             pool_size,
         )?)
     };
-    let ((), cache) = tokio::try_join!(read_token, connect)?;
+    let ((), (), cache) = tokio::try_join!(read_token, sign_iam_token, connect)?;
     match cache.wait_connected(REDIS_START_WAIT).await {
         Ok(()) => info!(redis = ?redis.url, "connected to Redis"),
         Err(err) => {

@@ -20,6 +20,11 @@ use crate::tls::TrustedRoots;
 pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const REDIS_URL: &str = "REDIS_URL";
 pub const REDIS_AUTH_SECRET_ARN: &str = "REDIS_AUTH_SECRET_ARN";
+/// ElastiCache IAM authentication ([`IamUser`]): the IAM-enabled user's id, the cache's
+/// name, and whether it is a serverless cache.
+pub const REDIS_IAM_USER: &str = "REDIS_IAM_USER";
+pub const REDIS_IAM_CACHE: &str = "REDIS_IAM_CACHE";
+pub const REDIS_IAM_SERVERLESS: &str = "REDIS_IAM_SERVERLESS";
 pub const CACHE_TTL_SECONDS: &str = "CACHE_TTL_SECONDS";
 pub const NEGATIVE_CACHE_TTL_SECONDS: &str = "NEGATIVE_CACHE_TTL_SECONDS";
 pub const STALE_TTL_SECONDS: &str = "STALE_TTL_SECONDS";
@@ -143,6 +148,74 @@ impl TryFrom<String> for SecretArn {
                  arn:<partition>:secretsmanager:<region>:<account>:secret:<name>",
             ))
         }
+    }
+}
+
+/// An IAM-enabled ElastiCache user and the cache it connects to: each connection
+/// authenticates as `user` with a token signed for `cache` (`adapters::elasticache_iam`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IamUser {
+    user: String,
+    cache: String,
+    serverless: bool,
+}
+
+impl IamUser {
+    /// `REDIS_IAM_USER`, `REDIS_IAM_CACHE` and `REDIS_IAM_SERVERLESS`, checked.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that ElastiCache would refuse.
+    pub fn new(user: &str, cache: &str, serverless: bool) -> Result<Self, ConfigError> {
+        // ElastiCache's own rules for user ids and cache names. An IAM-enabled user's
+        // name is its id. Cache names are stored in lower case, and the token is signed
+        // for the name as stored.
+        let starts_with_letter = |s: &str| s.starts_with(|c: char| c.is_ascii_alphabetic());
+        let hyphens_ok = |s: &str| !s.ends_with('-') && !s.contains("--");
+        if !(starts_with_letter(user)
+            && user.len() <= 40
+            && user.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        {
+            return Err(ConfigError::invalid(
+                REDIS_IAM_USER,
+                user,
+                "expected an ElastiCache user id: a letter, then letters, digits or hyphens",
+            ));
+        }
+        if !(starts_with_letter(cache)
+            && cache.len() <= 40
+            && hyphens_ok(cache)
+            && cache
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+        {
+            return Err(ConfigError::invalid(
+                REDIS_IAM_CACHE,
+                cache,
+                "expected the replication group id or serverless cache name as ElastiCache \
+                 stores it: at most 40 lower-case letters, digits and single hyphens, \
+                 starting with a letter",
+            ));
+        }
+        Ok(Self {
+            user: user.to_owned(),
+            cache: cache.to_owned(),
+            serverless,
+        })
+    }
+
+    /// The user id, sent as `AUTH`'s user name.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The replication group id or serverless cache name the token is signed for.
+    pub fn cache(&self) -> &str {
+        &self.cache
+    }
+
+    /// Whether the cache is serverless (its tokens name the resource type).
+    pub fn serverless(&self) -> bool {
+        self.serverless
     }
 }
 
@@ -317,10 +390,23 @@ impl CacheConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     pub url: RedisUrl,
-    /// Secrets Manager secret holding the AUTH token, added to `url` at start-up.
-    pub auth_secret: Option<SecretArn>,
+    /// How connections authenticate.
+    pub auth: RedisAuth,
     /// Bound on every Redis command (`REDIS_TIMEOUT_MS`; the default is the binary's).
     pub timeout: Duration,
+}
+
+/// How Redis connections authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisAuth {
+    /// With what the URL holds: a password, or none.
+    Url,
+    /// With the token a Secrets Manager secret holds (`REDIS_AUTH_SECRET_ARN`), read at
+    /// start-up and again when Redis refuses it.
+    Secret(SecretArn),
+    /// As an IAM-enabled ElastiCache user (`REDIS_IAM_USER`), with a token signed for
+    /// each connection.
+    Iam(IamUser),
 }
 
 /// How long `product:<id>` entries live; product-api and cache-invalidator must agree.
@@ -595,25 +681,102 @@ impl Env<'_> {
 
     fn redis(&self, default_timeout: Duration) -> Result<Option<RedisConfig>, ConfigError> {
         let url = self.get(REDIS_URL).map(RedisUrl::try_from).transpose()?;
-        let auth_secret = self
-            .get(REDIS_AUTH_SECRET_ARN)
-            .map(SecretArn::try_from)
-            .transpose()?;
+        let auth = self.redis_auth()?;
         let timeout = match self.get(REDIS_TIMEOUT_MS) {
             None => default_timeout,
             Some(raw) => Duration::from_millis(parse_in_range(REDIS_TIMEOUT_MS, &raw, 1, 10_000)?),
         };
-        match (url, auth_secret) {
-            (Some(url), auth_secret) => Ok(Some(RedisConfig {
-                url,
-                auth_secret,
-                timeout,
-            })),
-            (None, Some(_)) => Err(ConfigError::missing(
-                REDIS_URL,
-                "REDIS_AUTH_SECRET_ARN is set, so a Redis URL is needed",
+        let Some(url) = url else {
+            return match auth {
+                RedisAuth::Url => Ok(None),
+                RedisAuth::Secret(_) => Err(ConfigError::missing(
+                    REDIS_URL,
+                    "REDIS_AUTH_SECRET_ARN is set, so a Redis URL is needed",
+                )),
+                RedisAuth::Iam(_) => Err(ConfigError::missing(
+                    REDIS_URL,
+                    "REDIS_IAM_USER is set, so a Redis URL is needed",
+                )),
+            };
+        };
+        if let RedisAuth::Iam(_) = auth {
+            let parsed = validate_redis_url(url.as_str())?;
+            if !url.tls() {
+                return Err(ConfigError::invalid(
+                    REDIS_URL,
+                    &redact_url(url.as_str()),
+                    "ElastiCache takes IAM authentication over TLS only: rediss://",
+                ));
+            }
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                return Err(ConfigError::invalid(
+                    REDIS_URL,
+                    &redact_url(url.as_str()),
+                    "with REDIS_IAM_USER the user and the token come from IAM: \
+                     remove the credentials from the URL",
+                ));
+            }
+        }
+        Ok(Some(RedisConfig { url, auth, timeout }))
+    }
+
+    /// `REDIS_AUTH_SECRET_ARN`, or the `REDIS_IAM_*` variables, or neither.
+    fn redis_auth(&self) -> Result<RedisAuth, ConfigError> {
+        let secret = self
+            .get(REDIS_AUTH_SECRET_ARN)
+            .map(SecretArn::try_from)
+            .transpose()?;
+        let serverless = match self.get(REDIS_IAM_SERVERLESS) {
+            None => None,
+            Some(raw) => Some(match raw.as_str() {
+                "true" => true,
+                "false" => false,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        REDIS_IAM_SERVERLESS,
+                        &raw,
+                        "expected true or false",
+                    ));
+                }
+            }),
+        };
+        let iam = match (self.get(REDIS_IAM_USER), self.get(REDIS_IAM_CACHE)) {
+            (Some(user), Some(cache)) => {
+                Some(IamUser::new(&user, &cache, serverless.unwrap_or(false))?)
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::missing(
+                    REDIS_IAM_CACHE,
+                    "REDIS_IAM_USER is set, so the cache its tokens are signed for is needed",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::missing(
+                    REDIS_IAM_USER,
+                    "REDIS_IAM_CACHE is set, so the IAM-enabled user is needed",
+                ));
+            }
+            (None, None) => {
+                if let Some(serverless) = serverless {
+                    return Err(ConfigError::invalid(
+                        REDIS_IAM_SERVERLESS,
+                        &serverless.to_string(),
+                        "only means something with REDIS_IAM_USER and REDIS_IAM_CACHE",
+                    ));
+                }
+                None
+            }
+        };
+        match (secret, iam) {
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                REDIS_IAM_USER,
+                "(set)",
+                "REDIS_AUTH_SECRET_ARN and REDIS_IAM_USER are both set: \
+                 choose the AUTH token or IAM authentication",
             )),
-            (None, None) => Ok(None),
+            (Some(secret), None) => Ok(RedisAuth::Secret(secret)),
+            (None, Some(iam)) => Ok(RedisAuth::Iam(iam)),
+            (None, None) => Ok(RedisAuth::Url),
         }
     }
 
@@ -1033,7 +1196,84 @@ mod tests {
         let Some(CacheConfig::Redis(redis)) = ok.cache else {
             panic!("{:?}", ok.cache)
         };
-        assert_eq!(redis.auth_secret.unwrap().as_str(), ARN);
+        assert_eq!(
+            redis.auth,
+            RedisAuth::Secret(SecretArn::try_from(ARN.to_owned()).unwrap())
+        );
+    }
+
+    #[test]
+    fn iam_authentication_needs_a_user_a_cache_and_tls() {
+        let iam = [
+            (
+                REDIS_URL,
+                "rediss://master.products.abc123.use1.cache.amazonaws.com:6379",
+            ),
+            (REDIS_IAM_USER, "product-api"),
+            (REDIS_IAM_CACHE, "products"),
+        ];
+        // GIVEN a user, a cache and a TLS URL THEN connections authenticate with IAM
+        let redis = |vars: &[(&str, &str)]| match api(vars).map(|config| config.cache) {
+            Ok(Some(CacheConfig::Redis(redis))) => Ok(redis),
+            other => Err(format!("{other:?}")),
+        };
+        let RedisAuth::Iam(user) = redis(&iam).unwrap().auth else {
+            panic!("not IAM")
+        };
+        assert_eq!(
+            (user.user(), user.cache(), user.serverless()),
+            ("product-api", "products", false)
+        );
+        let serverless = [&iam[..], &[(REDIS_IAM_SERVERLESS, "true")]].concat();
+        let RedisAuth::Iam(user) = redis(&serverless).unwrap().auth else {
+            panic!("not IAM")
+        };
+        assert!(user.serverless());
+        // AND every way of getting it wrong is an error naming the variable to fix
+        let without = |name: &str| -> Vec<(&str, &str)> {
+            iam.iter().copied().filter(|(n, _)| *n != name).collect()
+        };
+        let with = |extra: (&'static str, &'static str)| -> Vec<(&str, &str)> {
+            let mut vars: Vec<(&str, &str)> =
+                iam.iter().copied().filter(|(n, _)| *n != extra.0).collect();
+            vars.push(extra);
+            vars
+        };
+        let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+            (without(REDIS_IAM_CACHE), REDIS_IAM_CACHE),
+            (without(REDIS_IAM_USER), REDIS_IAM_USER),
+            (without(REDIS_URL), REDIS_URL),
+            (with((REDIS_URL, "redis://cache:6379")), REDIS_URL),
+            (
+                with((REDIS_URL, "rediss://default:hunter2@cache:6379")),
+                REDIS_URL,
+            ),
+            (with((REDIS_IAM_CACHE, "Products")), REDIS_IAM_CACHE),
+            (with((REDIS_IAM_CACHE, "products--2")), REDIS_IAM_CACHE),
+            (with((REDIS_IAM_CACHE, "products.example")), REDIS_IAM_CACHE),
+            (with((REDIS_IAM_CACHE, "")), REDIS_IAM_CACHE),
+            (with((REDIS_IAM_USER, "1user")), REDIS_IAM_USER),
+            (with((REDIS_IAM_USER, "product api")), REDIS_IAM_USER),
+            (with((REDIS_IAM_SERVERLESS, "yes")), REDIS_IAM_SERVERLESS),
+            (with((REDIS_AUTH_SECRET_ARN, ARN)), REDIS_IAM_USER),
+            (
+                vec![
+                    (REDIS_URL, "rediss://c:6379"),
+                    (REDIS_IAM_SERVERLESS, "true"),
+                ],
+                REDIS_IAM_SERVERLESS,
+            ),
+        ];
+        for (vars, named) in cases {
+            let err = redis(&vars).unwrap_err();
+            assert!(err.contains(named), "{vars:?}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        // AND without any of them the URL's own credentials are used
+        assert_eq!(
+            redis(&[(REDIS_URL, "rediss://c:6379")]).unwrap().auth,
+            RedisAuth::Url
+        );
     }
 
     #[test]

@@ -187,6 +187,15 @@ pub enum StartError {
         #[source]
         source: BoxError,
     },
+    #[error(
+        "REDIS_IAM_USER={user}: no IAM authentication token can be signed for REDIS_IAM_CACHE={cache}"
+    )]
+    IamToken {
+        user: String,
+        cache: String,
+        #[source]
+        source: BoxError,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
 }

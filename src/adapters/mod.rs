@@ -3,6 +3,7 @@
 
 pub mod aws;
 pub mod dynamo;
+pub mod elasticache_iam;
 pub mod memcached;
 pub mod memory_cache;
 pub mod memory_store;

@@ -29,6 +29,7 @@ use fred::types::config::{
 use fred::types::{Expiration, SetOptions, Value};
 use tokio::sync::{Notify, watch};
 
+use crate::adapters::elasticache_iam::IamTokens;
 use crate::config::RedisUrl;
 use crate::error::{CacheError, CacheErrorKind};
 use crate::ports::Cache;
@@ -256,6 +257,50 @@ impl CredentialProvider for TokenCredentials {
     }
 }
 
+/// fred's source of `AUTH` credentials for an IAM-enabled ElastiCache user: the user id,
+/// and a token signed for this connection.
+struct IamCredentials(IamTokens);
+
+impl std::fmt::Debug for IamCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IamCredentials")
+            .field("user", &self.0.user())
+            .finish()
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for IamCredentials {
+    async fn fetch(
+        &self,
+        _: Option<&Server>,
+    ) -> Result<(Option<String>, Option<String>), FredError> {
+        // `Auth`: the connection is retried, with a new token, on the reconnect policy.
+        let token = self.0.token().await.map_err(|err| {
+            FredError::new(
+                ErrorKind::Auth,
+                format!(
+                    "cannot sign an IAM authentication token: {}",
+                    crate::error::report(&*err)
+                ),
+            )
+        })?;
+        Ok((Some(self.0.user().to_owned()), Some(token)))
+    }
+}
+
+/// Where connections get the password `AUTH` sends.
+#[derive(Clone, Default)]
+pub enum RedisPassword {
+    /// The URL's, if it holds one.
+    #[default]
+    Url,
+    /// A token read from a secret, perhaps still on its way.
+    Token(PendingToken),
+    /// A token signed for each connection, for an IAM-enabled ElastiCache user.
+    Iam(IamTokens),
+}
+
 impl RedisCache {
     /// Builds the pool and starts connecting in the background; commands sent before
     /// the connection is up wait for it, within their timeout.
@@ -267,19 +312,19 @@ impl RedisCache {
         command_timeout: Duration,
         pool_size: usize,
     ) -> Result<Self, CacheError> {
-        Self::connect_with(url, None, None, command_timeout, pool_size)
+        Self::connect_with(url, None, RedisPassword::Url, command_timeout, pool_size)
     }
 
     /// [`RedisCache::connect`], with TLS settings built beforehand for a `rediss://`
-    /// URL (`None`: the system's roots, loaded here), and the AUTH token to come
-    /// (`None`: the URL's password, if any).
+    /// URL (`None`: the system's roots, loaded here), and where `AUTH`'s password
+    /// comes from.
     ///
     /// # Errors
     /// [`CacheError`] when the URL is not one `fred` accepts, or TLS cannot be set up.
     pub fn connect_with(
         url: &RedisUrl,
         tls: Option<RedisTls>,
-        token: Option<PendingToken>,
+        password: RedisPassword,
         command_timeout: Duration,
         pool_size: usize,
     ) -> Result<Self, CacheError> {
@@ -304,12 +349,20 @@ impl RedisCache {
         // policy: a process started while Redis was unreachable would never use it.
         // Without fail-fast the first connection follows the reconnect policy too.
         config.fail_fast = false;
-        if let Some(token) = token.clone() {
-            config.credential_provider = Some(std::sync::Arc::new(TokenCredentials {
-                username: config.username.clone(),
-                token,
-            }));
-        }
+        let token = match password {
+            RedisPassword::Url => None,
+            RedisPassword::Token(token) => {
+                config.credential_provider = Some(std::sync::Arc::new(TokenCredentials {
+                    username: config.username.clone(),
+                    token: token.clone(),
+                }));
+                Some(token)
+            }
+            RedisPassword::Iam(tokens) => {
+                config.credential_provider = Some(std::sync::Arc::new(IamCredentials(tokens)));
+                None
+            }
+        };
         let pool = fred::types::Builder::from_config(config)
             .with_performance_config(|perf| perf.default_command_timeout = command_timeout)
             .with_connection_config(|conn| {

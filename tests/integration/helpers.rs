@@ -924,3 +924,28 @@ pub fn make_certificates(dir: &std::path::Path) {
     std::fs::write(dir.join("server.pem"), server_cert.pem()).unwrap();
     std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
 }
+
+/// Starts product-api with `env`, which must make it stop by itself within 10 s; its
+/// stderr.
+pub async fn failed_start(env: Vec<(String, String)>) -> String {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_product-api"))
+        .env_clear()
+        .envs(env)
+        .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("product-api still running 10 s after a failed start")
+        .unwrap();
+    let mut message = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut { stderr }, &mut message)
+        .await
+        .unwrap();
+    assert!(!status.success(), "{message}");
+    message
+}

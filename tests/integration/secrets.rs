@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fred::prelude::ClientLike;
 
 use crate::helpers::{
-    Gate, Moto, RedisServer, free_port, https_endpoint, product_api, sample_table, service_env,
+    Gate, Moto, RedisServer, failed_start, https_endpoint, product_api, sample_table, service_env,
     spawn_product_api, wait_for_port,
 };
 
@@ -199,31 +199,6 @@ async fn a_secret_that_cannot_be_read_stops_start_up_naming_its_variable() {
     );
     // AND the failed read is not also reported as a Redis fault
     assert!(!message.contains("Redis connection failed"), "{message}");
-}
-
-/// Starts product-api with `env`, which must make it stop by itself within 10 s; its
-/// stderr.
-async fn failed_start(env: Vec<(String, String)>) -> String {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_product-api"))
-        .env_clear()
-        .envs(env)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{}", free_port()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("product-api still running 10 s after a failed start")
-        .unwrap();
-    let mut message = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut { stderr }, &mut message)
-        .await
-        .unwrap();
-    assert!(!status.success(), "{message}");
-    message
 }
 
 #[tokio::test]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use product_catalog::app;
 
 use crate::helpers::{
-    MemcachedServer, RedisServer, api_config, cache_url_var, make_certificates, product_api,
-    run_invalidator, sample_table, service_env,
+    MemcachedServer, RedisServer, api_config, cache_url_var, failed_start, make_certificates,
+    product_api, run_invalidator, sample_table, service_env,
 };
 
 /// The `access_string` of the serverless cache's "app" user in terraform/modules/cache.
@@ -31,13 +31,16 @@ fn terraform_app_access_string() -> String {
 fn tls_redis() -> RedisServer {
     RedisServer::start_with(|port, dir| {
         make_certificates(dir);
-        // AUTH as ElastiCache offers it: the default user's token, and a named user with
-        // the Terraform's ACL.
+        // AUTH as ElastiCache offers it: the default user's token, a named user with
+        // the Terraform's ACL, and an IAM-enabled user with the same ACL. That user takes
+        // any password here, where ElastiCache checks the signed token (whose signature
+        // adapters::elasticache_iam checks against botocore's).
         std::fs::write(
             dir.join("users.acl"),
             format!(
-                "user default on >s3cret-token ~* &* +@all\nuser app >app-pass {}\n",
-                terraform_app_access_string()
+                "user default on >s3cret-token ~* &* +@all\nuser app >app-pass {acl}\n\
+                 user product-api nopass {acl}\n",
+                acl = terraform_app_access_string()
             ),
         )
         .unwrap();
@@ -179,6 +182,40 @@ async fn tls_with_a_password_and_with_a_user_works_and_a_wrong_password_degrades
     // WHEN the password is wrong THEN it degrades to BYPASS
     let wrong = two_gets(&format!("rediss://:wrong@localhost:{port}"), &ca, &table).await;
     assert_eq!(wrong, ("BYPASS".into(), "BYPASS".into()));
+}
+
+#[tokio::test]
+async fn an_iam_enabled_user_authenticates_with_a_signed_token() {
+    // GIVEN Redis over TLS with an IAM-enabled user, and product-api configured for it
+    let redis = tls_redis();
+    let table = sample_table().await;
+    let ca = redis.dir().join("ca.pem");
+    let url = format!("rediss://localhost:{}", redis.port);
+    let iam = [
+        ("REDIS_IAM_USER", "product-api"),
+        ("REDIS_IAM_CACHE", "products"),
+    ];
+    // WHEN it serves a product twice THEN MISS then HIT: it authenticated as that user
+    // (the only one that takes this password; without AUTH the default user refuses)
+    let gets = two_gets_with(&url, &ca, &table, &iam).await;
+    assert_eq!(gets, ("MISS".into(), "HIT".into()));
+
+    // GIVEN no region to sign for (and no instance metadata to ask)
+    let mut env: Vec<(String, String)> = service_env(&url, &table)
+        .into_iter()
+        .filter(|(name, _)| name != "AWS_REGION" && name != "AWS_DEFAULT_REGION")
+        .collect();
+    env.extend(iam.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env.push(("AWS_EC2_METADATA_DISABLED".into(), "true".into()));
+    env.push(("SSL_CERT_FILE".into(), ca.display().to_string()));
+    // WHEN product-api starts THEN it stops, naming the user, the cache and the reason
+    let message = failed_start(env).await;
+    assert!(
+        message.contains("REDIS_IAM_USER=product-api")
+            && message.contains("REDIS_IAM_CACHE=products"),
+        "{message}"
+    );
+    assert!(message.contains("AWS_REGION"), "{message}");
 }
 
 /// Three masters on free ports, slots spread by redis-cli.
