@@ -77,8 +77,20 @@ struct Floors {
 }
 
 impl Floors {
+    /// The chains when the AUTH token is read from Secrets Manager.
     fn of(d: Delays) -> Self {
-        let init = (3 * d.secrets).max(2 * d.redis) + d.redis;
+        Self::with_token_after(d, 3 * d.secrets)
+    }
+
+    /// The chains with IAM authentication: the token is signed locally, so AUTH waits
+    /// only for Redis's TCP and TLS.
+    fn of_iam(d: Delays) -> Self {
+        Self::with_token_after(d, Duration::ZERO)
+    }
+
+    /// The chains when the token is in hand `token` after the spawn.
+    fn with_token_after(d: Delays, token: Duration) -> Self {
+        let init = token.max(2 * d.redis) + d.redis;
         let cold_hit = init + d.redis;
         let cold_miss = cold_hit.max(2 * d.dynamodb + d.redis) + d.dynamodb + d.redis;
         Self {
@@ -123,6 +135,11 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
     };
     let mut network = Network::start(delays).await;
     let production = network.profile(table).await;
+    let iam = Profile {
+        env: Network::iam_profile(&production),
+        redis: production.redis.clone(),
+        secret: None,
+    };
 
     let noop = &super::example("noop-lambda");
     // BENCH_TRACE=<RUST_LOG filter>: one traced cold hit instead of the figures.
@@ -130,6 +147,7 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
     if let Ok(filter) = std::env::var("BENCH_TRACE") {
         let traced = match std::env::var("BENCH_TRACE_PROFILE").as_deref() {
             Ok("default") => &default,
+            Ok("iam") => &iam,
             _ => &production,
         };
         trace_cold_hit(binary, &traced.env, &filter).await;
@@ -138,6 +156,7 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
     let noop_cold =
         init_and_first_response(&cold_starts(noop, &default.env, SPAWNS, || async {}).await).1;
     let ours = measure(binary, &production).await;
+    let with_iam = measure_cold(binary, &iam).await;
     let local = measure(binary, &default).await;
     let noop_warm = warm(noop, &default.env).await.latency;
 
@@ -234,6 +253,43 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
         ms(ours.cold_miss),
         format!("chain {}", ms(floors.cold_miss)),
         with_default(ours.cold_miss, local.cold_miss, floors.cold_miss),
+    );
+    let iam_floors = Floors::of_iam(delays);
+    let iam_allowed = iam_floors.cold_hit.mul_f64(1.25) + noop_cold;
+    report.row(
+        "production path, IAM authentication (REDIS_IAM_USER, no secret read): init duration",
+        ms(with_iam.init),
+        format!("chain {}", ms(iam_floors.init)),
+        format!(
+            "{:.2}x of the floor; with the secret {}",
+            with_iam.init.as_secs_f64() / iam_floors.init.as_secs_f64(),
+            ms(ours.init)
+        ),
+    );
+    report.row(
+        "production path, IAM authentication: cold start to first response, hit",
+        ms(with_iam.cold_hit),
+        format!(
+            "chain {} + no-I/O {}",
+            ms(iam_floors.cold_hit),
+            ms(noop_cold)
+        ),
+        format!(
+            "target <= 1.25x chain + no-I/O = {} {}; with the secret {}",
+            ms(iam_allowed),
+            verdict(with_iam.cold_hit <= iam_allowed),
+            ms(ours.cold_hit)
+        ),
+    );
+    report.row(
+        "production path, IAM authentication: cold start to first response, miss",
+        ms(with_iam.cold_miss),
+        format!("chain {}", ms(iam_floors.cold_miss)),
+        format!(
+            "{:.2}x of the floor; with the secret {}",
+            with_iam.cold_miss.as_secs_f64() / iam_floors.cold_miss.as_secs_f64(),
+            ms(ours.cold_miss)
+        ),
     );
     for (what, ours, local, floor, round_trips) in [
         (
@@ -421,7 +477,16 @@ impl ColdHitParts {
     }
 }
 
-async fn measure(binary: &str, profile: &Profile) -> Figures {
+/// A profile's cold starts: init (of the misses), first response of a miss, of a hit.
+struct ColdFigures {
+    init: Duration,
+    cold_miss: Duration,
+    cold_hit: Duration,
+    /// On a profile that reads the secret.
+    cold_hit_parts: Option<ColdHitParts>,
+}
+
+async fn measure_cold(binary: &str, profile: &Profile) -> ColdFigures {
     let redis = &profile.redis;
     let forget = || async {
         let _: i64 = redis.del(KEY).await.unwrap();
@@ -435,6 +500,25 @@ async fn measure(binary: &str, profile: &Profile) -> Figures {
         .secret
         .as_ref()
         .map(|(exchanges, rtt)| ColdHitParts::of(&cold_hits, exchanges, *rtt));
+    ColdFigures {
+        init,
+        cold_miss,
+        cold_hit,
+        cold_hit_parts,
+    }
+}
+
+async fn measure(binary: &str, profile: &Profile) -> Figures {
+    let redis = &profile.redis;
+    let forget = || async {
+        let _: i64 = redis.del(KEY).await.unwrap();
+    };
+    let ColdFigures {
+        init,
+        cold_miss,
+        cold_hit,
+        cold_hit_parts,
+    } = measure_cold(binary, profile).await;
 
     let runtime = RuntimeApi::start().await;
     let mut child = spawn_function(binary, &runtime, &profile.env);
@@ -499,6 +583,8 @@ const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// The token ElastiCache would hold, as the secret stores it.
 const TOKEN: &str = "bench-auth-token-0123456789";
+/// The IAM-enabled user of the IAM profile.
+const IAM_USER: &str = "product-api";
 
 impl Network {
     async fn start(delays: Delays) -> Self {
@@ -523,6 +609,15 @@ impl Network {
                 "no",
                 "--requirepass",
                 TOKEN,
+                // The IAM profile's user, with any password: ElastiCache would check
+                // the signed token; the chain's round trips are the same.
+                "--user",
+                IAM_USER,
+                "on",
+                "nopass",
+                "~*",
+                "&*",
+                "+@all",
             ]
             .map(str::to_owned)
             .to_vec()
@@ -614,6 +709,25 @@ impl Network {
             redis,
             secret: Some((self.secret_exchanges.clone(), self.delays.secrets)),
         }
+    }
+
+    /// [`Network::profile`]'s environment with IAM authentication instead of the secret:
+    /// the user [`IAM_USER`], which this Redis lets in with any password (ElastiCache
+    /// checks the signed token).
+    fn iam_profile(production: &Profile) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = production
+            .env
+            .iter()
+            .filter(|(name, _)| {
+                name != "REDIS_AUTH_SECRET_ARN" && name != "AWS_ENDPOINT_URL_SECRETS_MANAGER"
+            })
+            .cloned()
+            .collect();
+        env.extend([
+            ("REDIS_IAM_USER".to_owned(), IAM_USER.to_owned()),
+            ("REDIS_IAM_CACHE".to_owned(), "bench-cache".to_owned()),
+        ]);
+        env
     }
 
     /// One GetSecretValue from moto and one GetItem from dynalite, each on a new client
