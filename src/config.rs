@@ -167,27 +167,23 @@ impl IamUser {
     /// [`ConfigError`] naming the variable that ElastiCache would refuse.
     pub fn new(user: &str, cache: &str, serverless: bool) -> Result<Self, ConfigError> {
         // ElastiCache's own rules for user ids and cache names. An IAM-enabled user's
-        // name is its id. Cache names are stored in lower case, and the token is signed
-        // for the name as stored.
+        // name is its id; both, and cache names, are stored in lower case, and the token
+        // (and AUTH) must name them as stored.
         let starts_with_letter = |s: &str| s.starts_with(|c: char| c.is_ascii_alphabetic());
         let hyphens_ok = |s: &str| !s.ends_with('-') && !s.contains("--");
-        if !(starts_with_letter(user)
-            && user.len() <= 40
-            && user.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-        {
+        let lower = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        };
+        if !(starts_with_letter(user) && lower(user)) {
             return Err(ConfigError::invalid(
                 REDIS_IAM_USER,
                 user,
-                "expected an ElastiCache user id: a letter, then letters, digits or hyphens",
+                "expected an ElastiCache user id as ElastiCache stores it: a lower-case \
+                 letter, then lower-case letters, digits or hyphens",
             ));
         }
-        if !(starts_with_letter(cache)
-            && cache.len() <= 40
-            && hyphens_ok(cache)
-            && cache
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
-        {
+        if !(starts_with_letter(cache) && cache.len() <= 40 && hyphens_ok(cache) && lower(cache)) {
             return Err(ConfigError::invalid(
                 REDIS_IAM_CACHE,
                 cache,
@@ -1253,6 +1249,7 @@ mod tests {
             (with((REDIS_IAM_CACHE, "products.example")), REDIS_IAM_CACHE),
             (with((REDIS_IAM_CACHE, "")), REDIS_IAM_CACHE),
             (with((REDIS_IAM_USER, "1user")), REDIS_IAM_USER),
+            (with((REDIS_IAM_USER, "Product-API")), REDIS_IAM_USER),
             (with((REDIS_IAM_USER, "product api")), REDIS_IAM_USER),
             (with((REDIS_IAM_SERVERLESS, "yes")), REDIS_IAM_SERVERLESS),
             (with((REDIS_AUTH_SECRET_ARN, ARN)), REDIS_IAM_USER),

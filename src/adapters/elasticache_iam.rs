@@ -8,6 +8,7 @@
 //! after 12 hours, so every connection (the first, and each reconnection after that
 //! close, a failover or a network fault) signs a fresh one.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -25,17 +26,33 @@ use crate::error::BoxError;
 /// How long a token is valid: ElastiCache's fixed 15 minutes.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(900);
 
+/// How long credentials without an expiry (the environment's, a static profile's) are
+/// used before the provider is asked again: the SDK's own identity cache's default.
+const REUSE_WITHOUT_EXPIRY: Duration = Duration::from_secs(15 * 60);
+/// Credentials this close to their expiry are fetched again rather than signed with.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
 /// Signs tokens for one user and cache with the credentials and region of the shared SDK
-/// configuration (loaded once per start-up, whoever asks first).
+/// configuration (loaded once per start-up, whoever asks first). Clones share the
+/// credentials last fetched.
 #[derive(Clone)]
 pub struct IamTokens {
     sdk: SharedSdkConfig,
     user: IamUser,
+    /// The credentials last fetched, and when. The SDK configuration's provider is the
+    /// bare chain, without the cache its clients put in front of it: asked for each
+    /// connection, an assume-role profile or instance metadata would be called for
+    /// every reconnection attempt.
+    last: Arc<Mutex<Option<(Credentials, SystemTime)>>>,
 }
 
 impl IamTokens {
     pub fn new(sdk: SharedSdkConfig, user: IamUser) -> Self {
-        Self { sdk, user }
+        Self {
+            sdk,
+            user,
+            last: Arc::default(),
+        }
     }
 
     /// The user id, `AUTH`'s user name.
@@ -43,8 +60,7 @@ impl IamTokens {
         self.user.user()
     }
 
-    /// A token signed now with the current credentials (the SDK's provider caches and
-    /// refreshes them).
+    /// A token signed now.
     ///
     /// # Errors
     /// When the SDK configuration has no region or no credentials, or they cannot be
@@ -53,20 +69,44 @@ impl IamTokens {
         let config = self.sdk.get().await;
         let region = config
             .region()
-            .ok_or("no AWS region is configured (AWS_REGION)")?;
-        let credentials = config
-            .credentials_provider()
-            .ok_or("no AWS credentials provider is configured")?
-            .provide_credentials()
-            .await?;
-        signed_token(&self.user, region.as_ref(), &credentials, SystemTime::now())
+            .ok_or("no AWS region is configured (AWS_REGION, or the profile's region)")?;
+        let now = SystemTime::now();
+        let credentials = match self.reusable_credentials(now) {
+            Some(credentials) => credentials,
+            None => {
+                let credentials = config
+                    .credentials_provider()
+                    .ok_or("no AWS credentials provider is configured")?
+                    .provide_credentials()
+                    .await?;
+                *self.last.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some((credentials.clone(), now));
+                credentials
+            }
+        };
+        signed_token(&self.user, region.as_ref(), &credentials, now)
+    }
+
+    fn reusable_credentials(&self, now: SystemTime) -> Option<Credentials> {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        last.as_ref()
+            .filter(|(credentials, fetched)| reusable(credentials, *fetched, now))
+            .map(|(credentials, _)| credentials.clone())
     }
 }
 
-/// The token for `user` at `time`: the presigned URL of `GET
+/// Whether `credentials`, fetched at `fetched`, may still sign at `now`.
+fn reusable(credentials: &Credentials, fetched: SystemTime, now: SystemTime) -> bool {
+    let until = credentials
+        .expiry()
+        .unwrap_or_else(|| fetched + REUSE_WITHOUT_EXPIRY);
+    now >= fetched && now + EXPIRY_MARGIN < until
+}
+
+/// The token for `user` at `time`, signed with `credentials` for `region`: the presigned URL of `GET
 /// http://<cache>/?Action=connect&User=<user>[&ResourceType=ServerlessCache]` for the
 /// `elasticache` service, without its scheme, as AWS's own examples make it.
-fn signed_token(
+pub fn signed_token(
     user: &IamUser,
     region: &str,
     credentials: &Credentials,
@@ -120,87 +160,6 @@ mod tests {
             None,
             "test",
         )
-    }
-
-    /// The token botocore makes for the same input (`tests/support/elasticache_iam_token.py`),
-    /// from the venv `make test` installs.
-    fn botocore_token(
-        user: &IamUser,
-        region: &str,
-        credentials: &Credentials,
-        unix_seconds: u64,
-    ) -> String {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let python = root.join(".tools/venv/bin/python");
-        assert!(
-            python.exists(),
-            "botocore is not installed: run `make test` (scripts/install-tools.sh installs it)"
-        );
-        let mut command = std::process::Command::new(python);
-        command
-            .arg(root.join("tests/support/elasticache_iam_token.py"))
-            .arg(user.cache())
-            .arg(user.user())
-            .arg(region)
-            .arg(user.serverless().to_string())
-            .arg(unix_seconds.to_string())
-            .arg(credentials.access_key_id())
-            .arg(credentials.secret_access_key());
-        if let Some(session_token) = credentials.session_token() {
-            command.arg(session_token);
-        }
-        let output = command.output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .trim_end()
-            .to_owned()
-    }
-
-    #[test]
-    fn tokens_are_the_ones_botocore_signs() {
-        // GIVEN users of both kinds of cache, credentials with and without a session
-        // token (with characters that need encoding), times and regions
-        let cases = [
-            (
-                IamUser::new("product-api", "products", false).unwrap(),
-                "us-east-1",
-                test_credentials(),
-                1_796_535_651,
-            ),
-            (
-                IamUser::new("Product-Reader-2", "catalog-prod-1", true).unwrap(),
-                "eu-central-1",
-                Credentials::new(
-                    "ASIAQEXAMPLE7",
-                    "s3cr3t/with+plus=",
-                    Some("IQoJb3Jp/Z2luX2Vj+EJ//////////wEaCXVz==".into()),
-                    None,
-                    "test",
-                ),
-                1_700_000_000 + u64::from(fastrand::u32(..)),
-            ),
-        ];
-        for (user, region, credentials, time) in cases {
-            // WHEN both sign THEN the tokens are the same, parameter for parameter
-            let ours = signed_token(&user, region, &credentials, at(time)).unwrap();
-            let theirs = botocore_token(&user, region, &credentials, time);
-            assert_eq!(
-                ours.split_once('?').unwrap().0,
-                theirs.split_once('?').unwrap().0
-            );
-            let (mut ours_query, mut theirs_query) = (query(&ours), query(&theirs));
-            ours_query.sort();
-            theirs_query.sort();
-            assert_eq!(
-                ours_query, theirs_query,
-                "\nours:   {ours}\ntheirs: {theirs}"
-            );
-        }
     }
 
     fn query(token: &str) -> Vec<(String, String)> {
@@ -272,5 +231,28 @@ mod tests {
         let next = signed_token(&user, "eu-west-1", &credentials, at(1_796_535_652)).unwrap();
         assert_eq!(one, same);
         assert_ne!(one, next);
+    }
+
+    #[test]
+    fn credentials_are_reused_until_near_their_expiry() {
+        let fetched = at(1_796_535_651);
+        let later = |seconds| fetched + Duration::from_secs(seconds);
+        // GIVEN credentials without an expiry THEN they serve 15 minutes, less the margin
+        let lasting = test_credentials();
+        assert!(reusable(&lasting, fetched, later(0)));
+        assert!(reusable(&lasting, fetched, later(14 * 60 - 1)));
+        assert!(!reusable(&lasting, fetched, later(14 * 60)));
+        // GIVEN a role's, expiring in an hour THEN up to a minute before that
+        let role = Credentials::new(
+            "ASIA",
+            "secret",
+            Some("t".into()),
+            Some(later(3600)),
+            "test",
+        );
+        assert!(reusable(&role, fetched, later(3538)));
+        assert!(!reusable(&role, fetched, later(3540)));
+        // AND a clock that went back is no reason to trust them
+        assert!(!reusable(&role, fetched, fetched - Duration::from_secs(5)));
     }
 }

@@ -261,6 +261,12 @@ impl CredentialProvider for TokenCredentials {
 /// and a token signed for this connection.
 struct IamCredentials(IamTokens);
 
+/// How often fred sends each connection `AUTH` again with a fresh token: ElastiCache
+/// closes an IAM-authenticated connection 12 hours after its last `AUTH`, and all of a
+/// process's connections, opened together, would close together, failing what they
+/// carry at that moment.
+const IAM_REAUTH_INTERVAL: Duration = Duration::from_secs(3600);
+
 impl std::fmt::Debug for IamCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IamCredentials")
@@ -286,6 +292,10 @@ impl CredentialProvider for IamCredentials {
             )
         })?;
         Ok((Some(self.0.user().to_owned()), Some(token)))
+    }
+
+    fn refresh_interval(&self) -> Option<Duration> {
+        Some(IAM_REAUTH_INTERVAL)
     }
 }
 
@@ -650,6 +660,22 @@ impl Cache for RedisCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iam_connections_authenticate_again_well_inside_elasticache_s_12_hours() {
+        let user = crate::config::IamUser::new("product-api", "products", false).unwrap();
+        let credentials = IamCredentials(IamTokens::new(
+            crate::adapters::aws::SharedSdkConfig::default(),
+            user,
+        ));
+        let interval = credentials.refresh_interval().unwrap();
+        assert!(
+            interval <= Duration::from_secs(12 * 3600) / 4,
+            "{interval:?}"
+        );
+        // (and the token never shows in logs)
+        assert!(!format!("{credentials:?}").contains("X-Amz"));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_pending_token_is_waited_for_within_the_set_up_budget() {

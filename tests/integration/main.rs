@@ -7,6 +7,7 @@ mod catalog_cli;
 mod engines;
 mod healing;
 mod helpers;
+mod iam;
 mod invalidator;
 mod lambda_runtime;
 mod local_limits;
