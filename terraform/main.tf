@@ -130,6 +130,7 @@ module "cache" {
 
   name               = var.name
   engine             = var.cache_engine
+  auth               = var.cache_auth
   memcached_nodes    = var.cache_memcached_nodes
   serverless         = var.cache_serverless
   node_type          = var.cache_node_type
@@ -161,6 +162,10 @@ module "functions" {
   table_stream_arn                 = module.data.stream_arn
   redis_url                        = module.cache.redis_url
   redis_auth_secret_arn            = module.cache.auth_secret_arn
+  redis_iam_user                   = module.cache.iam_user_id
+  redis_iam_cache                  = module.cache.iam_cache_name
+  redis_iam_serverless             = var.cache_serverless
+  redis_iam_connect_arns           = module.cache.iam_connect_arns
   memcached_url                    = module.cache.memcached_url
   cache_ttl_seconds                = var.cache_ttl_seconds
   negative_cache_ttl_seconds       = var.negative_cache_ttl_seconds

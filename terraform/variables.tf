@@ -82,6 +82,17 @@ variable "cache_memcached_nodes" {
   }
 }
 
+variable "cache_auth" {
+  description = "How the functions authenticate to a Valkey or Redis OSS cache: token (an AUTH token kept in Secrets Manager, read at every cold start) or iam (an IAM-enabled ElastiCache user: each function signs its own short-lived token, so a cold start makes no Secrets Manager call and no password exists to rotate). Ignored for Memcached."
+  type        = string
+  default     = "token"
+
+  validation {
+    condition     = contains(["token", "iam"], var.cache_auth)
+    error_message = "cache_auth must be token or iam."
+  }
+}
+
 variable "cache_serverless" {
   description = "Use an ElastiCache Serverless cache instead of a node-based replication group."
   type        = bool

@@ -1275,11 +1275,13 @@ fn the_memcached_branch_is_a_cross_az_tls_cluster_reached_by_url_without_auth() 
         )
         .map(expr_text)
         .unwrap_or_default();
+        // (`local.token` is Redis with an AUTH token, see below.)
         assert!(
-            count.contains("local.redis"),
+            count.contains("local.redis") || count.contains("local.token"),
             "{kind}.{name}: count = {count}"
         );
     }
+    assert!(expr_text(&cache.locals["token"]).starts_with("local.redis &&"));
     // Resources that became conditional keep their state through `moved` blocks.
     for address in [
         "random_password.auth",
@@ -1326,8 +1328,14 @@ fn the_memcached_branch_is_a_cross_az_tls_cluster_reached_by_url_without_auth() 
     assert!(
         functions
             .text
-            .contains("? { MEMCACHED_URL = var.memcached_url }\n  : { REDIS_URL = var.redis_url, REDIS_AUTH_SECRET_ARN = var.redis_auth_secret_arn })"),
-        "the functions read MEMCACHED_URL, or REDIS_URL and its secret"
+            .contains("? { MEMCACHED_URL = var.memcached_url }\n    : (local.redis_iam"),
+        "the functions read MEMCACHED_URL, or Redis's variables"
+    );
+    assert!(
+        functions.text.contains(
+            ": { REDIS_URL = var.redis_url, REDIS_AUTH_SECRET_ARN = var.redis_auth_secret_arn }))"
+        ),
+        "without IAM, the functions read REDIS_URL and its secret"
     );
     assert!(
         functions
@@ -1345,6 +1353,128 @@ fn the_memcached_branch_is_a_cross_az_tls_cluster_reached_by_url_without_auth() 
     ] {
         assert!(functions.text.contains(var), "{var}");
     }
+}
+
+#[test]
+fn with_iam_auth_the_functions_connect_as_an_iam_user_of_the_cache_and_read_no_secret() {
+    let cache = module("cache");
+    let resource = |kind: &str, name: &str| &cache.resources[&(kind.to_owned(), name.to_owned())];
+    let text = |body: &Body, key: &str| attr(body, key).map(expr_text).unwrap_or_default();
+    // The switch, off by default (an existing deployment keeps its token), and only for
+    // Valkey or Redis OSS.
+    let root = root();
+    assert_eq!(variable_default(&root, "cache_auth"), "\"token\"");
+    assert!(
+        root.text
+            .contains("contains([\"token\", \"iam\"], var.cache_auth)")
+    );
+    assert_eq!(expr_text(&root.calls["cache"].1["auth"]), "var.cache_auth");
+    assert_eq!(
+        expr_text(&cache.locals["iam"]),
+        "local.redis && var.auth == \"iam\""
+    );
+    // An IAM-enabled user, its name its id (ElastiCache's rule for IAM users), with the
+    // ACL of the token's "app" user (tests/integration runs the functions under it).
+    let user = resource("aws_elasticache_user", "iam");
+    assert_eq!(text(user, "count"), "local.iam ? 1 : 0");
+    assert_eq!(text(user, "user_id"), text(user, "user_name"));
+    assert_eq!(text(user, "access_string"), "local.app_access_string");
+    let mode = user
+        .blocks()
+        .find(|b| b.identifier() == "authentication_mode")
+        .expect("the IAM user has an authentication_mode");
+    assert_eq!(text(mode.body(), "type"), "\"iam\"");
+    assert!(attr(mode.body(), "passwords").is_none());
+    // In a user group with the default user switched off, which the replication group
+    // takes instead of a token (the two exclude each other), as the serverless cache does.
+    let group = resource("aws_elasticache_user_group", "this");
+    assert_eq!(text(group, "count"), "local.user_group ? 1 : 0");
+    assert!(expr_text(&cache.locals["user_group"]).contains("local.iam"));
+    assert!(text(group, "user_ids").contains("local.iam ? aws_elasticache_user.iam[0].user_id"));
+    assert_eq!(
+        text(resource("aws_elasticache_user", "default"), "access_string"),
+        "\"off -@all\""
+    );
+    let replication_group = resource("aws_elasticache_replication_group", "this");
+    assert_eq!(
+        text(replication_group, "auth_token"),
+        "local.token ? random_password.auth[0].result : null"
+    );
+    assert_eq!(
+        text(replication_group, "user_group_ids"),
+        "local.iam ? [aws_elasticache_user_group.this[0].user_group_id] : null"
+    );
+    assert_eq!(
+        text(replication_group, "transit_encryption_enabled"),
+        "true"
+    );
+    // No token, no secret, no user name in the URL (the functions refuse one with IAM).
+    for (kind, name) in [
+        ("random_password", "auth"),
+        ("aws_secretsmanager_secret", "auth"),
+        ("aws_secretsmanager_secret_version", "auth"),
+    ] {
+        assert_eq!(
+            text(resource(kind, name), "count"),
+            "local.token ? 1 : 0",
+            "{kind}.{name}"
+        );
+    }
+    assert!(expr_text(&cache.locals["user"]).contains("local.token"));
+    // The functions get the user, the cache its tokens are signed for and its kind, under
+    // the names the binaries read, and may connect to that cache as that user alone.
+    let args = &root.calls["functions"].1;
+    for (arg, value) in [
+        ("redis_iam_user", "module.cache.iam_user_id"),
+        ("redis_iam_cache", "module.cache.iam_cache_name"),
+        ("redis_iam_serverless", "var.cache_serverless"),
+        ("redis_iam_connect_arns", "module.cache.iam_connect_arns"),
+    ] {
+        assert_eq!(expr_text(&args[arg]), value, "{arg}");
+    }
+    assert_eq!(
+        expr_text(&root.calls["cache"].1["serverless"]),
+        "var.cache_serverless"
+    );
+    let functions = module("functions");
+    let environment = expr_text(&functions.locals["cache_environment"]);
+    for (name, value) in [
+        (
+            product_catalog::config::REDIS_IAM_USER,
+            "var.redis_iam_user",
+        ),
+        (
+            product_catalog::config::REDIS_IAM_CACHE,
+            "var.redis_iam_cache",
+        ),
+        (
+            product_catalog::config::REDIS_IAM_SERVERLESS,
+            "tostring(var.redis_iam_serverless)",
+        ),
+    ] {
+        assert!(
+            environment.contains(&format!("{name} = {value}")),
+            "{name} in {environment}"
+        );
+    }
+    assert_eq!(
+        expr_text(&functions.locals["redis_iam"]),
+        "var.redis_iam_user != null"
+    );
+    assert!(functions.text.contains(
+        "for_each = length(var.redis_iam_connect_arns) == 0 ? [] : [var.redis_iam_connect_arns]"
+    ));
+    assert!(
+        functions
+            .text
+            .contains("actions   = [\"elasticache:Connect\"]")
+    );
+    let outputs =
+        std::fs::read_to_string(terraform_dir().join("modules/cache/outputs.tf")).unwrap();
+    assert!(outputs.contains(
+        "[var.serverless ? aws_elasticache_serverless_cache.this[0].arn : aws_elasticache_replication_group.this[0].arn, aws_elasticache_user.iam[0].arn]"
+    ));
+    assert!(outputs.contains("value       = local.iam ? var.name : null"));
 }
 
 #[test]

@@ -1,14 +1,21 @@
-# Valkey (default) or Redis OSS: a replication group with TLS, an AUTH token kept in
-# Secrets Manager and KMS at rest, optionally sharded and Multi-AZ; or a Serverless
-# cache with an ACL user. Either way the functions get a URL and a secret ARN.
+# Valkey (default) or Redis OSS: a replication group with TLS and KMS at rest, optionally
+# sharded and Multi-AZ; or a Serverless cache. The functions authenticate with an AUTH
+# token kept in Secrets Manager (auth = "token": a URL and a secret ARN), or as an
+# IAM-enabled ElastiCache user (auth = "iam": a URL, the user and the cache to sign
+# tokens for, and the ARNs elasticache:Connect must name).
 # Or Memcached: a cluster of nodes across AZs with TLS in transit, sharded by the client
 # (the functions get every node's endpoint in one URL). Memcached on ElastiCache has no
 # AUTH: only the network protects it (private subnets, port 11211 open to the functions'
 # security group alone), and TLS keeps the traffic unreadable on the way.
 
 locals {
-  memcached       = var.engine == "memcached"
-  redis           = !local.memcached
+  memcached = var.engine == "memcached"
+  redis     = !local.memcached
+  iam       = local.redis && var.auth == "iam"
+  token     = local.redis && !local.iam
+  # A user group (the required "default" user, switched off, and the functions' user)
+  # for the serverless cache always, for the replication group with IAM.
+  user_group      = local.redis && (var.serverless || local.iam)
   port            = local.memcached ? 11211 : 6379
   engine_version  = var.engine == "valkey" ? "8.0" : "7.1"
   parameter_group = var.cluster_mode ? "default.${var.engine == "valkey" ? "valkey8" : "redis7"}.cluster.on" : null
@@ -26,8 +33,9 @@ locals {
   # hashing). ElastiCache Auto Discovery (the configuration endpoint's node list) is not
   # used: adding or removing nodes changes this URL, and applying updates the functions.
   memcached_nodes = local.memcached ? [for node in aws_elasticache_cluster.memcached[0].cache_nodes : "${node.address}:${node.port}"] : []
-  # The serverless cache authenticates the ACL user "app"; the replication group the default user.
-  user              = var.serverless ? "app@" : ""
+  # With the token, the serverless cache authenticates the ACL user "app" and the
+  # replication group the default user; with IAM the user is not in the URL.
+  user              = var.serverless && local.token ? "app@" : ""
   app_access_string = "on ~product:* -@all +get +set +del +eval +evalsha +ping +info +client|id +cluster|slots +cluster|shards +cluster|info"
 }
 
@@ -36,7 +44,7 @@ locals {
 ################################################################################
 
 resource "random_password" "auth" {
-  count = local.redis ? 1 : 0
+  count = local.token ? 1 : 0
 
   length           = 48
   special          = true
@@ -44,7 +52,7 @@ resource "random_password" "auth" {
 }
 
 resource "aws_secretsmanager_secret" "auth" {
-  count = local.redis ? 1 : 0
+  count = local.token ? 1 : 0
   #checkov:skip=CKV2_AWS_57:Rotating the token needs ElastiCache's two-token ROTATE flow in step with the functions; rotate by replacing random_password.auth (README: Rotating the AUTH token).
   name_prefix             = "${var.name}-cache-auth-"
   description             = "AUTH token of the ${var.name} cache"
@@ -53,7 +61,7 @@ resource "aws_secretsmanager_secret" "auth" {
 }
 
 resource "aws_secretsmanager_secret_version" "auth" {
-  count = local.redis ? 1 : 0
+  count = local.token ? 1 : 0
 
   secret_id     = aws_secretsmanager_secret.auth[0].id
   secret_string = random_password.auth[0].result
@@ -122,7 +130,9 @@ resource "aws_elasticache_replication_group" "this" {
   # A new token is added with ElastiCache's default strategy, ROTATE: the old one keeps
   # working beside it (README: Rotating the AUTH token). Not set here: setting
   # auth_token_update_strategy would send the token again to a group deployed without it.
-  auth_token                 = random_password.auth[0].result
+  # With IAM there is no token: the user group's users authenticate instead.
+  auth_token                 = local.token ? random_password.auth[0].result : null
+  user_group_ids             = local.iam ? [aws_elasticache_user_group.this[0].user_group_id] : null
   auto_minor_version_upgrade = true
   snapshot_retention_limit   = 0
 
@@ -141,18 +151,19 @@ resource "aws_elasticache_replication_group" "this" {
 }
 
 ################################################################################
-# Serverless cache with ACL users (the default user is switched off)
+# ACL users (the default user is switched off): the serverless cache's, and the
+# replication group's with IAM
 ################################################################################
 
 resource "random_password" "default_user" {
-  count = local.redis && var.serverless ? 1 : 0
+  count = local.user_group ? 1 : 0
 
   length  = 48
   special = false
 }
 
 resource "aws_elasticache_user" "default" {
-  count = local.redis && var.serverless ? 1 : 0
+  count = local.user_group ? 1 : 0
 
   user_id       = "${var.name}-default"
   user_name     = "default"
@@ -166,7 +177,7 @@ resource "aws_elasticache_user" "default" {
 }
 
 resource "aws_elasticache_user" "app" {
-  count = local.redis && var.serverless ? 1 : 0
+  count = local.token && var.serverless ? 1 : 0
 
   user_id = "${var.name}-app"
   # Only product keys, and only the commands the functions send (tests/integration
@@ -182,12 +193,31 @@ resource "aws_elasticache_user" "app" {
   }
 }
 
+# The functions' user with IAM authentication: the same ACL as "app", no password. Its
+# name must be its id, and both are what the functions send (REDIS_IAM_USER). A user id
+# of its own, so that switching auth creates it beside "app" instead of in its place.
+resource "aws_elasticache_user" "iam" {
+  count = local.iam ? 1 : 0
+
+  user_id       = "${var.name}-iam"
+  user_name     = "${var.name}-iam"
+  engine        = var.engine
+  access_string = local.app_access_string
+
+  authentication_mode {
+    type = "iam"
+  }
+}
+
 resource "aws_elasticache_user_group" "this" {
-  count = local.redis && var.serverless ? 1 : 0
+  count = local.user_group ? 1 : 0
 
   user_group_id = "${var.name}-users"
   engine        = var.engine
-  user_ids      = [aws_elasticache_user.default[0].user_id, aws_elasticache_user.app[0].user_id]
+  user_ids = [
+    aws_elasticache_user.default[0].user_id,
+    local.iam ? aws_elasticache_user.iam[0].user_id : aws_elasticache_user.app[0].user_id,
+  ]
 }
 
 resource "aws_elasticache_serverless_cache" "this" {

@@ -9,8 +9,25 @@ output "memcached_url" {
 }
 
 output "auth_secret_arn" {
-  description = "Secrets Manager secret holding the Redis AUTH token; null for Memcached, which has no AUTH."
-  value       = local.redis ? aws_secretsmanager_secret.auth[0].arn : null
+  description = "Secrets Manager secret holding the Redis AUTH token; null with IAM authentication and for Memcached, which has no AUTH."
+  value       = local.token ? aws_secretsmanager_secret.auth[0].arn : null
+}
+
+output "iam_user_id" {
+  description = "The functions' IAM-enabled ElastiCache user (REDIS_IAM_USER); null unless auth is iam."
+  value       = local.iam ? aws_elasticache_user.iam[0].user_id : null
+}
+
+output "iam_cache_name" {
+  description = "The replication group id or serverless cache name IAM tokens are signed for (REDIS_IAM_CACHE); null unless auth is iam."
+  value       = local.iam ? var.name : null
+}
+
+output "iam_connect_arns" {
+  description = "The cache and the user elasticache:Connect must name; empty unless auth is iam."
+  value = (local.iam
+    ? [var.serverless ? aws_elasticache_serverless_cache.this[0].arn : aws_elasticache_replication_group.this[0].arn, aws_elasticache_user.iam[0].arn]
+  : [])
 }
 
 output "endpoint_address" {

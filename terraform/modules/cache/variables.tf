@@ -25,6 +25,17 @@ variable "memcached_nodes" {
   }
 }
 
+variable "auth" {
+  description = "How the functions authenticate to Valkey or Redis OSS: token (an AUTH token in Secrets Manager) or iam (an IAM-enabled user, tokens signed by the functions). Ignored for Memcached."
+  type        = string
+  default     = "token"
+
+  validation {
+    condition     = contains(["token", "iam"], var.auth)
+    error_message = "auth must be token or iam."
+  }
+}
+
 variable "serverless" {
   description = "Create an ElastiCache Serverless cache instead of a replication group."
   type        = bool

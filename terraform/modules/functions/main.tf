@@ -7,12 +7,16 @@ locals {
   product_api       = "${var.name}-product-api"
   cache_invalidator = "${var.name}-cache-invalidator"
   memcached         = var.memcached_url != null
+  redis_iam         = var.redis_iam_user != null
   # What both functions read; each binary reads only its own variables. Redis comes with
-  # its AUTH secret; Memcached has none (ElastiCache offers no AUTH for it). The entry
-  # settings must be the same in both: the invalidator rewrites what product-api fills.
+  # its AUTH secret, or with the IAM-enabled user and the cache its tokens are signed
+  # for; Memcached has none (ElastiCache offers no AUTH for it). The entry settings must
+  # be the same in both: the invalidator rewrites what product-api fills.
   cache_environment = (local.memcached
     ? { MEMCACHED_URL = var.memcached_url }
-  : { REDIS_URL = var.redis_url, REDIS_AUTH_SECRET_ARN = var.redis_auth_secret_arn })
+    : (local.redis_iam
+      ? { REDIS_URL = var.redis_url, REDIS_IAM_USER = var.redis_iam_user, REDIS_IAM_CACHE = var.redis_iam_cache, REDIS_IAM_SERVERLESS = tostring(var.redis_iam_serverless) }
+  : { REDIS_URL = var.redis_url, REDIS_AUTH_SECRET_ARN = var.redis_auth_secret_arn }))
   # TRUSTED_ROOTS: the roots every TLS connection trusts. "amazon" (compiled into the
   # binaries): the Amazon Trust Services roots that sign Secrets Manager's, DynamoDB's
   # and ElastiCache's certificates; a cold start parses 5 roots instead of ~150.
@@ -82,6 +86,17 @@ data "aws_iam_policy_document" "common" {
       sid       = "ReadCacheAuthToken"
       actions   = ["secretsmanager:GetSecretValue"]
       resources = [statement.value]
+    }
+  }
+
+  # Redis with IAM authentication: connect as the functions' user to this cache only.
+  dynamic "statement" {
+    for_each = length(var.redis_iam_connect_arns) == 0 ? [] : [var.redis_iam_connect_arns]
+
+    content {
+      sid       = "ConnectToTheCacheAsItsUser"
+      actions   = ["elasticache:Connect"]
+      resources = statement.value
     }
   }
 

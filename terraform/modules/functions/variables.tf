@@ -83,9 +83,33 @@ variable "redis_url" {
 }
 
 variable "redis_auth_secret_arn" {
-  description = "Secret holding the Redis AUTH token; null when the cache is Memcached."
+  description = "Secret holding the Redis AUTH token; null with IAM authentication or when the cache is Memcached."
   type        = string
   default     = null
+}
+
+variable "redis_iam_user" {
+  description = "IAM-enabled ElastiCache user the functions authenticate as (REDIS_IAM_USER); null to use the AUTH secret."
+  type        = string
+  default     = null
+}
+
+variable "redis_iam_cache" {
+  description = "Replication group id or serverless cache name the IAM tokens are signed for (REDIS_IAM_CACHE); with redis_iam_user."
+  type        = string
+  default     = null
+}
+
+variable "redis_iam_serverless" {
+  description = "Whether redis_iam_cache is a serverless cache (REDIS_IAM_SERVERLESS)."
+  type        = bool
+  default     = false
+}
+
+variable "redis_iam_connect_arns" {
+  description = "The cache and the user ARNs elasticache:Connect names; empty without IAM authentication."
+  type        = list(string)
+  default     = []
 }
 
 variable "memcached_url" {
