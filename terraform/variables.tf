@@ -91,6 +91,11 @@ variable "cache_auth" {
     condition     = contains(["token", "iam"], var.cache_auth)
     error_message = "cache_auth must be token or iam."
   }
+
+  validation {
+    condition     = var.cache_auth == "token" || var.cache_engine != "memcached"
+    error_message = "cache_auth = \"iam\" needs Valkey or Redis OSS: ElastiCache Memcached has no AUTH."
+  }
 }
 
 variable "cache_serverless" {

@@ -1475,6 +1475,49 @@ fn with_iam_auth_the_functions_connect_as_an_iam_user_of_the_cache_and_read_no_s
         "[var.serverless ? aws_elasticache_serverless_cache.this[0].arn : aws_elasticache_replication_group.this[0].arn, aws_elasticache_user.iam[0].arn]"
     ));
     assert!(outputs.contains("value       = local.iam ? var.name : null"));
+    // Switching a replication group's mode replaces it: ElastiCache takes a user group
+    // in place of a token only with a strategy the provider does not send, and a token
+    // added back is accepted beside unauthenticated access. (A Create of the trigger, on
+    // the first apply of an existing stack, replaces nothing: only its updates do.)
+    let trigger = resource("terraform_data", "auth_mode");
+    assert_eq!(text(trigger, "input"), "var.auth");
+    assert_eq!(text(trigger, "count"), text(replication_group, "count"));
+    let lifecycle = replication_group
+        .blocks()
+        .find(|b| b.identifier() == "lifecycle")
+        .expect("the replication group has a lifecycle block");
+    assert_eq!(
+        text(lifecycle.body(), "replace_triggered_by")
+            .split_whitespace()
+            .collect::<String>(),
+        "[terraform_data.auth_mode]"
+    );
+    // IAM needs Valkey or Redis OSS; refused at plan for Memcached.
+    assert!(root.text.contains(
+        "condition     = var.cache_auth == \"token\" || var.cache_engine != \"memcached\""
+    ));
+    // No secret to read, no Secrets Manager endpoint to pay for (kept, under its new
+    // address, where there is one).
+    assert_eq!(
+        expr_text(&root.calls["network"].1["secrets_manager_endpoint"]),
+        "var.cache_engine != \"memcached\" && var.cache_auth == \"token\""
+    );
+    let network = module("network");
+    let endpoint =
+        &network.resources[&("aws_vpc_endpoint".to_owned(), "secretsmanager".to_owned())];
+    assert_eq!(
+        attr(endpoint, "count").map(expr_text).as_deref(),
+        Some("var.secrets_manager_endpoint ? 1 : 0")
+    );
+    assert!(
+        network
+            .text
+            .contains("from = aws_vpc_endpoint.secretsmanager\n")
+    );
+    assert_eq!(
+        variable_default(&network, "secrets_manager_endpoint"),
+        "true"
+    );
 }
 
 #[test]

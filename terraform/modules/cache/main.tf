@@ -111,6 +111,18 @@ resource "aws_cloudwatch_log_group" "slow_log" {
   kms_key_id        = var.kms_key_arn
 }
 
+# How the replication group authenticates. Switching it replaces the group: modified in
+# place, ElastiCache refuses a user group beside the token (the provider does not send
+# the DELETE strategy that migration needs), and going back adds the token beside
+# unauthenticated access (ROTATE) instead of requiring it. A new group takes the new
+# mode from its start; the functions read from the table (BYPASS) while it is created,
+# and the cache refills.
+resource "terraform_data" "auth_mode" {
+  count = local.redis && !var.serverless ? 1 : 0
+
+  input = var.auth
+}
+
 resource "aws_elasticache_replication_group" "this" {
   #checkov:skip=CKV_AWS_134:A cache rebuilt from DynamoDB needs no backups.
   count = local.redis && !var.serverless ? 1 : 0
@@ -141,6 +153,10 @@ resource "aws_elasticache_replication_group" "this" {
   num_cache_clusters         = var.cluster_mode ? null : 1 + var.replicas_per_shard
   num_node_groups            = var.cluster_mode ? var.shards : null
   replicas_per_node_group    = var.cluster_mode ? var.replicas_per_shard : null
+
+  lifecycle {
+    replace_triggered_by = [terraform_data.auth_mode]
+  }
 
   log_delivery_configuration {
     destination      = aws_cloudwatch_log_group.slow_log[0].name
