@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks that each Lambda zip holds a `bootstrap` that loads on provided.al2023: a static
-# binary, or one that needs glibc 2.34 at most (the runtime's glibc); and that the AWS-LC
+# binary, or one that needs glibc 2.34 at most (the runtime's glibc), without its symbol
+# table; and that the AWS-LC
 # inside was built as .cargo/config.toml asks, which a test of that file cannot see
 # through an environment that overrides it (a shell's or CodeBuild's variables).
 set -euo pipefail
@@ -17,6 +18,12 @@ for function in product-api cache-invalidator; do
   python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("bootstrap", sys.argv[2])' "$zip" "$work/$function"
   binary=$work/$function/bootstrap
   file "$binary" | grep -q 'ELF 64-bit LSB.*x86-64' || { echo "error: $function: bootstrap is not an x86-64 ELF binary" >&2; exit 1; }
+  # cargo drops the profile's strip when a package override leaves it out (Cargo.toml).
+  if readelf -S "$binary" | grep -q '\.symtab'; then
+    echo "error: $function: bootstrap carries its symbol table: set strip = \"symbols\" in the release profile's product-catalog override (Cargo.toml)" >&2
+    rm -f target/lambda/*/bootstrap.zip
+    exit 1
+  fi
   needed=$(objdump -T "$binary" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -V | tail -n 1 || true)
   if [ -z "$needed" ]; then
     file "$binary" | grep -q 'statically linked' || { echo "error: $function: no glibc symbols but not static either" >&2; exit 1; }

@@ -64,6 +64,34 @@ fn the_release_build_keeps_aws_lc_s_fast_elliptic_curves() {
     );
 }
 
+/// The strip setting cargo gives the binaries' package in the release profile: its own
+/// override's, else the default ("debuginfo") when an override exists at all (cargo does
+/// not fall back to `[profile.release]` then), else the profile's.
+fn release_strip_of_the_binaries(cargo_toml: &str) -> String {
+    let manifest: DocumentMut = cargo_toml.parse().expect("Cargo.toml parses");
+    let package = ["profile", "release", "package", "product-catalog"];
+    match lookup(manifest.as_item(), &package) {
+        Some(overrides) => overrides
+            .get("strip")
+            .and_then(Item::as_str)
+            .unwrap_or("debuginfo"),
+        None => lookup(manifest.as_item(), &["profile", "release", "strip"])
+            .and_then(Item::as_str)
+            .unwrap_or("debuginfo"),
+    }
+    .to_owned()
+}
+
+#[test]
+fn the_release_binaries_ship_without_their_symbol_table() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let manifest = std::fs::read_to_string(format!("{root}/Cargo.toml")).unwrap();
+    assert_eq!(release_strip_of_the_binaries(&manifest), "symbols");
+    // (the rule it encodes: an override without strip is "debuginfo", whatever the profile)
+    let without = "[profile.release]\nstrip = \"symbols\"\n[profile.release.package.product-catalog]\nopt-level = 3\n";
+    assert_eq!(release_strip_of_the_binaries(without), "debuginfo");
+}
+
 #[test]
 fn a_size_profile_without_the_override_is_seen_as_small() {
     let manifest = "[profile.release.package.\"*\"]\nopt-level = \"s\"\n";
