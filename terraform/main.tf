@@ -101,7 +101,6 @@ module "network" {
   name                        = var.name
   vpc_cidr                    = var.vpc_cidr
   enable_nat_gateway          = var.enable_nat_gateway
-  secrets_manager_endpoint    = var.cache_engine != "memcached" && var.cache_auth == "token"
   endpoint_security_group_ids = [module.security_groups.endpoints_security_group_id]
   kms_key_arn                 = aws_kms_key.this.arn
   log_retention_days          = var.log_retention_days

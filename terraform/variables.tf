@@ -83,7 +83,7 @@ variable "cache_memcached_nodes" {
 }
 
 variable "cache_auth" {
-  description = "How the functions authenticate to a Valkey or Redis OSS cache: token (an AUTH token kept in Secrets Manager, read at every cold start) or iam (an IAM-enabled ElastiCache user: each function signs its own short-lived token, so a cold start makes no Secrets Manager call and no password exists to rotate). Ignored for Memcached."
+  description = "How the functions authenticate to a Valkey or Redis OSS cache: token (an AUTH token kept in Secrets Manager, read at every cold start) or iam (an IAM-enabled ElastiCache user: each function signs its own short-lived token, so a cold start makes no Secrets Manager call and no password exists to rotate). Memcached has no AUTH: token only."
   type        = string
   default     = "token"
 

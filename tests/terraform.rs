@@ -1496,28 +1496,6 @@ fn with_iam_auth_the_functions_connect_as_an_iam_user_of_the_cache_and_read_no_s
     assert!(root.text.contains(
         "condition     = var.cache_auth == \"token\" || var.cache_engine != \"memcached\""
     ));
-    // No secret to read, no Secrets Manager endpoint to pay for (kept, under its new
-    // address, where there is one).
-    assert_eq!(
-        expr_text(&root.calls["network"].1["secrets_manager_endpoint"]),
-        "var.cache_engine != \"memcached\" && var.cache_auth == \"token\""
-    );
-    let network = module("network");
-    let endpoint =
-        &network.resources[&("aws_vpc_endpoint".to_owned(), "secretsmanager".to_owned())];
-    assert_eq!(
-        attr(endpoint, "count").map(expr_text).as_deref(),
-        Some("var.secrets_manager_endpoint ? 1 : 0")
-    );
-    assert!(
-        network
-            .text
-            .contains("from = aws_vpc_endpoint.secretsmanager\n")
-    );
-    assert_eq!(
-        variable_default(&network, "secrets_manager_endpoint"),
-        "true"
-    );
 }
 
 #[test]

@@ -111,12 +111,13 @@ resource "aws_cloudwatch_log_group" "slow_log" {
   kms_key_id        = var.kms_key_arn
 }
 
-# How the replication group authenticates. Switching it replaces the group: modified in
-# place, ElastiCache refuses a user group beside the token (the provider does not send
-# the DELETE strategy that migration needs), and going back adds the token beside
-# unauthenticated access (ROTATE) instead of requiring it. A new group takes the new
-# mode from its start; the functions read from the table (BYPASS) while it is created,
-# and the cache refills.
+# How the replication group authenticates. Switching it replaces the group, the one path
+# that works with every provider version versions.tf admits: in place, ElastiCache takes
+# a user group beside a token only with the DELETE strategy, which providers before
+# 6.31.0 do not send with it, and going back adds the token with ElastiCache's default
+# strategy (ROTATE) where SET is needed to require it. A new group has the new mode from
+# its start. The cost: no cache while the old group is deleted and the new one created
+# (the functions read from the table, BYPASS), and a cold cache after.
 resource "terraform_data" "auth_mode" {
   count = local.redis && !var.serverless ? 1 : 0
 

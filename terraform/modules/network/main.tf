@@ -62,11 +62,7 @@ resource "aws_vpc_endpoint" "dynamodb" {
   tags = { Name = "${var.name}-dynamodb" }
 }
 
-# Only where the functions read a secret (the cache's AUTH token): an interface endpoint
-# is billed by the hour in each AZ.
 resource "aws_vpc_endpoint" "secretsmanager" {
-  count = var.secrets_manager_endpoint ? 1 : 0
-
   vpc_id              = aws_vpc.this.id
   service_name        = "com.amazonaws.${data.aws_region.current.region}.secretsmanager"
   vpc_endpoint_type   = "Interface"
@@ -75,11 +71,6 @@ resource "aws_vpc_endpoint" "secretsmanager" {
   security_group_ids  = var.endpoint_security_group_ids
 
   tags = { Name = "${var.name}-secretsmanager" }
-}
-
-moved {
-  from = aws_vpc_endpoint.secretsmanager
-  to   = aws_vpc_endpoint.secretsmanager[0]
 }
 
 ################################################################################

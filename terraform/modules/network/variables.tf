@@ -14,12 +14,6 @@ variable "enable_nat_gateway" {
   default     = false
 }
 
-variable "secrets_manager_endpoint" {
-  description = "Create the Secrets Manager interface endpoint (the functions read the cache's AUTH token through it)."
-  type        = bool
-  default     = true
-}
-
 variable "endpoint_security_group_ids" {
   description = "Security groups of the interface endpoints (Secrets Manager)."
   type        = list(string)
