@@ -178,9 +178,14 @@ pub async fn connect_redis_with(
         }
         Ok::<_, StartError>(())
     };
+    // The same signer as the connections': they reuse the credentials it fetches.
+    let iam_tokens = match &password {
+        RedisPassword::Iam(tokens) => Some(tokens.clone()),
+        _ => None,
+    };
     let sign_iam_token = async {
-        if let RedisAuth::Iam(user) = &redis.auth {
-            IamTokens::new(sdk.clone(), user.clone())
+        if let (Some(tokens), RedisAuth::Iam(user)) = (iam_tokens, &redis.auth) {
+            tokens
                 .token()
                 .await
                 .map_err(|source| StartError::IamToken {
