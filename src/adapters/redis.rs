@@ -300,10 +300,9 @@ impl CredentialProvider for IamCredentials {
 }
 
 /// Where connections get the password `AUTH` sends.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub enum RedisPassword {
     /// The URL's, if it holds one.
-    #[default]
     Url,
     /// A token read from a secret, perhaps still on its way.
     Token(PendingToken),
