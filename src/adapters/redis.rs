@@ -15,6 +15,8 @@
 //! Errors are sorted for the breaker ([`CacheErrorKind`]): a timeout or a lost
 //! connection is an outage, while a reply error about one key (`WRONGTYPE`) is not.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -44,6 +46,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct RedisCache {
     pool: fred::clients::Pool,
+    /// Set by [`RedisCache::quit`]: the connections are not to be started again.
+    quitting: Arc<AtomicBool>,
 }
 
 /// The TLS settings of `rediss://` connections: rustls trusting the configured roots
@@ -353,11 +357,12 @@ impl RedisCache {
             None => FredConfig::from_url(url.as_str())
                 .map_err(|err| CacheError::new("configure", err))?,
         };
-        // fred's default gives up for good when the first connection fails (its task
-        // ends and commands queue until they time out), however lenient the reconnect
-        // policy: a process started while Redis was unreachable would never use it.
-        // Without fail-fast the first connection follows the reconnect policy too.
-        config.fail_fast = false;
+        // Without fail-fast, fred waits its reconnect policy's first delay (1 ms here,
+        // up to 2 on tokio's timer) before even the first connection: on a cold start's
+        // chain. With it, the first attempt goes at once, and when it fails fred ends the
+        // connection task for good, however lenient the policy: `keep_connecting` starts
+        // it again, so a process started while Redis is unreachable still uses it later.
+        config.fail_fast = true;
         let token = match password {
             RedisPassword::Url => None,
             RedisPassword::Token(token) => {
@@ -405,17 +410,20 @@ impl RedisCache {
             .map_err(|err| CacheError::new("configure", err))?;
         pool.prefer_connected(true);
         let connection_errors = ConnectionErrors::default();
+        let quitting = Arc::new(AtomicBool::new(false));
         for client in pool.clients() {
-            // Runs for the life of the process, like the connection tasks.
+            // Both run for the life of the process.
             drop(tokio::spawn(listen_to_connection_errors(
                 client.error_rx(),
                 connection_errors.clone(),
                 token.clone(),
             )));
+            drop(tokio::spawn(keep_connecting(
+                client.clone(),
+                Arc::clone(&quitting),
+            )));
         }
-        // The connection tasks run for the life of the process; their handles are not needed.
-        drop(pool.connect_pool());
-        Ok(Self { pool })
+        Ok(Self { pool, quitting })
     }
 
     /// Waits until every connection is up, at most `limit`.
@@ -423,14 +431,28 @@ impl RedisCache {
     /// # Errors
     /// [`CacheError`] when Redis is not reachable in time; the pool keeps trying.
     pub async fn wait_connected(&self, limit: Duration) -> Result<(), CacheError> {
-        match tokio::time::timeout(limit, self.pool.wait_for_connect()).await {
-            Ok(result) => result.map_err(|err| CacheError::new("connect", err)),
-            Err(elapsed) => Err(CacheError::new("connect", elapsed)),
+        // A failed first attempt is told to the waiters (fail-fast); keep waiting for
+        // the attempts after it.
+        let mut failed = None;
+        let connected = tokio::time::timeout(limit, async {
+            loop {
+                match self.pool.wait_for_connect().await {
+                    Ok(()) => return,
+                    Err(err) => failed = Some(err),
+                }
+            }
+        })
+        .await;
+        match (connected, failed) {
+            (Ok(()), _) => Ok(()),
+            (Err(_), Some(err)) => Err(CacheError::new("connect", err)),
+            (Err(elapsed), None) => Err(CacheError::new("connect", elapsed)),
         }
     }
 
-    /// Closes the connections (for tests and orderly shutdown).
+    /// Closes the connections (for tests and orderly shutdown) for good.
     pub async fn quit(&self) {
+        self.quitting.store(true, Ordering::Release);
         let _ = self.pool.quit().await;
     }
 }
@@ -501,10 +523,31 @@ impl ConnectionErrors {
     }
 }
 
-/// Retry for ever, 1 ms growing fourfold to 2 s between attempts. Without fail-fast the
-/// first connection waits for the first delay too, so that delay is kept to 1 ms: a
-/// cold start connects at once, as it did with fail-fast. No jitter: it would delay
-/// that first attempt as well, and one process holds only a few connections.
+/// Runs a client's connection task, and starts it again on [`reconnect_policy`]'s delays
+/// whenever it ends on a connection error: with fail-fast, fred ends it when the first
+/// connection fails (Redis unreachable, refusing the token, timing out). Connections
+/// lost later are re-dialled by fred itself, within the task. Ends when the client
+/// quits, and on an error no retry mends (a bad configuration, or a token start-up could
+/// not read, as it stops).
+async fn keep_connecting(client: fred::clients::Client, quitting: Arc<AtomicBool>) {
+    let mut policy = reconnect_policy();
+    loop {
+        match client.connect().await {
+            Ok(Err(err)) if !matches!(err.kind(), ErrorKind::Config | ErrorKind::Url) => {}
+            // Quit, or an error fred's own policy would not retry either.
+            _ => return,
+        }
+        let delay = policy.next_delay().unwrap_or(2_000);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        if quitting.load(Ordering::Acquire) {
+            return;
+        }
+    }
+}
+
+/// Retry for ever, 1 ms growing fourfold to 2 s between attempts. The first delay is
+/// kept short: it is the one after a first connection that failed. No jitter: one
+/// process holds only a few connections.
 fn reconnect_policy() -> ReconnectPolicy {
     let mut policy = ReconnectPolicy::new_exponential(0, 1, 2_000, 4);
     policy.set_jitter(0);

@@ -2,7 +2,8 @@
 //! table that does not answer then, which start-up must not wait for), a breaker probe
 //! abandoned by its client while Redis is frozen, a key of the wrong type (which is one
 //! entry's problem, not an outage), and a failover that leaves the old primary up as a
-//! replica. Each test prints its figure.
+//! replica. Each test prints its figure. And one fault that must not heal: a cache told
+//! to quit while Redis was down stays closed.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -285,3 +286,38 @@ async fn start_up_does_not_wait_for_a_table_that_does_not_answer() {
 
 /// Below one DynamoDB attempt's timeout: a start-up that waited for the table takes longer.
 const ATTEMPT_LIMIT: Duration = product_catalog::adapters::aws::ATTEMPT_TIMEOUT;
+
+#[tokio::test]
+async fn a_cache_that_quit_while_redis_was_down_stays_closed_once_redis_is_up() {
+    // GIVEN a cache started while Redis is down, retrying its first connection
+    let mut redis = RedisServer::not_started();
+    let cache = RedisCache::connect(
+        &RedisUrl::try_from(redis.url()).unwrap(),
+        Duration::from_millis(200),
+        1,
+    )
+    .unwrap();
+    assert!(
+        cache
+            .wait_connected(Duration::from_millis(300))
+            .await
+            .is_err()
+    );
+
+    // WHEN it quits, and then Redis comes up
+    cache.quit().await;
+    redis.restart();
+
+    // THEN it does not connect again: past the retry policy's longest delay (2 s), the
+    // only client Redis has is the one asking
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let clients = std::process::Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "CLIENT", "LIST"])
+        .output()
+        .unwrap();
+    let clients = String::from_utf8_lossy(&clients.stdout);
+    assert_eq!(clients.lines().count(), 1, "{clients}");
+    println!(
+        "figure: a cache that quit while Redis was down: clients of Redis 2.5 s after it came up -> 1, the one asking"
+    );
+}
