@@ -25,6 +25,11 @@ pub type ProductApi = Api<AnyCache, AnyStore>;
 /// How long start-up waits for the cache (Redis or memcached) before going on without it (it keeps reconnecting).
 const REDIS_START_WAIT: Duration = Duration::from_secs(1);
 
+/// The cache's first connection, still opening when [`start`] returns: awaiting it waits
+/// up to [`REDIS_START_WAIT`] for the connection and logs whether it came (the client
+/// keeps reconnecting either way). Never fails.
+pub type CacheConnecting = futures_util::future::BoxFuture<'static, ()>;
+
 /// The binary's configuration from the environment; on a bad value, says which variable
 /// on stderr and exits with status 2.
 pub fn config_or_exit<T: FromEnvironment>(binary: &str) -> T {
@@ -37,37 +42,53 @@ pub fn config_or_exit<T: FromEnvironment>(binary: &str) -> T {
     }
 }
 
-/// Builds the cache and the store and the API. A DynamoDB store finishes its set-up in
-/// the background ([`build_store`]), so start-up waits for the cache alone.
+/// [`start`], and the wait for the cache's first connection: the API ready to serve.
+///
+/// # Errors
+/// As [`start`].
+pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
+    let (api, connecting) = start(config).await?;
+    connecting.await;
+    Ok(api)
+}
+
+/// Builds the cache and the store and the API, returning once everything that can stop
+/// start-up is done (configuration, the AUTH secret read, the IAM token signed): the
+/// cache's connection is still opening ([`CacheConnecting`], for the first request to
+/// wait for), and a DynamoDB store finishes its set-up in the background ([`build_store`]).
 ///
 /// # Errors
 /// [`StartError`] when an adapter cannot be built. An unreachable Redis is not an
 /// error: the service starts, serves from the table, and reconnects in the background.
-pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
+pub async fn start(config: &ApiConfig) -> Result<(ProductApi, CacheConnecting), StartError> {
     let sdk = aws::SharedSdkConfig::trusting(config.trusted_roots);
     let (cache, store) = tokio::join!(
         build_cache(config, &sdk),
         build_store(config.table.as_ref(), &sdk)
     );
-    let service = ProductService::new(cache?, store?, config.ttls.product)
+    let (cache, connecting) = cache?;
+    let service = ProductService::new(cache, store?, config.ttls.product)
         .with_negative_ttl(config.ttls.negative)
         .with_l1(config.l1_entries, config.l1_ttl)
         .with_stale_ttl(config.ttls.stale)
         .with_ttl_jitter(config.ttls.jitter);
-    Ok(Api::new(service, config.http_max_age))
+    Ok((Api::new(service, config.http_max_age), connecting))
 }
 
-/// The cache chosen by `REDIS_URL` or `MEMCACHED_URL`.
+/// The cache chosen by `REDIS_URL` or `MEMCACHED_URL`, its connection still opening.
 ///
 /// # Errors
 /// [`StartError`] when the cache client cannot be configured.
 pub async fn build_cache(
     config: &ApiConfig,
     sdk: &aws::SharedSdkConfig,
-) -> Result<AnyCache, StartError> {
+) -> Result<(AnyCache, CacheConnecting), StartError> {
     let Some(cache) = &config.cache else {
         info!("neither REDIS_URL nor MEMCACHED_URL set: using the in-process cache");
-        return Ok(AnyCache::Memory(MemoryCache::default()));
+        return Ok((
+            AnyCache::Memory(MemoryCache::default()),
+            Box::pin(std::future::ready(())),
+        ));
     };
     // Lambda runs one request at a time per process; locally a few connections share load.
     let pool_size = match config.mode {
@@ -88,11 +109,14 @@ pub async fn connect_cache(
     connections: usize,
     roots: TrustedRoots,
 ) -> Result<AnyCache, StartError> {
-    connect_cache_with(cache, connections, &aws::SharedSdkConfig::trusting(roots)).await
+    let (cache, connecting) =
+        connect_cache_with(cache, connections, &aws::SharedSdkConfig::trusting(roots)).await?;
+    connecting.await;
+    Ok(cache)
 }
 
 /// [`connect_cache`] with the SDK configuration the rest of the start-up shares (TLS
-/// trusts the roots it trusts).
+/// trusts the roots it trusts), returned while its connection is still opening.
 ///
 /// # Errors
 /// [`StartError`] when the client cannot be configured (or the Redis secret read).
@@ -100,11 +124,12 @@ pub async fn connect_cache_with(
     cache: &CacheConfig,
     connections: usize,
     sdk: &aws::SharedSdkConfig,
-) -> Result<AnyCache, StartError> {
+) -> Result<(AnyCache, CacheConnecting), StartError> {
     match cache {
-        CacheConfig::Redis(redis) => Ok(AnyCache::Redis(
-            connect_redis_with(redis, connections, sdk).await?,
-        )),
+        CacheConfig::Redis(redis) => {
+            let (cache, connecting) = connect_redis_with(redis, connections, sdk).await?;
+            Ok((AnyCache::Redis(cache), connecting))
+        }
         CacheConfig::Memcached(memcached) => {
             let cache = MemcachedCache::trusting(
                 &memcached.url,
@@ -112,13 +137,16 @@ pub async fn connect_cache_with(
                 connections,
                 sdk.trusted_roots(),
             )?;
-            match cache.wait_connected(REDIS_START_WAIT).await {
-                Ok(()) => info!(memcached = ?memcached.url, "connected to memcached"),
-                Err(err) => {
-                    warn!(memcached = ?memcached.url, error = %report(&err), "memcached not reachable yet; going on without it meanwhile");
+            let (waiting, url) = (cache.clone(), memcached.url.clone());
+            let connecting = async move {
+                match waiting.wait_connected(REDIS_START_WAIT).await {
+                    Ok(()) => info!(memcached = ?url, "connected to memcached"),
+                    Err(err) => {
+                        warn!(memcached = ?url, error = %report(&err), "memcached not reachable yet; going on without it meanwhile");
+                    }
                 }
-            }
-            Ok(AnyCache::Memcached(cache))
+            };
+            Ok((AnyCache::Memcached(cache), Box::pin(connecting)))
         }
     }
 }
@@ -135,10 +163,14 @@ pub async fn connect_redis(
     pool_size: usize,
     roots: TrustedRoots,
 ) -> Result<RedisCache, StartError> {
-    connect_redis_with(redis, pool_size, &aws::SharedSdkConfig::trusting(roots)).await
+    let (cache, connecting) =
+        connect_redis_with(redis, pool_size, &aws::SharedSdkConfig::trusting(roots)).await?;
+    connecting.await;
+    Ok(cache)
 }
 
-/// [`connect_redis`] with the SDK configuration the rest of the start-up shares.
+/// [`connect_redis`] with the SDK configuration the rest of the start-up shares, returned
+/// once the token is in hand (read or signed) while the connection is still opening.
 ///
 /// # Errors
 /// [`StartError`] when the secret cannot be read or the client cannot be configured.
@@ -146,7 +178,7 @@ pub async fn connect_redis_with(
     redis: &RedisConfig,
     pool_size: usize,
     sdk: &aws::SharedSdkConfig,
-) -> Result<RedisCache, StartError> {
+) -> Result<(RedisCache, CacheConnecting), StartError> {
     // TLS settings (the roots parsed) on a blocking thread, while the token is read.
     let roots = sdk.trusted_roots();
     let tls = redis
@@ -214,13 +246,16 @@ pub async fn connect_redis_with(
         )?)
     };
     let ((), (), cache) = tokio::try_join!(read_token, sign_iam_token, connect)?;
-    match cache.wait_connected(REDIS_START_WAIT).await {
-        Ok(()) => info!(redis = ?redis.url, "connected to Redis"),
-        Err(err) => {
-            warn!(redis = ?redis.url, error = %report(&err), "Redis not reachable yet; going on without it meanwhile");
+    let (waiting, url) = (cache.clone(), redis.url.clone());
+    let connecting = async move {
+        match waiting.wait_connected(REDIS_START_WAIT).await {
+            Ok(()) => info!(redis = ?url, "connected to Redis"),
+            Err(err) => {
+                warn!(redis = ?url, error = %report(&err), "Redis not reachable yet; going on without it meanwhile");
+            }
         }
-    }
-    Ok(cache)
+    };
+    Ok((cache, Box::pin(connecting)))
 }
 
 /// The store chosen by `TABLE_NAME`. A DynamoDB store is returned at once, its client

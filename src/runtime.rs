@@ -47,18 +47,30 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// `Host`, a path over 64 KiB): behind API Gateway either is a 502, where the contract
 /// wants a 400.
 ///
+/// The first event is fetched while `cache_connecting` (the rest of start-up, see
+/// [`crate::app::start`]) is still under way; its invocation waits for it, so that a
+/// cold start's `/next` round trip overlaps the cache's connection set-up.
+///
 /// # Errors
 /// When the Runtime API cannot be reached.
 pub async fn run_lambda<C: Cache, S: ProductStore>(
     api: Arc<Api<C, S>>,
+    cache_connecting: BoxFuture<'static, ()>,
     metrics: &'static Collector,
 ) -> Result<(), lambda_http::Error> {
+    let mut cache_connecting = Some(cache_connecting);
     run_with_metrics(metrics, move |event: LambdaEvent<Event>| {
         let api = Arc::clone(&api);
+        let first = cache_connecting.take();
         // Boxed as a trait object: nested in the runtime's own futures, the concrete
         // type is too deep for the compiler's default limit.
         let invocation: BoxFuture<'static, Result<LambdaReply, lambda_http::Error>> =
-            Box::pin(async move { Ok(handle_invocation(&api, event).await) });
+            Box::pin(async move {
+                if let Some(connecting) = first {
+                    connecting.await;
+                }
+                Ok(handle_invocation(&api, event).await)
+            });
         invocation
     })
     .await

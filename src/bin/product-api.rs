@@ -28,12 +28,14 @@ async fn serve(config: ApiConfig) -> anyhow::Result<()> {
         Mode::Local => emf.with_auto_flush_interval(metrics::LOCAL_FLUSH_INTERVAL),
     };
     let collector = metrics::install(emf).map_err(|err| anyhow::anyhow!(err))?;
-    let api = Arc::new(app::build(&config).await?);
+    let (api, cache_connecting) = app::start(&config).await?;
+    let api = Arc::new(api);
     if config.mode == Mode::Lambda {
-        return runtime::run_lambda(api, collector)
+        return runtime::run_lambda(api, cache_connecting, collector)
             .await
             .map_err(|err| anyhow::anyhow!(err));
     }
+    cache_connecting.await;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR={}", config.listen_addr))?;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use fred::prelude::KeysInterface;
 use serde_json::Value;
 
+use product_catalog::adapters::DynamoStore;
+
 use crate::helpers::{RedisServer, emf_sum, fresh_table, sample_table, service_env};
 use crate::runtime_api::RuntimeApi;
 
@@ -386,9 +388,9 @@ async fn a_stdout_that_cannot_be_written_loses_the_metrics_not_the_answers() {
     assert!(!logged.contains("panic"), "{logged}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_first_hit_waits_for_neither_the_aws_sdk_nor_dynamodb() {
-    // GIVEN a product a first process cached in Redis
+/// A Redis server and a table, with the product of the `apigw_rest_stage` event cached
+/// by a first process (a miss) that has ended; the event, to ask again.
+async fn cached_by_a_first_process() -> (RedisServer, DynamoStore, Value) {
     let redis = RedisServer::start();
     let table = sample_table().await;
     let runtime = RuntimeApi::start().await;
@@ -397,6 +399,13 @@ async fn a_first_hit_waits_for_neither_the_aws_sdk_nor_dynamodb() {
     let miss = runtime.invoke(event.clone()).await.unwrap();
     assert_eq!(header(&miss, "x-cache").as_deref(), Some("MISS"), "{miss}");
     drop(filler);
+    (redis, table, event)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_first_hit_waits_for_neither_the_aws_sdk_nor_dynamodb() {
+    // GIVEN a product a first process cached in Redis
+    let (redis, table, event) = cached_by_a_first_process().await;
     // AND an SDK configuration that cannot finish loading: no region in the environment,
     // so the SDK asks the instance metadata endpoint, which accepts and never answers
     let metadata = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -549,4 +558,69 @@ async fn a_first_miss_does_not_wait_through_a_stuck_warm_up() {
         !first_closed.load(std::sync::atomic::Ordering::SeqCst),
         "the miss waited for the warm-up's attempt to time out"
     );
+}
+
+/// A relay to `upstream` that holds every connection it accepts, passing nothing either
+/// way, until `release` is sent `true`; it counts the connections.
+async fn held_relay(
+    upstream: u16,
+) -> (
+    u16,
+    tokio::sync::watch::Sender<bool>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut released = released.clone();
+            tokio::spawn(async move {
+                if released.wait_for(|open| *open).await.is_err() {
+                    return;
+                }
+                let mut server = tokio::net::TcpStream::connect(("127.0.0.1", upstream))
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    (port, release, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cold_start_asks_for_its_first_event_while_redis_is_still_connecting() {
+    // GIVEN a product a first process cached in Redis
+    let (redis, table, event) = cached_by_a_first_process().await;
+    // AND Redis reached through a relay that holds connections until told
+    let (port, release, connections) = held_relay(redis.port).await;
+
+    // WHEN a new process starts
+    let runtime = RuntimeApi::start().await;
+    let function = Function::spawn(
+        &runtime,
+        service_env(&format!("redis://127.0.0.1:{port}"), &table),
+    );
+
+    // THEN it asks for its first event while its Redis connection is still held (it
+    // used to wait for the connection, up to 1 s, before asking)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while runtime.first_next().is_none() {
+        assert!(Instant::now() < deadline, "no /next within 5 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+        "the connection was not opening yet"
+    );
+    // AND once Redis answers, that first request waits for the connection and hits
+    release.send(true).unwrap();
+    let hit = runtime.invoke(event).await.unwrap();
+    assert_eq!(header(&hit, "x-cache").as_deref(), Some("HIT"), "{hit}");
+    let logged = function.stderr.lock().unwrap().clone();
+    assert!(!logged.contains("not reachable yet"), "{logged}");
 }
