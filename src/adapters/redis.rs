@@ -16,7 +16,6 @@
 //! connection is an outage, while a reply error about one key (`WRONGTYPE`) is not.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -46,8 +45,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct RedisCache {
     pool: fred::clients::Pool,
-    /// Set by [`RedisCache::quit`]: the connections are not to be started again.
-    quitting: Arc<AtomicBool>,
+    /// Set by [`RedisCache::quit`]: the connections are closed and not started again.
+    quitting: Arc<watch::Sender<bool>>,
 }
 
 /// The TLS settings of `rediss://` connections: rustls trusting the configured roots
@@ -357,12 +356,6 @@ impl RedisCache {
             None => FredConfig::from_url(url.as_str())
                 .map_err(|err| CacheError::new("configure", err))?,
         };
-        // Without fail-fast, fred waits its reconnect policy's first delay (1 ms here,
-        // up to 2 on tokio's timer) before even the first connection: on a cold start's
-        // chain. With it, the first attempt goes at once, and when it fails fred ends the
-        // connection task for good, however lenient the policy: `keep_connecting` starts
-        // it again, so a process started while Redis is unreachable still uses it later.
-        config.fail_fast = true;
         let token = match password {
             RedisPassword::Url => None,
             RedisPassword::Token(token) => {
@@ -377,6 +370,23 @@ impl RedisCache {
                 None
             }
         };
+        Self::start(config, token, command_timeout, pool_size)
+    }
+
+    /// The pool for `config`, its connections started; `token` is told of Redis's
+    /// refusals.
+    fn start(
+        mut config: FredConfig,
+        token: Option<PendingToken>,
+        command_timeout: Duration,
+        pool_size: usize,
+    ) -> Result<Self, CacheError> {
+        // Without fail-fast, fred waits its reconnect policy's first delay (1 ms here,
+        // up to 2 on tokio's timer) before even the first connection: on a cold start's
+        // chain. With it, the first attempt goes at once, and when it fails fred ends the
+        // connection task for good, however lenient the policy: `keep_connecting` starts
+        // it again, so a process started while Redis is unreachable still uses it later.
+        config.fail_fast = true;
         let pool = fred::types::Builder::from_config(config)
             .with_performance_config(|perf| perf.default_command_timeout = command_timeout)
             .with_connection_config(|conn| {
@@ -410,7 +420,7 @@ impl RedisCache {
             .map_err(|err| CacheError::new("configure", err))?;
         pool.prefer_connected(true);
         let connection_errors = ConnectionErrors::default();
-        let quitting = Arc::new(AtomicBool::new(false));
+        let quitting = Arc::new(watch::Sender::new(false));
         for client in pool.clients() {
             // Both run for the life of the process.
             drop(tokio::spawn(listen_to_connection_errors(
@@ -420,7 +430,7 @@ impl RedisCache {
             )));
             drop(tokio::spawn(keep_connecting(
                 client.clone(),
-                Arc::clone(&quitting),
+                quitting.subscribe(),
             )));
         }
         Ok(Self { pool, quitting })
@@ -450,10 +460,12 @@ impl RedisCache {
         }
     }
 
-    /// Closes the connections (for tests and orderly shutdown) for good.
+    /// Closes the connections (for tests and orderly shutdown) for good: `QUIT` to those
+    /// that are up, and any connection task still starting is stopped. So are they all
+    /// once the last clone of the cache is dropped.
     pub async fn quit(&self) {
-        self.quitting.store(true, Ordering::Release);
         let _ = self.pool.quit().await;
+        self.quitting.send_replace(true);
     }
 }
 
@@ -526,20 +538,39 @@ impl ConnectionErrors {
 /// Runs a client's connection task, and starts it again on [`reconnect_policy`]'s delays
 /// whenever it ends on a connection error: with fail-fast, fred ends it when the first
 /// connection fails (Redis unreachable, refusing the token, timing out). Connections
-/// lost later are re-dialled by fred itself, within the task. Ends when the client
-/// quits, and on an error no retry mends (a bad configuration, or a token start-up could
-/// not read, as it stops).
-async fn keep_connecting(client: fred::clients::Client, quitting: Arc<AtomicBool>) {
+/// lost later are re-dialled by fred itself, within the task. A task that panicked is
+/// started again too (its client would otherwise fail every command for the life of the
+/// process). Ends when the client quits, and on an error no retry mends (a bad
+/// configuration, or a token start-up could not read, as it stops).
+async fn keep_connecting(client: fred::clients::Client, mut quitting: watch::Receiver<bool>) {
     let mut policy = reconnect_policy();
     loop {
-        match client.connect().await {
+        let mut task = client.connect();
+        let ended = tokio::select! {
+            ended = &mut task => ended,
+            // fred's `quit` does nothing to a task that has not taken its command
+            // channel yet (one just started), which would then connect for good.
+            _ = quitting.wait_for(|quit| *quit) => {
+                task.abort();
+                return;
+            }
+        };
+        match ended {
             Ok(Err(err)) if !matches!(err.kind(), ErrorKind::Config | ErrorKind::Url) => {}
+            Err(join) if join.is_panic() => {
+                tracing::error!(
+                    panic = crate::runtime::panic_message(join.into_panic().as_ref()),
+                    "the Redis connection task panicked; starting it again"
+                );
+            }
             // Quit, or an error fred's own policy would not retry either.
             _ => return,
         }
-        let delay = policy.next_delay().unwrap_or(2_000);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
-        if quitting.load(Ordering::Acquire) {
+        let delay = Duration::from_millis(policy.next_delay().unwrap_or(2_000));
+        if tokio::time::timeout(delay, quitting.wait_for(|quit| *quit))
+            .await
+            .is_ok()
+        {
             return;
         }
     }
@@ -937,5 +968,115 @@ mod tests {
         let shown = format!("{credentials:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("arrived: true"), "{shown}");
+    }
+
+    /// A port that accepts TCP connections and never answers (fred asks for credentials
+    /// once TCP is up, before it sends anything).
+    async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("redis://{}", listener.local_addr().unwrap());
+        let accepting = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        (url, accepting)
+    }
+
+    /// Waits until `done`, failing with `what` after `within`.
+    async fn eventually(within: Duration, what: &str, done: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A pool on `url` as [`RedisCache::connect_with`] makes it, asking `credentials`.
+    fn cache_asking(url: &str, credentials: Arc<dyn CredentialProvider>) -> RedisCache {
+        let mut config = FredConfig::from_url(url).unwrap();
+        config.credential_provider = Some(credentials);
+        RedisCache::start(config, None, Duration::from_millis(50), 1).unwrap()
+    }
+
+    /// Panics when first asked, then counts the calls and never answers.
+    #[derive(Debug, Default)]
+    struct PanicsFirst(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl CredentialProvider for PanicsFirst {
+        async fn fetch(
+            &self,
+            _: Option<&Server>,
+        ) -> Result<(Option<String>, Option<String>), FredError> {
+            if self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                panic!("a bug in a credential provider");
+            }
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_task_that_panicked_is_started_again() {
+        // GIVEN a connection whose set-up panics the first time
+        let (url, _server) = silent_server().await;
+        let credentials = Arc::new(PanicsFirst::default());
+        let cache = cache_asking(&url, credentials.clone());
+
+        // THEN the connection is attempted again (fred's task would otherwise be gone,
+        // and every command fail, for the life of the process)
+        eventually(Duration::from_secs(2), "not attempted again", || {
+            credentials.0.load(std::sync::atomic::Ordering::SeqCst) >= 2
+        })
+        .await;
+        cache.quit().await;
+    }
+
+    /// Notes when it is asked, then never answers; notes when that wait is dropped.
+    #[derive(Debug, Default)]
+    struct Stalls {
+        asked: Notify,
+        dropped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    struct SetOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl CredentialProvider for Stalls {
+        async fn fetch(
+            &self,
+            _: Option<&Server>,
+        ) -> Result<(Option<String>, Option<String>), FredError> {
+            let _guard = SetOnDrop(std::sync::Arc::clone(&self.dropped));
+            self.asked.notify_one();
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn quit_stops_a_connection_still_being_set_up() {
+        // GIVEN a connection in its set-up, waiting for its credentials
+        let (url, _server) = silent_server().await;
+        let credentials = Arc::new(Stalls::default());
+        let cache = cache_asking(&url, credentials.clone());
+        credentials.asked.notified().await;
+
+        // WHEN the cache quits (fred's QUIT waits behind the set-up, and times out)
+        cache.quit().await;
+
+        // THEN the set-up is abandoned, rather than left to connect for good
+        eventually(Duration::from_secs(1), "still being set up", || {
+            credentials
+                .dropped
+                .load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .await;
     }
 }
