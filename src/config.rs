@@ -53,6 +53,8 @@ pub const TRUSTED_ROOTS: &str = "TRUSTED_ROOTS";
 pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 /// Set by the Lambda service; its presence selects Lambda mode.
 pub const AWS_LAMBDA_RUNTIME_API: &str = "AWS_LAMBDA_RUNTIME_API";
+/// Set by the Lambda service: `on-demand`, `provisioned-concurrency` or `snap-start`.
+pub const AWS_LAMBDA_INITIALIZATION_TYPE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
 
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// product-api: a Redis call on the request path must be quick, or skipped.
@@ -440,6 +442,13 @@ pub struct ApiConfig {
     pub metrics_namespace: String,
     /// The roots every TLS connection trusts (Redis, memcached, the AWS SDK).
     pub trusted_roots: TrustedRoots,
+    /// Whether start-up waits for the cache's first connection before taking requests.
+    /// Not in an on-demand Lambda environment, where a request is already waiting and
+    /// the first invocation waits instead (its `/next` overlapping the connection's
+    /// set-up); in one initialized ahead (`provisioned-concurrency`, or any type but
+    /// `on-demand`), which is frozen after `/next` for as long as no request comes, a
+    /// connection still being set up would be thawed half open.
+    pub connect_before_first_request: bool,
 }
 
 /// cache-invalidator's configuration: it needs a shared cache, and never reads the table.
@@ -546,6 +555,12 @@ impl FromEnvironment for ApiConfig {
             },
             metrics_namespace,
             trusted_roots,
+            // Unset: outside Lambda (local mode, or a Runtime API emulator), where
+            // nothing is frozen.
+            connect_before_first_request: mode == Mode::Local
+                || env
+                    .get(AWS_LAMBDA_INITIALIZATION_TYPE)
+                    .is_some_and(|kind| kind != "on-demand"),
         })
     }
 }
@@ -1096,6 +1111,28 @@ mod tests {
         let invalidator: InvalidatorConfig =
             read(&[lambda[0], (REDIS_URL, "redis://cache:6379")]).unwrap();
         assert_eq!(invalidator.mode, Mode::Lambda);
+    }
+
+    #[test]
+    fn only_an_on_demand_lambda_takes_its_first_event_before_the_cache_is_connected() {
+        let lambda = [
+            (AWS_LAMBDA_RUNTIME_API, "127.0.0.1:9001"),
+            (TABLE_NAME, "Products"),
+        ];
+        let waits = |kind: Option<&str>| {
+            let mut vars = lambda.to_vec();
+            vars.extend(kind.map(|kind| (AWS_LAMBDA_INITIALIZATION_TYPE, kind)));
+            api(&vars).unwrap().connect_before_first_request
+        };
+        // An on-demand environment has its request waiting; emulators set no type.
+        assert!(!waits(Some("on-demand")));
+        assert!(!waits(None));
+        // One initialized ahead is frozen after /next, maybe for hours.
+        assert!(waits(Some("provisioned-concurrency")));
+        assert!(waits(Some("snap-start")));
+        assert!(waits(Some("a type Lambda adds later")));
+        // Locally, the server listens once the cache is connected, as before.
+        assert!(api(&[]).unwrap().connect_before_first_request);
     }
 
     #[test]

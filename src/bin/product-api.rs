@@ -30,12 +30,18 @@ async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     let collector = metrics::install(emf).map_err(|err| anyhow::anyhow!(err))?;
     let (api, cache_connecting) = app::start(&config).await?;
     let api = Arc::new(api);
+    // What the first request still waits for.
+    let first_request_waits: app::CacheConnecting = if config.connect_before_first_request {
+        cache_connecting.await;
+        Box::pin(std::future::ready(()))
+    } else {
+        cache_connecting
+    };
     if config.mode == Mode::Lambda {
-        return runtime::run_lambda(api, cache_connecting, collector)
+        return runtime::run_lambda(api, first_request_waits, collector)
             .await
             .map_err(|err| anyhow::anyhow!(err));
     }
-    cache_connecting.await;
     let listener = tokio::net::TcpListener::bind(config.listen_addr)
         .await
         .with_context(|| format!("cannot listen on LISTEN_ADDR={}", config.listen_addr))?;

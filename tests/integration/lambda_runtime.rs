@@ -593,6 +593,39 @@ async fn held_relay(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_provisioned_environment_connects_to_redis_before_asking_for_an_event() {
+    // GIVEN a product cached in Redis, reached through a relay that holds connections
+    let (redis, table, event) = cached_by_a_first_process().await;
+    let (port, release, connections) = held_relay(redis.port).await;
+
+    // WHEN an environment initialized ahead of its requests starts
+    let runtime = RuntimeApi::start().await;
+    let mut env = service_env(&format!("redis://127.0.0.1:{port}"), &table);
+    env.push((
+        "AWS_LAMBDA_INITIALIZATION_TYPE".into(),
+        "provisioned-concurrency".into(),
+    ));
+    let _function = Function::spawn(&runtime, env);
+
+    // THEN it does not ask for an event (after which it may be frozen for hours) while
+    // its Redis connection is still being set up
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while connections.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no connection to Redis within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(runtime.first_next().is_none(), "asked for an event first");
+    // AND once Redis answers it does, and hits
+    release.send(true).unwrap();
+    let hit = runtime.invoke(event).await.unwrap();
+    assert_eq!(header(&hit, "x-cache").as_deref(), Some("HIT"), "{hit}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_cold_start_asks_for_its_first_event_while_redis_is_still_connecting() {
     // GIVEN a product a first process cached in Redis
     let (redis, table, event) = cached_by_a_first_process().await;
