@@ -22,7 +22,8 @@ use crate::tls::TrustedRoots;
 /// The API as the binaries run it.
 pub type ProductApi = Api<AnyCache, AnyStore>;
 
-/// How long start-up waits for the cache (Redis or memcached) before going on without it (it keeps reconnecting).
+/// How long the cache's first connection is waited for (by start-up, or in an on-demand
+/// Lambda by the first request) before going on without it (it keeps reconnecting).
 const REDIS_START_WAIT: Duration = Duration::from_secs(1);
 
 /// The cache's first connection, still opening when [`start`] returns: awaiting it waits
