@@ -443,11 +443,14 @@ pub struct ApiConfig {
     /// The roots every TLS connection trusts (Redis, memcached, the AWS SDK).
     pub trusted_roots: TrustedRoots,
     /// Whether start-up waits for the cache's first connection before taking requests.
-    /// Not in an on-demand Lambda environment, where a request is already waiting and
+    /// Not in an on-demand Lambda environment, where a request is usually waiting and
     /// the first invocation waits instead (its `/next` overlapping the connection's
     /// set-up); in one initialized ahead (`provisioned-concurrency`, or any type but
     /// `on-demand`), which is frozen after `/next` for as long as no request comes, a
-    /// connection still being set up would be thawed half open.
+    /// connection still being set up would be thawed half open. (Lambda may also
+    /// initialize an on-demand environment ahead, saying `on-demand`: there a handshake
+    /// that timed out while frozen is redialled, and the first request waits for that,
+    /// up to 1 s, before serving from the table.)
     pub connect_before_first_request: bool,
 }
 

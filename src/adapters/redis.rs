@@ -545,15 +545,24 @@ impl ConnectionErrors {
 async fn keep_connecting(client: fred::clients::Client, mut quitting: watch::Receiver<bool>) {
     let mut policy = reconnect_policy();
     loop {
+        let quit = *quitting.borrow();
+        if quit || quitting.has_changed().is_err() {
+            return;
+        }
         let mut task = client.connect();
         let ended = tokio::select! {
-            ended = &mut task => ended,
-            // fred's `quit` does nothing to a task that has not taken its command
-            // channel yet (one just started), which would then connect for good.
-            _ = quitting.wait_for(|quit| *quit) => {
-                task.abort();
-                return;
-            }
+            ended = &mut task => Some(ended),
+            _ = quitting.wait_for(|quit| *quit) => None,
+        };
+        let Some(ended) = ended else {
+            // Quit, or the last clone of the cache dropped. fred's `quit` ends a task
+            // that is up, and with it the task that refreshes an IAM token (which holds
+            // the client, so it would outlive the cache); it does nothing to a task that
+            // has not taken its command channel yet (one just started), which would then
+            // connect for good: that one is aborted.
+            let _ = tokio::time::timeout(Duration::from_millis(100), client.quit()).await;
+            task.abort();
+            return;
         };
         match ended {
             Ok(Err(err)) if !matches!(err.kind(), ErrorKind::Config | ErrorKind::Url) => {}
@@ -1072,6 +1081,34 @@ mod tests {
         cache.quit().await;
 
         // THEN the set-up is abandoned, rather than left to connect for good
+        eventually(Duration::from_secs(1), "still being set up", || {
+            credentials
+                .dropped
+                .load(std::sync::atomic::Ordering::SeqCst)
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_clone_of_the_cache_stops_its_connections() {
+        // GIVEN a connection in its set-up, and a clone of the cache
+        let (url, _server) = silent_server().await;
+        let credentials = Arc::new(Stalls::default());
+        let cache = cache_asking(&url, credentials.clone());
+        let clone = cache.clone();
+        credentials.asked.notified().await;
+
+        // WHEN one clone is dropped THEN the connection goes on
+        drop(cache);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            !credentials
+                .dropped
+                .load(std::sync::atomic::Ordering::SeqCst),
+            "stopped while a clone was left"
+        );
+        // AND WHEN the last is THEN it stops, rather than live on with nobody to use it
+        drop(clone);
         eventually(Duration::from_secs(1), "still being set up", || {
             credentials
                 .dropped
