@@ -45,7 +45,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct RedisCache {
     pool: fred::clients::Pool,
-    /// Set by [`RedisCache::quit`]: the connections are closed and not started again.
+    /// Set by [`RedisCache::quit`], and closed when the last clone is dropped: either
+    /// way the connection tasks stop and are not started again ([`keep_connecting`]).
     quitting: Arc<watch::Sender<bool>>,
 }
 
@@ -545,6 +546,7 @@ impl ConnectionErrors {
 async fn keep_connecting(client: fred::clients::Client, mut quitting: watch::Receiver<bool>) {
     let mut policy = reconnect_policy();
     loop {
+        // Read apart from the `if`: the borrow's guard must not live across an await.
         let quit = *quitting.borrow();
         if quit || quitting.has_changed().is_err() {
             return;
