@@ -8,8 +8,8 @@ use tracing::{info, warn};
 use crate::adapters::elasticache_iam::IamTokens;
 use crate::adapters::redis::RedisPassword;
 use crate::adapters::{
-    AnyCache, AnyStore, DynamoStore, MemcachedCache, MemoryCache, MemoryStore, PendingToken,
-    RedisCache, RedisTls, aws,
+    AnyCache, AnyStore, DynamoStore, EarlyLookups, MemcachedCache, MemoryCache, MemoryStore,
+    PendingToken, RedisCache, RedisTls, aws,
 };
 use crate::config::{
     ApiConfig, CacheConfig, FromEnvironment, Mode, RedisAuth, RedisConfig, TableName,
@@ -62,7 +62,9 @@ pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
 /// [`StartError`] when an adapter cannot be built. An unreachable Redis is not an
 /// error: the service starts, serves from the table, and reconnects in the background.
 pub async fn start(config: &ApiConfig) -> Result<(ProductApi, CacheConnecting), StartError> {
-    let sdk = aws::SharedSdkConfig::trusting(config.trusted_roots);
+    let hosts = early_hosts(config, aws::endpoint_host);
+    let lookups = EarlyLookups::start(hosts.iter().map(String::as_str));
+    let sdk = aws::SharedSdkConfig::trusting(config.trusted_roots).resolving_with(lookups);
     let (cache, store) = tokio::join!(
         build_cache(config, &sdk),
         build_store(config.table.as_ref(), &sdk)
@@ -74,6 +76,27 @@ pub async fn start(config: &ApiConfig) -> Result<(ProductApi, CacheConnecting), 
         .with_stale_ttl(config.ttls.stale)
         .with_ttl_jitter(config.ttls.jitter);
     Ok((Api::new(service, config.http_max_age), connecting))
+}
+
+/// The hosts a cold start connects to, looked up at once ([`EarlyLookups`]): Redis's,
+/// and the AWS endpoints start-up calls, as `endpoint_host` finds them (Secrets Manager
+/// for the AUTH token, DynamoDB for its warm-up). memcached's client resolves its nodes
+/// itself.
+fn early_hosts(
+    config: &ApiConfig,
+    endpoint_host: impl Fn(aws::Service) -> Option<String>,
+) -> Vec<String> {
+    let mut hosts = Vec::new();
+    if let Some(CacheConfig::Redis(redis)) = &config.cache {
+        hosts.extend(redis.url.host());
+        if let RedisAuth::Secret(_) = redis.auth {
+            hosts.extend(endpoint_host(aws::Service::SecretsManager));
+        }
+    }
+    if config.table.is_some() {
+        hosts.extend(endpoint_host(aws::Service::DynamoDb));
+    }
+    hosts
 }
 
 /// The cache chosen by `REDIS_URL` or `MEMCACHED_URL`, its connection still opening.
@@ -244,6 +267,7 @@ pub async fn connect_redis_with(
             password,
             redis.timeout,
             pool_size,
+            sdk.early_lookups(),
         )?)
     };
     let ((), (), cache) = tokio::try_join!(read_token, sign_iam_token, connect)?;
@@ -286,5 +310,79 @@ pub async fn build_store(
             );
             Ok(AnyStore::Memory(catalog))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{ApiConfig, FromEnvironment as _};
+
+    /// The hosts a start-up with `vars` looks up early, each AWS endpoint named by its
+    /// service.
+    fn early_hosts(vars: &[(&str, &str)]) -> Vec<String> {
+        let config = ApiConfig::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+        .unwrap();
+        super::early_hosts(&config, |service| Some(format!("{service:?}")))
+    }
+
+    #[tokio::test]
+    async fn the_redis_connection_takes_the_lookups_of_the_sdk_configuration_it_shares() {
+        // GIVEN start-up's lookups, which say `localhost` is where it no longer is, in
+        // the SDK configuration start-up shares
+        let name = crate::adapters::dns::moved_name::MovedLocalhost::open().await;
+        let sdk =
+            crate::adapters::aws::SharedSdkConfig::default().resolving_with(name.lookups.clone());
+        let redis = crate::config::RedisConfig {
+            url: format!("redis://localhost:{}", name.port)
+                .try_into()
+                .unwrap(),
+            auth: crate::config::RedisAuth::Url,
+            timeout: std::time::Duration::from_millis(50),
+        };
+        // WHEN Redis is connected to as start-up does
+        let (cache, _connecting) = super::connect_redis_with(&redis, 1, &sdk).await.unwrap();
+        // THEN its first connection goes where start-up's lookup said
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while name.reached_early() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not where start-up looked"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        cache.quit().await;
+    }
+
+    #[test]
+    fn start_up_looks_up_the_hosts_its_first_connections_go_to() {
+        let lambda = ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001");
+        let table = ("TABLE_NAME", "Products");
+        let redis = ("REDIS_URL", "rediss://master.cache.example:6379");
+        // GIVEN a Redis with its AUTH token in a secret, and a table
+        let secret = (
+            "REDIS_AUTH_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:auth-AbCdEf",
+        );
+        // THEN Redis's host, Secrets Manager's and DynamoDB's
+        assert_eq!(
+            early_hosts(&[lambda, table, redis, secret]),
+            ["master.cache.example", "SecretsManager", "DynamoDb"]
+        );
+        // GIVEN IAM authentication: no secret to read
+        let iam = ("REDIS_IAM_USER", "product-api");
+        let iam_cache = ("REDIS_IAM_CACHE", "product-catalog");
+        assert_eq!(
+            early_hosts(&[lambda, table, redis, iam, iam_cache]),
+            ["master.cache.example", "DynamoDb"]
+        );
+        // GIVEN memcached (its client resolves its nodes), or no shared cache
+        let memcached = ("MEMCACHED_URL", "memcache://memcached.example:11211");
+        assert_eq!(early_hosts(&[lambda, table, memcached]), ["DynamoDb"]);
+        // GIVEN local mode on the sample catalog and the in-process cache: nothing
+        assert!(early_hosts(&[]).is_empty());
     }
 }

@@ -230,6 +230,11 @@ impl RedisUrl {
     pub fn tls(&self) -> bool {
         self.0.starts_with("rediss")
     }
+
+    /// The host it names (a cluster's first node).
+    pub fn host(&self) -> Option<String> {
+        url::Url::parse(&self.0).ok()?.host_str().map(str::to_owned)
+    }
 }
 
 impl TryFrom<String> for RedisUrl {

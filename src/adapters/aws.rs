@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::adapters::dns::EarlyLookups;
 use crate::config::SecretArn;
 use crate::error::{BoxError, StartError};
 use crate::tls::TrustedRoots;
@@ -27,6 +28,7 @@ pub const MAX_ATTEMPTS: u32 = 3;
 #[derive(Clone, Default)]
 pub struct SharedSdkConfig {
     roots: TrustedRoots,
+    lookups: EarlyLookups,
     config: std::sync::Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>,
 }
 
@@ -39,15 +41,29 @@ impl SharedSdkConfig {
         }
     }
 
+    /// The same, its clients taking the answers of `lookups` started at start-up.
+    #[must_use]
+    pub fn resolving_with(self, lookups: EarlyLookups) -> Self {
+        Self { lookups, ..self }
+    }
+
     /// The roots its clients trust; the cache's TLS trusts the same.
     pub fn trusted_roots(&self) -> TrustedRoots {
         self.roots
     }
 
+    /// The lookups its clients take answers from; the cache's connections take theirs
+    /// from the same.
+    pub fn early_lookups(&self) -> EarlyLookups {
+        self.lookups.clone()
+    }
+
     pub async fn get(&self) -> &aws_config::SdkConfig {
-        let roots = self.roots;
+        let (roots, lookups) = (self.roots, self.lookups.clone());
         self.config
-            .get_or_init(|| off_the_runtime_thread(sdk_config_trusting(roots)))
+            .get_or_init(|| {
+                off_the_runtime_thread(async move { loader(roots, lookups).load().await })
+            })
             .await
     }
 
@@ -96,16 +112,17 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// [`sdk_config`], its clients trusting `roots`.
 pub async fn sdk_config_trusting(roots: TrustedRoots) -> aws_config::SdkConfig {
-    loader(roots).load().await
+    loader(roots, EarlyLookups::default()).load().await
 }
 
-fn loader(roots: TrustedRoots) -> aws_config::ConfigLoader {
-    loader_with(roots, |name| std::env::var(name).ok())
+fn loader(roots: TrustedRoots, lookups: EarlyLookups) -> aws_config::ConfigLoader {
+    loader_with(roots, lookups, |name| std::env::var(name).ok())
 }
 
 /// [`loader`], reading the environment through `var`.
 fn loader_with(
     roots: TrustedRoots,
+    lookups: EarlyLookups,
     var: impl Fn(&str) -> Option<String>,
 ) -> aws_config::ConfigLoader {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
@@ -125,10 +142,8 @@ fn loader_with(
     if let Some(region) = from_env.region {
         loader = loader.region(aws_config::Region::new(region));
     }
-    match roots.sdk_trust_store() {
-        Some(trust_store) => loader.http_client(https_client(trust_store)),
-        None => loader,
-    }
+    let trust_store = roots.sdk_trust_store().unwrap_or_default();
+    loader.http_client(https_client(trust_store, lookups))
 }
 
 /// What the environment settles before the SDK's default chains would look further.
@@ -160,13 +175,84 @@ impl SettledByEnv {
     }
 }
 
+/// An AWS service start-up calls, to look its endpoint up early ([`endpoint_host`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    DynamoDb,
+    SecretsManager,
+}
+
+impl Service {
+    /// The first label of its regional endpoints' host.
+    fn endpoint_prefix(self) -> &'static str {
+        match self {
+            Self::DynamoDb => "dynamodb",
+            Self::SecretsManager => "secretsmanager",
+        }
+    }
+
+    /// Its `AWS_ENDPOINT_URL_*` variable.
+    fn endpoint_url_variable(self) -> &'static str {
+        match self {
+            Self::DynamoDb => "AWS_ENDPOINT_URL_DYNAMODB",
+            Self::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+        }
+    }
+}
+
+/// The host `service`'s client connects to, as the SDK chooses it from what the
+/// environment holds: the endpoint URL set for the service or for all, else the regional
+/// endpoint of `AWS_REGION` (what Lambda sets) in the commercial, GovCloud or China
+/// partitions. `None` where the SDK would look further (a profile, FIPS or dual-stack
+/// endpoints, the isolated partitions); that connection then resolves its host when it
+/// connects, as without this. A wrong guess costs one lookup nobody takes.
+/// (`endpoint_hosts_are_the_sdk_s_own` checks it against the SDK's endpoint rules.)
+pub fn endpoint_host(service: Service) -> Option<String> {
+    endpoint_host_with(service, |name| std::env::var(name).ok())
+}
+
+/// [`endpoint_host`], reading the environment through `var`.
+fn endpoint_host_with(service: Service, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+    // As the SDK reads its flags: `true` in any case, untrimmed.
+    let on = |name: &str| var(name).is_some_and(|value| value.eq_ignore_ascii_case("true"));
+    if !on("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") {
+        // The service's variable, even blank, is the one the SDK reads.
+        if let Some(url) = var(service.endpoint_url_variable()).or_else(|| set("AWS_ENDPOINT_URL"))
+        {
+            let url = url::Url::parse(url.trim()).ok()?;
+            return url.host_str().map(str::to_owned);
+        }
+    }
+    // DynamoDB's account-based endpoints name the account, which the SDK learns from
+    // the credentials.
+    if on("AWS_USE_FIPS_ENDPOINT")
+        || on("AWS_USE_DUALSTACK_ENDPOINT")
+        || (service == Service::DynamoDb && set("AWS_ACCOUNT_ID").is_some())
+    {
+        return None;
+    }
+    let region = set("AWS_REGION")?;
+    let domain = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else if region.contains("-iso") {
+        return None;
+    } else {
+        "amazonaws.com"
+    };
+    Some(format!("{}.{region}.{domain}", service.endpoint_prefix()))
+}
+
 /// The SDK's default HTTPS client (rustls on AWS-LC, the connector settings and sleep of
-/// each client, the proxy settings of the environment), trusting `trust_store` instead
-/// of the system's roots. A copy of aws-smithy-runtime 1.11's `default_https_client`
-/// (for behavior versions since 2025-08-07), which takes no trust store: check it
-/// against that function when the SDK is upgraded.
+/// each client, the proxy settings of the environment), trusting `trust_store` (its
+/// default: the system's roots) and resolving names through `lookups` (getaddrinfo on a
+/// blocking thread, as the default resolver, where start-up looked up nothing). A copy
+/// of aws-smithy-runtime 1.11's `default_https_client` (for behavior versions since
+/// 2025-08-07), which takes neither: check it against that function when the SDK is
+/// upgraded.
 pub fn https_client(
     trust_store: aws_smithy_http_client::tls::TrustStore,
+    lookups: EarlyLookups,
 ) -> aws_sdk_dynamodb::config::SharedHttpClient {
     use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig, tls};
     let context = tls::TlsContext::builder()
@@ -184,7 +270,7 @@ pub fn https_client(
             connector.set_sleep_impl(components.sleep_impl());
         }
         connector.set_proxy_config(Some(ProxyConfig::from_env()));
-        connector.build()
+        connector.build_with_resolver(lookups.clone())
     })
 }
 
@@ -303,6 +389,7 @@ mod tests {
         // GIVEN an environment as Lambda's
         let lambda = super::loader_with(
             TrustedRoots::System,
+            super::EarlyLookups::default(),
             env(&[
                 ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
                 ("AWS_SECRET_ACCESS_KEY", "secret"),
@@ -320,13 +407,163 @@ mod tests {
             "{provider}"
         );
         // GIVEN a region but no keys
-        let laptop = super::loader_with(TrustedRoots::System, env(&[("AWS_REGION", "us-east-2")]))
-            .load()
-            .await;
+        let laptop = super::loader_with(
+            TrustedRoots::System,
+            super::EarlyLookups::default(),
+            env(&[("AWS_REGION", "us-east-2")]),
+        )
+        .load()
+        .await;
         // THEN the default credential chain decides
         assert_eq!(laptop.region().map(|r| r.as_ref()), Some("us-east-2"));
         let provider = format!("{:?}", laptop.credentials_provider());
         assert!(provider.contains("DefaultCredentialsChain"), "{provider}");
+    }
+
+    #[tokio::test]
+    async fn sdk_clients_connect_first_where_start_up_looked_and_then_where_the_name_is_now() {
+        // GIVEN a name that moved since start-up looked it up, and a DynamoDB client on
+        // an SDK configuration taking start-up's lookups, its endpoint that name
+        let name = crate::adapters::dns::moved_name::MovedLocalhost::open().await;
+        let config = super::loader_with(
+            crate::tls::TrustedRoots::System,
+            name.lookups.clone(),
+            |var| (var == "AWS_REGION").then(|| "eu-west-1".to_owned()),
+        )
+        .load()
+        .await;
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .endpoint_url(format!("http://localhost:{}", name.port))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                    "AKID", "secret", None, None, "test",
+                ))
+                .build(),
+        );
+        // WHEN it calls (each connection is closed at once: the call fails after its
+        // attempts)
+        let called = client.describe_table().table_name("t").send().await;
+        // THEN its first attempt went where start-up looked, the retries where the name
+        // resolves now
+        let err = called.expect_err("no server to answer");
+        let shown = format!("{:?}", err);
+        assert!(shown.contains("DispatchFailure"), "{shown}");
+        assert_eq!(name.reached_early(), 1);
+        assert_eq!(name.reached_now(), super::MAX_ATTEMPTS as usize - 1);
+    }
+
+    #[tokio::test]
+    async fn endpoint_hosts_are_the_sdk_s_own() {
+        use super::{Service, endpoint_host_with};
+        use aws_sdk_dynamodb::config::endpoint::ResolveEndpoint as _;
+        let env = |vars: Vec<(&'static str, String)>| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.clone())
+            }
+        };
+        // GIVEN AWS_REGION alone, as Lambda sets it, in each partition we guess for
+        for region in [
+            "us-east-1",
+            "eu-west-1",
+            "ap-southeast-5",
+            "il-central-1",
+            "us-gov-west-1",
+            "cn-north-1",
+            "cn-northwest-1",
+        ] {
+            let var = env(vec![("AWS_REGION", region.to_owned())]);
+            // THEN the host is the one the SDK's endpoint rules give
+            let dynamodb = aws_sdk_dynamodb::config::endpoint::DefaultResolver::new()
+                .resolve_endpoint(
+                    &aws_sdk_dynamodb::config::endpoint::Params::builder()
+                        .region(region)
+                        .build()
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let secrets =
+                aws_sdk_secretsmanager::config::endpoint::ResolveEndpoint::resolve_endpoint(
+                    &aws_sdk_secretsmanager::config::endpoint::DefaultResolver::new(),
+                    &aws_sdk_secretsmanager::config::endpoint::Params::builder()
+                        .region(region)
+                        .build()
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            let host = |url: &str| url::Url::parse(url).unwrap().host_str().unwrap().to_owned();
+            assert_eq!(
+                endpoint_host_with(Service::DynamoDb, &var),
+                Some(host(dynamodb.url())),
+                "{region}"
+            );
+            assert_eq!(
+                endpoint_host_with(Service::SecretsManager, &var),
+                Some(host(secrets.url())),
+                "{region}"
+            );
+        }
+        // GIVEN an endpoint URL for the service, or for all: its host, the service's first
+        let var = env(vec![
+            ("AWS_REGION", "eu-west-1".to_owned()),
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB",
+                " http://dynalite.test:4567/ ".to_owned(),
+            ),
+            ("AWS_ENDPOINT_URL", "https://all.test".to_owned()),
+        ]);
+        assert_eq!(
+            endpoint_host_with(Service::DynamoDb, &var).as_deref(),
+            Some("dynalite.test")
+        );
+        assert_eq!(
+            endpoint_host_with(Service::SecretsManager, &var).as_deref(),
+            Some("all.test")
+        );
+        // (unless the configured endpoint URLs are to be ignored)
+        let var = env(vec![
+            ("AWS_REGION", "eu-west-1".to_owned()),
+            ("AWS_ENDPOINT_URL", "https://all.test".to_owned()),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true".to_owned()),
+        ]);
+        assert_eq!(
+            endpoint_host_with(Service::DynamoDb, &var).as_deref(),
+            Some("dynamodb.eu-west-1.amazonaws.com")
+        );
+        // GIVEN what the SDK would decide elsewhere: no guess
+        for vars in [
+            vec![],
+            vec![("AWS_DEFAULT_REGION", "eu-west-1".to_owned())],
+            vec![("AWS_REGION", "us-iso-east-1".to_owned())],
+            vec![
+                ("AWS_REGION", "eu-west-1".to_owned()),
+                ("AWS_USE_FIPS_ENDPOINT", "true".to_owned()),
+            ],
+            vec![
+                ("AWS_REGION", "eu-west-1".to_owned()),
+                ("AWS_USE_DUALSTACK_ENDPOINT", "TRUE".to_owned()),
+            ],
+            vec![("AWS_ENDPOINT_URL", "not a url".to_owned())],
+            vec![
+                ("AWS_REGION", "eu-west-1".to_owned()),
+                ("AWS_ENDPOINT_URL_DYNAMODB", String::new()),
+                ("AWS_ENDPOINT_URL", "https://all.test".to_owned()),
+            ],
+            vec![
+                ("AWS_REGION", "eu-west-1".to_owned()),
+                ("AWS_ACCOUNT_ID", "123456789012".to_owned()),
+            ],
+        ] {
+            let shown = format!("{vars:?}");
+            assert_eq!(
+                endpoint_host_with(Service::DynamoDb, env(vars)),
+                None,
+                "{shown}"
+            );
+        }
     }
 
     #[test]

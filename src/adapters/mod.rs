@@ -2,6 +2,7 @@
 //! start-up while the service stays generic (no boxing on the request path).
 
 pub mod aws;
+pub mod dns;
 pub mod dynamo;
 pub mod elasticache_iam;
 pub mod memcached;
@@ -9,6 +10,7 @@ pub mod memory_cache;
 pub mod memory_store;
 pub mod redis;
 
+pub use dns::EarlyLookups;
 pub use dynamo::DynamoStore;
 pub use memcached::MemcachedCache;
 pub use memory_cache::MemoryCache;

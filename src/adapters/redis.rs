@@ -30,6 +30,7 @@ use fred::types::config::{
 use fred::types::{Expiration, SetOptions, Value};
 use tokio::sync::{Notify, watch};
 
+use crate::adapters::dns::EarlyLookups;
 use crate::adapters::elasticache_iam::IamTokens;
 use crate::config::RedisUrl;
 use crate::error::{CacheError, CacheErrorKind};
@@ -325,12 +326,20 @@ impl RedisCache {
         command_timeout: Duration,
         pool_size: usize,
     ) -> Result<Self, CacheError> {
-        Self::connect_with(url, None, RedisPassword::Url, command_timeout, pool_size)
+        Self::connect_with(
+            url,
+            None,
+            RedisPassword::Url,
+            command_timeout,
+            pool_size,
+            EarlyLookups::default(),
+        )
     }
 
     /// [`RedisCache::connect`], with TLS settings built beforehand for a `rediss://`
-    /// URL (`None`: the system's roots, loaded here), and where `AUTH`'s password
-    /// comes from.
+    /// URL (`None`: the system's roots, loaded here), where `AUTH`'s password comes
+    /// from, and the names start-up looked up (the first connection to a host takes
+    /// its answer).
     ///
     /// # Errors
     /// [`CacheError`] when the URL is not one `fred` accepts, or TLS cannot be set up.
@@ -340,6 +349,7 @@ impl RedisCache {
         password: RedisPassword,
         command_timeout: Duration,
         pool_size: usize,
+        lookups: EarlyLookups,
     ) -> Result<Self, CacheError> {
         let mut config = match url.as_str().strip_prefix("rediss") {
             // Parsed as the plain-text URL and given our TLS settings: fred, given
@@ -371,16 +381,17 @@ impl RedisCache {
                 None
             }
         };
-        Self::start(config, token, command_timeout, pool_size)
+        Self::start(config, token, command_timeout, pool_size, lookups)
     }
 
-    /// The pool for `config`, its connections started; `token` is told of Redis's
-    /// refusals.
+    /// The pool for `config`, its connections started, resolving through `lookups`;
+    /// `token` is told of Redis's refusals.
     fn start(
         mut config: FredConfig,
         token: Option<PendingToken>,
         command_timeout: Duration,
         pool_size: usize,
+        lookups: EarlyLookups,
     ) -> Result<Self, CacheError> {
         // Without fail-fast, fred waits its reconnect policy's first delay (1 ms here,
         // up to 2 on tokio's timer) before even the first connection: on a cold start's
@@ -431,6 +442,7 @@ impl RedisCache {
             )));
             drop(tokio::spawn(keep_connecting(
                 client.clone(),
+                Arc::new(lookups.clone()),
                 quitting.subscribe(),
             )));
         }
@@ -543,7 +555,13 @@ impl ConnectionErrors {
 /// started again too (its client would otherwise fail every command for the life of the
 /// process). Ends when the client quits, and on an error no retry mends (a bad
 /// configuration, or a token start-up could not read, as it stops).
-async fn keep_connecting(client: fred::clients::Client, mut quitting: watch::Receiver<bool>) {
+async fn keep_connecting(
+    client: fred::clients::Client,
+    resolver: Arc<dyn fred::types::Resolve>,
+    mut quitting: watch::Receiver<bool>,
+) {
+    // Before the first connection: it is the one that takes start-up's lookup.
+    client.set_resolver(resolver).await;
     let mut policy = reconnect_policy();
     loop {
         // Read apart from the `if`: the borrow's guard must not live across an await.
@@ -1008,7 +1026,41 @@ mod tests {
     fn cache_asking(url: &str, credentials: Arc<dyn CredentialProvider>) -> RedisCache {
         let mut config = FredConfig::from_url(url).unwrap();
         config.credential_provider = Some(credentials);
-        RedisCache::start(config, None, Duration::from_millis(50), 1).unwrap()
+        RedisCache::start(
+            config,
+            None,
+            Duration::from_millis(50),
+            1,
+            EarlyLookups::default(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_first_connection_goes_where_start_up_looked_and_reconnects_where_the_name_is_now()
+    {
+        // GIVEN a name that moved since start-up looked it up
+        let name = crate::adapters::dns::moved_name::MovedLocalhost::open().await;
+        // WHEN a cache connects to it through start-up's lookups
+        let config = FredConfig::from_url(&format!("redis://localhost:{}", name.port)).unwrap();
+        let cache = RedisCache::start(
+            config,
+            None,
+            Duration::from_millis(50),
+            1,
+            name.lookups.clone(),
+        )
+        .unwrap();
+        // THEN its first connection goes where start-up looked, and only that one: the
+        // reconnections after it (each closed at once) go where the name is now
+        eventually(
+            Duration::from_secs(3),
+            "no reconnection where the name is now",
+            || name.reached_now() >= 2,
+        )
+        .await;
+        assert_eq!(name.reached_early(), 1);
+        cache.quit().await;
     }
 
     /// Panics when first asked, then counts the calls and never answers.

@@ -16,8 +16,16 @@ fn main() -> anyhow::Result<()> {
         Mode::Lambda => tokio::runtime::Builder::new_current_thread(),
         Mode::Local => tokio::runtime::Builder::new_multi_thread(),
     };
-    runtime.enable_all().build()?.block_on(serve(config))
+    let runtime = runtime.enable_all().build()?;
+    let served = runtime.block_on(serve(config));
+    // Not waiting for ever for blocking work left (a name lookup whose DNS server does
+    // not answer would hold the exit of a start-up that failed for another reason).
+    runtime.shutdown_timeout(SHUTDOWN_WAIT);
+    served
 }
+
+/// How long the exit waits for blocking work left on the runtime.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     logging::init(config.mode);

@@ -209,6 +209,7 @@ async fn the_sdk_s_client_built_for_other_roots_trusts_them_and_works() {
     let ca = std::fs::read(certificates.path().join("ca.pem")).unwrap();
     let client = product_catalog::adapters::aws::https_client(
         aws_smithy_http_client::tls::TrustStore::empty().with_pem_certificate(ca),
+        product_catalog::adapters::EarlyLookups::default(),
     );
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(client)
