@@ -64,7 +64,7 @@ impl EarlyLookups {
     pub fn start<'a>(hosts: impl IntoIterator<Item = &'a str>) -> Self {
         let lookups = Self::default();
         for host in hosts {
-            if is_ip_address(host) {
+            if ip_address(host).is_some() {
                 continue;
             }
             lookups
@@ -101,7 +101,7 @@ impl EarlyLookups {
     /// As [`EarlyLookups::resolve`].
     pub async fn resolve_ips(&self, host: &str) -> io::Result<Vec<IpAddr>> {
         // An address is itself: no thread to start (fred's own resolver starts one).
-        if let Ok(ip) = unbracketed(host).parse::<IpAddr>() {
+        if let Some(ip) = ip_address(host) {
             return Ok(vec![ip]);
         }
         if let Some(lookup) = self.take(host)
@@ -168,27 +168,21 @@ async fn answer_of(mut lookup: Lookup) -> Option<(Instant, Option<Vec<IpAddr>>)>
     answer.clone()
 }
 
-/// Whether `host` is an IP address, which needs no lookup (in brackets too, as URLs
-/// write IPv6 ones).
-fn is_ip_address(host: &str) -> bool {
-    unbracketed(host).parse::<IpAddr>().is_ok()
-}
-
-/// `host` without the brackets a URL puts around an IPv6 address.
-fn unbracketed(host: &str) -> &str {
+/// The IP address `host` is, if it is one (in brackets too, as URLs write IPv6 ones):
+/// it needs no lookup.
+fn ip_address(host: &str) -> Option<IpAddr> {
     host.strip_prefix('[')
         .and_then(|host| host.strip_suffix(']'))
         .unwrap_or(host)
+        .parse()
+        .ok()
 }
 
 /// `host`'s addresses by the system's resolver (getaddrinfo: blocks). An answer with
 /// no address is an error, as fred makes it.
 fn lookup_now(host: &str) -> io::Result<Vec<IpAddr>> {
     use std::net::ToSocketAddrs as _;
-    let ips: Vec<IpAddr> = (unbracketed(host), 0)
-        .to_socket_addrs()?
-        .map(|addr| addr.ip())
-        .collect();
+    let ips: Vec<IpAddr> = (host, 0).to_socket_addrs()?.map(|addr| addr.ip()).collect();
     if ips.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
