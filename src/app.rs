@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use crate::adapters::early_connection::{EarlyConnection, proxied};
 use crate::adapters::elasticache_iam::IamTokens;
 use crate::adapters::redis::RedisPassword;
 use crate::adapters::{
@@ -62,9 +63,12 @@ pub async fn build(config: &ApiConfig) -> Result<ProductApi, StartError> {
 /// [`StartError`] when an adapter cannot be built. An unreachable Redis is not an
 /// error: the service starts, serves from the table, and reconnects in the background.
 pub async fn start(config: &ApiConfig) -> Result<(ProductApi, CacheConnecting), StartError> {
-    let hosts = early_hosts(config, aws::endpoint_host);
+    let hosts = early_hosts(config, aws::endpoint);
     let lookups = EarlyLookups::start(hosts.iter().map(String::as_str));
-    let sdk = aws::SharedSdkConfig::trusting(config.trusted_roots).resolving_with(lookups);
+    let early = early_secret_connection(config, aws::endpoint, &lookups);
+    let sdk = aws::SharedSdkConfig::trusting(config.trusted_roots)
+        .resolving_with(lookups)
+        .connecting_early(early);
     let (cache, store) = tokio::join!(
         build_cache(config, &sdk),
         build_store(config.table.as_ref(), &sdk)
@@ -79,13 +83,14 @@ pub async fn start(config: &ApiConfig) -> Result<(ProductApi, CacheConnecting), 
 }
 
 /// The hosts a cold start connects to, looked up at once ([`EarlyLookups`]): Redis's,
-/// and the AWS endpoints start-up calls, as `endpoint_host` finds them (Secrets Manager
-/// for the AUTH token, DynamoDB for its warm-up). memcached's client resolves its nodes
+/// and the AWS endpoints start-up calls, as `endpoint` finds them (Secrets Manager for
+/// the AUTH token, DynamoDB for its warm-up). memcached's client resolves its nodes
 /// itself.
 fn early_hosts(
     config: &ApiConfig,
-    endpoint_host: impl Fn(aws::Service) -> Option<String>,
+    endpoint: impl Fn(aws::Service) -> Option<url::Url>,
 ) -> Vec<String> {
+    let endpoint_host = |service| endpoint(service)?.host_str().map(str::to_owned);
     let mut hosts = Vec::new();
     if let Some(CacheConfig::Redis(redis)) = &config.cache {
         hosts.extend(redis.url.host());
@@ -97,6 +102,33 @@ fn early_hosts(
         hosts.extend(endpoint_host(aws::Service::DynamoDb));
     }
     hosts
+}
+
+/// The connection of the AUTH token's read, opened at once ([`EarlyConnection`]) when
+/// the token is in Secrets Manager: that read is a cold hit's longest chain, and its TCP
+/// and TLS need nothing the SDK's configuration and signing, on the same chain, make.
+/// None where the endpoint is unknown here or reached through a proxy.
+fn early_secret_connection(
+    config: &ApiConfig,
+    endpoint: impl Fn(aws::Service) -> Option<url::Url>,
+    lookups: &EarlyLookups,
+) -> EarlyConnection {
+    let Some(CacheConfig::Redis(RedisConfig {
+        auth: RedisAuth::Secret(_),
+        ..
+    })) = &config.cache
+    else {
+        return EarlyConnection::default();
+    };
+    match endpoint(aws::Service::SecretsManager) {
+        Some(url) if !proxied(&url) => EarlyConnection::open(
+            &url,
+            config.trusted_roots,
+            lookups.clone(),
+            aws::CONNECT_TIMEOUT,
+        ),
+        _ => EarlyConnection::default(),
+    }
 }
 
 /// The cache chosen by `REDIS_URL` or `MEMCACHED_URL`, its connection still opening.
@@ -326,7 +358,13 @@ mod tests {
                 .map(|(_, value)| (*value).to_owned())
         })
         .unwrap();
-        super::early_hosts(&config, |service| Some(format!("{service:?}")))
+        super::early_hosts(&config, endpoint_named_after)
+    }
+
+    /// An endpoint named after its service (`https://secretsmanager.test/`).
+    #[allow(clippy::unnecessary_wraps)] // as `aws::endpoint`
+    fn endpoint_named_after(service: crate::adapters::aws::Service) -> Option<url::Url> {
+        url::Url::parse(&format!("https://{service:?}.test")).ok()
     }
 
     #[tokio::test]
@@ -370,18 +408,22 @@ mod tests {
         // THEN Redis's host, Secrets Manager's and DynamoDB's
         assert_eq!(
             early_hosts(&[lambda, table, redis, secret]),
-            ["master.cache.example", "SecretsManager", "DynamoDb"]
+            [
+                "master.cache.example",
+                "secretsmanager.test",
+                "dynamodb.test"
+            ]
         );
         // GIVEN IAM authentication: no secret to read
         let iam = ("REDIS_IAM_USER", "product-api");
         let iam_cache = ("REDIS_IAM_CACHE", "product-catalog");
         assert_eq!(
             early_hosts(&[lambda, table, redis, iam, iam_cache]),
-            ["master.cache.example", "DynamoDb"]
+            ["master.cache.example", "dynamodb.test"]
         );
         // GIVEN memcached (its client resolves its nodes), or no shared cache
         let memcached = ("MEMCACHED_URL", "memcache://memcached.example:11211");
-        assert_eq!(early_hosts(&[lambda, table, memcached]), ["DynamoDb"]);
+        assert_eq!(early_hosts(&[lambda, table, memcached]), ["dynamodb.test"]);
         // GIVEN local mode on the sample catalog and the in-process cache: nothing
         assert!(early_hosts(&[]).is_empty());
     }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::adapters::dns::EarlyLookups;
+use crate::adapters::early_connection::EarlyConnection;
 use crate::config::SecretArn;
 use crate::error::{BoxError, StartError};
 use crate::tls::TrustedRoots;
@@ -29,6 +30,7 @@ pub const MAX_ATTEMPTS: u32 = 3;
 pub struct SharedSdkConfig {
     roots: TrustedRoots,
     lookups: EarlyLookups,
+    early: EarlyConnection,
     config: std::sync::Arc<tokio::sync::OnceCell<aws_config::SdkConfig>>,
 }
 
@@ -47,6 +49,12 @@ impl SharedSdkConfig {
         Self { lookups, ..self }
     }
 
+    /// The same, the first request of its clients to `early`'s endpoint sent over it.
+    #[must_use]
+    pub fn connecting_early(self, early: EarlyConnection) -> Self {
+        Self { early, ..self }
+    }
+
     /// The roots its clients trust; the cache's TLS trusts the same.
     pub fn trusted_roots(&self) -> TrustedRoots {
         self.roots
@@ -59,10 +67,10 @@ impl SharedSdkConfig {
     }
 
     pub async fn get(&self) -> &aws_config::SdkConfig {
-        let (roots, lookups) = (self.roots, self.lookups.clone());
+        let (roots, lookups, early) = (self.roots, self.lookups.clone(), self.early.clone());
         self.config
             .get_or_init(|| {
-                off_the_runtime_thread(async move { loader(roots, lookups).load().await })
+                off_the_runtime_thread(async move { loader(roots, lookups, early).load().await })
             })
             .await
     }
@@ -112,17 +120,24 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// [`sdk_config`], its clients trusting `roots`.
 pub async fn sdk_config_trusting(roots: TrustedRoots) -> aws_config::SdkConfig {
-    loader(roots, EarlyLookups::default()).load().await
+    loader(roots, EarlyLookups::default(), EarlyConnection::default())
+        .load()
+        .await
 }
 
-fn loader(roots: TrustedRoots, lookups: EarlyLookups) -> aws_config::ConfigLoader {
-    loader_with(roots, lookups, |name| std::env::var(name).ok())
+fn loader(
+    roots: TrustedRoots,
+    lookups: EarlyLookups,
+    early: EarlyConnection,
+) -> aws_config::ConfigLoader {
+    loader_with(roots, lookups, early, |name| std::env::var(name).ok())
 }
 
 /// [`loader`], reading the environment through `var`.
 fn loader_with(
     roots: TrustedRoots,
     lookups: EarlyLookups,
+    early: EarlyConnection,
     var: impl Fn(&str) -> Option<String>,
 ) -> aws_config::ConfigLoader {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
@@ -143,7 +158,7 @@ fn loader_with(
         loader = loader.region(aws_config::Region::new(region));
     }
     let trust_store = roots.sdk_trust_store().unwrap_or_default();
-    loader.http_client(https_client(trust_store, lookups))
+    loader.http_client(early.serving_first_request(https_client(trust_store, lookups)))
 }
 
 /// What the environment settles before the SDK's default chains would look further.
@@ -175,7 +190,7 @@ impl SettledByEnv {
     }
 }
 
-/// An AWS service start-up calls, to look its endpoint up early ([`endpoint_host`]).
+/// An AWS service start-up calls, to look its endpoint up early ([`endpoint`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
     DynamoDb,
@@ -200,19 +215,20 @@ impl Service {
     }
 }
 
-/// The host `service`'s client connects to, as the SDK chooses it from what the
+/// The endpoint `service`'s client calls, as the SDK chooses it from what the
 /// environment holds: the endpoint URL set for the service or for all, else the regional
 /// endpoint of `AWS_REGION` (what Lambda sets) in the commercial, GovCloud or China
 /// partitions. `None` where the SDK would look further (a profile, FIPS or dual-stack
 /// endpoints, the isolated partitions); that connection then resolves its host when it
-/// connects, as without this. A wrong guess costs one lookup nobody takes.
-/// (`endpoint_hosts_are_the_sdk_s_own` checks it against the SDK's endpoint rules.)
-pub fn endpoint_host(service: Service) -> Option<String> {
-    endpoint_host_with(service, |name| std::env::var(name).ok())
+/// connects and opens when the SDK sends, as without this. A wrong guess costs one
+/// lookup and one connection nobody takes.
+/// (`endpoints_are_the_sdk_s_own` checks it against the SDK's endpoint rules.)
+pub fn endpoint(service: Service) -> Option<url::Url> {
+    endpoint_with(service, |name| std::env::var(name).ok())
 }
 
-/// [`endpoint_host`], reading the environment through `var`.
-fn endpoint_host_with(service: Service, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+/// [`endpoint`], reading the environment through `var`.
+fn endpoint_with(service: Service, var: impl Fn(&str) -> Option<String>) -> Option<url::Url> {
     let set = |name: &str| var(name).filter(|value| !value.trim().is_empty());
     // As the SDK reads its flags: `true` in any case, untrimmed.
     let on = |name: &str| var(name).is_some_and(|value| value.eq_ignore_ascii_case("true"));
@@ -220,8 +236,7 @@ fn endpoint_host_with(service: Service, var: impl Fn(&str) -> Option<String>) ->
         // The service's variable, even blank, is the one the SDK reads.
         if let Some(url) = var(service.endpoint_url_variable()).or_else(|| set("AWS_ENDPOINT_URL"))
         {
-            let url = url::Url::parse(url.trim()).ok()?;
-            return url.host_str().map(str::to_owned);
+            return url::Url::parse(url.trim()).ok().filter(url::Url::has_host);
         }
     }
     // DynamoDB's account-based endpoints name the account, which the SDK learns from
@@ -240,7 +255,11 @@ fn endpoint_host_with(service: Service, var: impl Fn(&str) -> Option<String>) ->
     } else {
         "amazonaws.com"
     };
-    Some(format!("{}.{region}.{domain}", service.endpoint_prefix()))
+    url::Url::parse(&format!(
+        "https://{}.{region}.{domain}",
+        service.endpoint_prefix()
+    ))
+    .ok()
 }
 
 /// The SDK's default HTTPS client (rustls on AWS-LC, the connector settings and sleep of
@@ -390,6 +409,7 @@ mod tests {
         let lambda = super::loader_with(
             TrustedRoots::System,
             super::EarlyLookups::default(),
+            super::EarlyConnection::default(),
             env(&[
                 ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
                 ("AWS_SECRET_ACCESS_KEY", "secret"),
@@ -410,6 +430,7 @@ mod tests {
         let laptop = super::loader_with(
             TrustedRoots::System,
             super::EarlyLookups::default(),
+            super::EarlyConnection::default(),
             env(&[("AWS_REGION", "us-east-2")]),
         )
         .load()
@@ -428,6 +449,7 @@ mod tests {
         let config = super::loader_with(
             crate::tls::TrustedRoots::System,
             name.lookups.clone(),
+            super::EarlyConnection::default(),
             |var| (var == "AWS_REGION").then(|| "eu-west-1".to_owned()),
         )
         .load()
@@ -453,8 +475,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn endpoint_hosts_are_the_sdk_s_own() {
-        use super::{Service, endpoint_host_with};
+    async fn endpoints_are_the_sdk_s_own() {
+        use super::{Service, endpoint_with};
         use aws_sdk_dynamodb::config::endpoint::ResolveEndpoint as _;
         let env = |vars: Vec<(&'static str, String)>| {
             move |name: &str| {
@@ -474,7 +496,8 @@ mod tests {
             "cn-northwest-1",
         ] {
             let var = env(vec![("AWS_REGION", region.to_owned())]);
-            // THEN the host is the one the SDK's endpoint rules give
+            // THEN the endpoint (scheme, host, port) is the one the SDK's endpoint rules
+            // give
             let dynamodb = aws_sdk_dynamodb::config::endpoint::DefaultResolver::new()
                 .resolve_endpoint(
                     &aws_sdk_dynamodb::config::endpoint::Params::builder()
@@ -494,19 +517,19 @@ mod tests {
                 )
                 .await
                 .unwrap();
-            let host = |url: &str| url::Url::parse(url).unwrap().host_str().unwrap().to_owned();
+            let sdk_s = |url: &str| Some(origin(&url::Url::parse(url).unwrap()));
             assert_eq!(
-                endpoint_host_with(Service::DynamoDb, &var),
-                Some(host(dynamodb.url())),
+                endpoint_with(Service::DynamoDb, &var).map(|url| origin(&url)),
+                sdk_s(dynamodb.url()),
                 "{region}"
             );
             assert_eq!(
-                endpoint_host_with(Service::SecretsManager, &var),
-                Some(host(secrets.url())),
+                endpoint_with(Service::SecretsManager, &var).map(|url| origin(&url)),
+                sdk_s(secrets.url()),
                 "{region}"
             );
         }
-        // GIVEN an endpoint URL for the service, or for all: its host, the service's first
+        // GIVEN an endpoint URL for the service, or for all: that one, the service's first
         let var = env(vec![
             ("AWS_REGION", "eu-west-1".to_owned()),
             (
@@ -515,13 +538,14 @@ mod tests {
             ),
             ("AWS_ENDPOINT_URL", "https://all.test".to_owned()),
         ]);
+        let origin_of = |service| endpoint_with(service, &var).map(|url| origin(&url));
         assert_eq!(
-            endpoint_host_with(Service::DynamoDb, &var).as_deref(),
-            Some("dynalite.test")
+            origin_of(Service::DynamoDb),
+            Some(("http".to_owned(), "dynalite.test".to_owned(), Some(4567)))
         );
         assert_eq!(
-            endpoint_host_with(Service::SecretsManager, &var).as_deref(),
-            Some("all.test")
+            origin_of(Service::SecretsManager),
+            Some(("https".to_owned(), "all.test".to_owned(), Some(443)))
         );
         // (unless the configured endpoint URLs are to be ignored)
         let var = env(vec![
@@ -530,8 +554,10 @@ mod tests {
             ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true".to_owned()),
         ]);
         assert_eq!(
-            endpoint_host_with(Service::DynamoDb, &var).as_deref(),
-            Some("dynamodb.eu-west-1.amazonaws.com")
+            endpoint_with(Service::DynamoDb, &var)
+                .map(String::from)
+                .as_deref(),
+            Some("https://dynamodb.eu-west-1.amazonaws.com/")
         );
         // GIVEN what the SDK would decide elsewhere: no guess
         for vars in [
@@ -547,6 +573,7 @@ mod tests {
                 ("AWS_USE_DUALSTACK_ENDPOINT", "TRUE".to_owned()),
             ],
             vec![("AWS_ENDPOINT_URL", "not a url".to_owned())],
+            vec![("AWS_ENDPOINT_URL", "unix:/run/dynamodb.sock".to_owned())],
             vec![
                 ("AWS_REGION", "eu-west-1".to_owned()),
                 ("AWS_ENDPOINT_URL_DYNAMODB", String::new()),
@@ -558,12 +585,17 @@ mod tests {
             ],
         ] {
             let shown = format!("{vars:?}");
-            assert_eq!(
-                endpoint_host_with(Service::DynamoDb, env(vars)),
-                None,
-                "{shown}"
-            );
+            assert_eq!(endpoint_with(Service::DynamoDb, env(vars)), None, "{shown}");
         }
+    }
+
+    /// Scheme, host and port: where a connection goes.
+    fn origin(url: &url::Url) -> (String, String, Option<u16>) {
+        (
+            url.scheme().to_owned(),
+            url.host_str().unwrap().to_owned(),
+            url.port_or_known_default(),
+        )
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod aws;
 pub mod dns;
 pub mod dynamo;
+pub mod early_connection;
 pub mod elasticache_iam;
 pub mod memcached;
 pub mod memory_cache;

@@ -773,6 +773,58 @@ impl Endpoint {
     }
 }
 
+/// An instance metadata endpoint that accepts and never answers, for an SDK
+/// configuration that cannot finish loading ([`StalledMetadata::env`]).
+pub struct StalledMetadata {
+    endpoint: String,
+    given_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StalledMetadata {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let given_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = std::sync::Arc::clone(&given_up);
+        std::thread::spawn(move || {
+            for mut connection in listener.incoming().map_while(Result::ok) {
+                let seen = std::sync::Arc::clone(&seen);
+                std::thread::spawn(move || {
+                    // Read until the SDK closes the connection, on its timeout.
+                    let _ = std::io::copy(&mut connection, &mut std::io::sink());
+                    seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                });
+            }
+        });
+        Self { endpoint, given_up }
+    }
+
+    /// `env` without a region, so that the SDK asks this endpoint for one.
+    pub fn env(&self, env: Vec<(String, String)>) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(name, _)| {
+                ![
+                    "AWS_REGION",
+                    "AWS_DEFAULT_REGION",
+                    "AWS_EC2_METADATA_DISABLED",
+                ]
+                .contains(&name.as_str())
+            })
+            .collect();
+        env.push((
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT".into(),
+            self.endpoint.clone(),
+        ));
+        env
+    }
+
+    /// Whether the SDK gave up on it (closed a connection).
+    pub fn given_up(&self) -> bool {
+        self.given_up.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// A TCP endpoint in front of a local server that holds every connection, unanswered,
 /// until it is opened, then lets each through (a slow dependency, not a broken one).
 pub struct Gate {

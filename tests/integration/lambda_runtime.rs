@@ -11,7 +11,9 @@ use serde_json::Value;
 
 use product_catalog::adapters::DynamoStore;
 
-use crate::helpers::{RedisServer, emf_sum, fresh_table, sample_table, service_env};
+use crate::helpers::{
+    RedisServer, StalledMetadata, emf_sum, fresh_table, sample_table, service_env,
+};
 use crate::runtime_api::RuntimeApi;
 
 /// A function process in Lambda mode; its stdout and stderr lines are collected.
@@ -408,29 +410,8 @@ async fn a_first_hit_waits_for_neither_the_aws_sdk_nor_dynamodb() {
     let (redis, table, event) = cached_by_a_first_process().await;
     // AND an SDK configuration that cannot finish loading: no region in the environment,
     // so the SDK asks the instance metadata endpoint, which accepts and never answers
-    let metadata = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", metadata.local_addr().unwrap());
-    let given_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let seen = Arc::clone(&given_up);
-    std::thread::spawn(move || {
-        for mut connection in metadata.incoming().map_while(Result::ok) {
-            // Read until the SDK closes the connection, which it does on its timeout.
-            let _ = std::io::copy(&mut connection, &mut std::io::sink());
-            seen.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    });
-    let mut env: Vec<(String, String)> = service_env(&redis.url(), &table)
-        .into_iter()
-        .filter(|(name, _)| {
-            ![
-                "AWS_REGION",
-                "AWS_DEFAULT_REGION",
-                "AWS_EC2_METADATA_DISABLED",
-            ]
-            .contains(&name.as_str())
-        })
-        .collect();
-    env.push(("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), endpoint));
+    let metadata = StalledMetadata::start();
+    let env = metadata.env(service_env(&redis.url(), &table));
 
     // WHEN a new process starts and gets the same request
     let runtime = RuntimeApi::start().await;
@@ -441,7 +422,7 @@ async fn a_first_hit_waits_for_neither_the_aws_sdk_nor_dynamodb() {
     assert_eq!(hit["statusCode"], 200, "{hit}");
     assert_eq!(header(&hit, "x-cache").as_deref(), Some("HIT"), "{hit}");
     assert!(
-        !given_up.load(std::sync::atomic::Ordering::SeqCst),
+        !metadata.given_up(),
         "the hit was answered only after the SDK gave up on the metadata endpoint"
     );
 }

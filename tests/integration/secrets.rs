@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use fred::prelude::ClientLike;
 
 use crate::helpers::{
-    Gate, Moto, RedisServer, failed_start, https_endpoint, product_api, sample_table, service_env,
-    spawn_product_api, wait_for_port,
+    Gate, Moto, RedisServer, StalledMetadata, failed_start, https_endpoint, product_api,
+    sample_table, service_env, spawn_product_api, wait_for_port,
 };
 
 async fn x_cache_of_two_gets(env: Vec<(String, String)>) -> Vec<String> {
@@ -181,6 +181,65 @@ async fn the_redis_connection_opens_while_the_token_is_read() {
     gate.open();
     wait_for_port(port, "product-api");
     assert_eq!(x_cache_of(port).await, ["MISS", "HIT"]);
+}
+
+// Multi-threaded: the gate's tasks run while this thread waits for the port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_is_read_over_the_connection_start_up_opened() {
+    // GIVEN the token in Secrets Manager, its endpoint counting connections
+    let (redis, moto, arn) = protected_redis_and_its_secret().await;
+    let table = sample_table().await;
+    let moto_port = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let counting = Gate::start(moto_port).await;
+    counting.open();
+    let env = with_secret(
+        service_env(&redis.url(), &table),
+        &arn,
+        &counting.endpoint(),
+    );
+    // WHEN product-api starts and serves
+    let (_server, port) = product_api(&env);
+    assert_eq!(x_cache_of(port).await, ["MISS", "HIT"]);
+    // THEN the token was read over one connection: the one opened as start-up began,
+    // not a second one the SDK opened when it was ready to send
+    assert_eq!(counting.held(), 1);
+}
+
+// Multi-threaded: the gate's tasks run while this thread waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_secret_read_s_connection_opens_before_the_sdk_can_send() {
+    // GIVEN the token in Secrets Manager, its endpoint holding every connection
+    let (redis, moto, arn) = protected_redis_and_its_secret().await;
+    let table = sample_table().await;
+    let moto_port = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let gate = Gate::start(moto_port).await;
+    // AND an SDK configuration that cannot finish loading: no region in the
+    // environment, so the SDK asks the instance metadata endpoint, which accepts and
+    // never answers (the SDK gives up on it after seconds)
+    let metadata = StalledMetadata::start();
+    let env = with_secret(
+        metadata.env(service_env(&redis.url(), &table)),
+        &arn,
+        &gate.endpoint(),
+    );
+
+    // WHEN product-api starts
+    let (_server, _port) = spawn_product_api(&env);
+
+    // THEN Secrets Manager has the read's connection while the SDK is still waiting for
+    // its region, without which it cannot sign the request
+    let started = Instant::now();
+    while gate.held() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "no connection to Secrets Manager before the SDK's configuration was loaded"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        !metadata.given_up(),
+        "the connection came only after the SDK gave up on the metadata endpoint"
+    );
 }
 
 #[tokio::test]
