@@ -227,8 +227,9 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
     report.row(
         "production path: cold hit, where the time goes (medians of its spawns)",
         format!(
-            "spawn to the secret's connection {}; the read {} (moto {} of it); the token to the response {}",
+            "spawn to the secret's connection {} (to its request {}); the read {} (moto {} of it); the token to the response {}",
             ms(parts.before_the_read),
+            ms(parts.before_the_request),
             ms(parts.secret_read),
             ms(parts.moto),
             ms(parts.after_the_token)
@@ -441,11 +442,15 @@ fn init_and_first_response(starts: &[ColdStart]) -> (Duration, Duration) {
 
 /// Where a cold hit's time goes, medians over the spawns, from the secret's exchange as
 /// its TLS terminator saw it: the function's connection (its start-up before the read),
-/// moto's request and answer (moto's own time), and the answer's delivery one injected
-/// round trip later (the token in hand).
+/// its request (the SDK ready to send), moto's request and answer (moto's own time), and
+/// the answer's delivery one injected round trip later (the token in hand).
 struct ColdHitParts {
-    /// Spawn to the secret's connection: process start, SDK configuration and client.
+    /// Spawn to the secret's connection: process start, the configuration read, the
+    /// name looked up (the connection opens at once, beside the SDK's start-up).
     before_the_read: Duration,
+    /// Spawn to the request: the SDK's configuration, client and signing, beside TCP and
+    /// TLS (it goes out once both are done).
+    before_the_request: Duration,
     /// The connection to the token in hand: TCP, TLS, the call, moto's own time.
     secret_read: Duration,
     /// moto's own time: the request handed to it to its first bytes back.
@@ -456,7 +461,8 @@ struct ColdHitParts {
 
 impl ColdHitParts {
     fn of(starts: &[ColdStart], secret: &Exchanges, rtt: Duration) -> Self {
-        let (mut before, mut read, mut moto, mut after) = (vec![], vec![], vec![], vec![]);
+        let (mut before, mut request, mut read, mut moto, mut after) =
+            (vec![], vec![], vec![], vec![], vec![]);
         for start in starts {
             let exchange = secret
                 .answered_between(start.spawned, start.answered)
@@ -464,12 +470,14 @@ impl ColdHitParts {
             let (requested, answered) = (exchange.requested.unwrap(), exchange.answered.unwrap());
             let token = answered + rtt;
             before.push(exchange.accepted - start.spawned);
+            request.push(requested - start.spawned);
             read.push(token - exchange.accepted);
             moto.push(answered - requested);
             after.push(start.answered.saturating_duration_since(token));
         }
         Self {
             before_the_read: latency(before).p50,
+            before_the_request: latency(request).p50,
             secret_read: latency(read).p50,
             moto: latency(moto).p50,
             after_the_token: latency(after).p50,
