@@ -49,7 +49,7 @@ impl SharedSdkConfig {
         Self { lookups, ..self }
     }
 
-    /// The same, the first request of its clients to `early`'s endpoint sent over it.
+    /// The same, the secret read's first request sent over `early` ([`AuthSecret`]).
     #[must_use]
     pub fn connecting_early(self, early: EarlyConnection) -> Self {
         Self { early, ..self }
@@ -67,17 +67,20 @@ impl SharedSdkConfig {
     }
 
     pub async fn get(&self) -> &aws_config::SdkConfig {
-        let (roots, lookups, early) = (self.roots, self.lookups.clone(), self.early.clone());
+        let (roots, lookups) = (self.roots, self.lookups.clone());
         self.config
             .get_or_init(|| {
-                off_the_runtime_thread(async move { loader(roots, lookups, early).load().await })
+                off_the_runtime_thread(async move { loader(roots, lookups).load().await })
             })
             .await
     }
 
     /// A client on this configuration, made by `make` (e.g. `Client::new`) on a blocking
     /// thread: building a client parses the trust store again.
-    pub async fn client<C: Send + 'static>(&self, make: fn(&aws_config::SdkConfig) -> C) -> C {
+    pub async fn client<C: Send + 'static>(
+        &self,
+        make: impl FnOnce(&aws_config::SdkConfig) -> C + Send + 'static,
+    ) -> C {
         let config = self.get().await.clone();
         blocking(move || make(&config)).await
     }
@@ -120,24 +123,17 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// [`sdk_config`], its clients trusting `roots`.
 pub async fn sdk_config_trusting(roots: TrustedRoots) -> aws_config::SdkConfig {
-    loader(roots, EarlyLookups::default(), EarlyConnection::default())
-        .load()
-        .await
+    loader(roots, EarlyLookups::default()).load().await
 }
 
-fn loader(
-    roots: TrustedRoots,
-    lookups: EarlyLookups,
-    early: EarlyConnection,
-) -> aws_config::ConfigLoader {
-    loader_with(roots, lookups, early, |name| std::env::var(name).ok())
+fn loader(roots: TrustedRoots, lookups: EarlyLookups) -> aws_config::ConfigLoader {
+    loader_with(roots, lookups, |name| std::env::var(name).ok())
 }
 
 /// [`loader`], reading the environment through `var`.
 fn loader_with(
     roots: TrustedRoots,
     lookups: EarlyLookups,
-    early: EarlyConnection,
     var: impl Fn(&str) -> Option<String>,
 ) -> aws_config::ConfigLoader {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
@@ -158,7 +154,7 @@ fn loader_with(
         loader = loader.region(aws_config::Region::new(region));
     }
     let trust_store = roots.sdk_trust_store().unwrap_or_default();
-    loader.http_client(early.serving_first_request(https_client(trust_store, lookups)))
+    loader.http_client(https_client(trust_store, lookups))
 }
 
 /// What the environment settles before the SDK's default chains would look further.
@@ -217,8 +213,9 @@ impl Service {
 
 /// The endpoint `service`'s client calls, as the SDK chooses it from what the
 /// environment holds: the endpoint URL set for the service or for all, else the regional
-/// endpoint of `AWS_REGION` (what Lambda sets) in the commercial, GovCloud or China
-/// partitions. `None` where the SDK would look further (a profile, FIPS or dual-stack
+/// endpoint of `AWS_REGION` (what Lambda sets) in the commercial, GovCloud, China or
+/// European Sovereign Cloud partitions. `None` where the SDK would look further (a
+/// profile, FIPS or dual-stack
 /// endpoints, the isolated partitions); that connection then resolves its host when it
 /// connects and opens when the SDK sends, as without this. A wrong guess costs one
 /// lookup and one connection nobody takes.
@@ -250,6 +247,8 @@ fn endpoint_with(service: Service, var: impl Fn(&str) -> Option<String>) -> Opti
     let region = set("AWS_REGION")?;
     let domain = if region.starts_with("cn-") {
         "amazonaws.com.cn"
+    } else if region.starts_with("eusc-") {
+        "amazonaws.eu"
     } else if region.contains("-iso") {
         return None;
     } else {
@@ -307,10 +306,23 @@ pub struct AuthSecret {
 }
 
 impl AuthSecret {
-    /// The secret `arn`, read through a client on `sdk`.
+    /// The secret `arn`, read through a client on `sdk`, its first request over the
+    /// connection start-up opened (if it did).
     pub async fn open(sdk: &SharedSdkConfig, arn: &SecretArn) -> Self {
+        let early = sdk.early.clone();
+        let client = sdk
+            .client(move |config| {
+                let mut builder = aws_sdk_secretsmanager::config::Builder::from(config);
+                builder.set_http_client(
+                    config
+                        .http_client()
+                        .map(|http| early.serving_first_request(http)),
+                );
+                aws_sdk_secretsmanager::Client::from_conf(builder.build())
+            })
+            .await;
         Self {
-            client: sdk.client(aws_sdk_secretsmanager::Client::new).await,
+            client,
             arn: arn.clone(),
         }
     }
@@ -409,7 +421,6 @@ mod tests {
         let lambda = super::loader_with(
             TrustedRoots::System,
             super::EarlyLookups::default(),
-            super::EarlyConnection::default(),
             env(&[
                 ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
                 ("AWS_SECRET_ACCESS_KEY", "secret"),
@@ -430,7 +441,6 @@ mod tests {
         let laptop = super::loader_with(
             TrustedRoots::System,
             super::EarlyLookups::default(),
-            super::EarlyConnection::default(),
             env(&[("AWS_REGION", "us-east-2")]),
         )
         .load()
@@ -449,7 +459,6 @@ mod tests {
         let config = super::loader_with(
             crate::tls::TrustedRoots::System,
             name.lookups.clone(),
-            super::EarlyConnection::default(),
             |var| (var == "AWS_REGION").then(|| "eu-west-1".to_owned()),
         )
         .load()
@@ -494,6 +503,7 @@ mod tests {
             "us-gov-west-1",
             "cn-north-1",
             "cn-northwest-1",
+            "eusc-de-east-1",
         ] {
             let var = env(vec![("AWS_REGION", region.to_owned())]);
             // THEN the endpoint (scheme, host, port) is the one the SDK's endpoint rules

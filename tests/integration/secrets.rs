@@ -200,7 +200,8 @@ async fn the_secret_is_read_over_the_connection_start_up_opened() {
     // WHEN product-api starts and serves
     let (_server, port) = product_api(&env);
     assert_eq!(x_cache_of(port).await, ["MISS", "HIT"]);
-    // THEN the token was read over one connection: the one opened as start-up began,
+    // THEN the token was read over one connection: the one opened as start-up began
+    // (`the_secret_read_s_connection_opens_before_the_sdk_can_send` shows it opens),
     // not a second one the SDK opened when it was ready to send
     assert_eq!(counting.held(), 1);
 }
