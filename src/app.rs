@@ -349,22 +349,60 @@ pub async fn build_store(
 mod tests {
     use crate::config::{ApiConfig, FromEnvironment as _};
 
-    /// The hosts a start-up with `vars` looks up early, each AWS endpoint named by its
-    /// service.
-    fn early_hosts(vars: &[(&str, &str)]) -> Vec<String> {
-        let config = ApiConfig::from_lookup(|name| {
+    /// The configuration `vars` make.
+    fn config(vars: &[(&str, &str)]) -> ApiConfig {
+        ApiConfig::from_lookup(|name| {
             vars.iter()
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| (*value).to_owned())
         })
-        .unwrap();
-        super::early_hosts(&config, endpoint_named_after)
+        .unwrap()
+    }
+
+    /// The hosts a start-up with `vars` looks up early, each AWS endpoint named by its
+    /// service.
+    fn early_hosts(vars: &[(&str, &str)]) -> Vec<String> {
+        super::early_hosts(&config(vars), endpoint_named_after)
     }
 
     /// An endpoint named after its service (`https://secretsmanager.test/`).
     #[allow(clippy::unnecessary_wraps)] // as `aws::endpoint`
     fn endpoint_named_after(service: crate::adapters::aws::Service) -> Option<url::Url> {
         url::Url::parse(&format!("https://{service:?}.test")).ok()
+    }
+
+    #[tokio::test]
+    async fn start_up_opens_the_secret_read_s_connection_only_where_there_is_a_secret() {
+        let early = |vars: &[(&str, &str)]| {
+            format!(
+                "{:?}",
+                super::early_secret_connection(
+                    &config(vars),
+                    endpoint_named_after,
+                    &crate::adapters::EarlyLookups::default(),
+                )
+            )
+        };
+        let redis = ("REDIS_URL", "rediss://master.cache.example:6379");
+        // GIVEN the AUTH token in a secret THEN its endpoint's connection opens
+        let secret = (
+            "REDIS_AUTH_SECRET_ARN",
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:auth-AbCdEf",
+        );
+        assert!(
+            early(&[redis, secret]).contains("secretsmanager.test"),
+            "{}",
+            early(&[redis, secret])
+        );
+        // GIVEN IAM authentication, a password in the URL, or no Redis THEN none
+        let iam = [
+            redis,
+            ("REDIS_IAM_USER", "product-api"),
+            ("REDIS_IAM_CACHE", "product-catalog"),
+        ];
+        for vars in [&iam[..], &[redis], &[]] {
+            assert_eq!(early(vars), "EarlyConnection(none)", "{vars:?}");
+        }
     }
 
     #[tokio::test]
