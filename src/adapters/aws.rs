@@ -215,10 +215,9 @@ impl Service {
 /// environment holds: the endpoint URL set for the service or for all, else the regional
 /// endpoint of `AWS_REGION` (what Lambda sets) in the commercial, GovCloud, China or
 /// European Sovereign Cloud partitions. `None` where the SDK would look further (a
-/// profile, FIPS or dual-stack
-/// endpoints, the isolated partitions); that connection then resolves its host when it
-/// connects and opens when the SDK sends, as without this. A wrong guess costs one
-/// lookup and one connection nobody takes.
+/// profile, FIPS or dual-stack endpoints, the isolated partitions); that connection then
+/// resolves its host when it connects and opens when the SDK sends, as without this. A
+/// wrong guess costs one lookup and one connection nobody takes (closed after 5 s).
 /// (`endpoints_are_the_sdk_s_own` checks it against the SDK's endpoint rules.)
 pub fn endpoint(service: Service) -> Option<url::Url> {
     endpoint_with(service, |name| std::env::var(name).ok())

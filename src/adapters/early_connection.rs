@@ -341,8 +341,9 @@ enum Unsent {
 }
 
 /// Sends `request` over `stream` through hyper's client, as the SDK's own client would
-/// (origin-form request line, `Host` header). A failure is an I/O error, which the SDK
-/// retries on its own client.
+/// (origin-form request line, `Host` header). A failure is an I/O error: the caller sends
+/// the request again on the SDK's own client when the connection closed before any
+/// answer, and the SDK retries the rest as any I/O error.
 async fn send_over(stream: Stream, request: HttpRequest) -> Result<HttpResponse, Unsent> {
     let request = request
         .try_into_http1x()
