@@ -59,6 +59,22 @@ pub fn register_invalidator() -> Counter {
 /// How often local mode prints its metrics (Lambda mode flushes after each invocation).
 pub const LOCAL_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Writes the metrics to stdout with [`write_out`] every `period`, the first one
+/// `period` after the call. `metrics_cloudwatch_embedded`'s own auto-flush ticks at once,
+/// so whether a document of zeros came out at start depended on which of two tasks ran
+/// first; it also writes each JSON token with its own `write`.
+pub fn flush_every(collector: &'static Collector, period: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        // A process that was stopped (SIGSTOP, a laptop asleep) writes once, not a burst.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            ticks.tick().await;
+            write_out(collector, std::io::stdout());
+        }
+    });
+}
+
 /// Handles registered once, so the request path does no name look-ups.
 #[derive(Clone)]
 pub struct Meters {

@@ -31,11 +31,10 @@ async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     logging::init(config.mode);
     runtime::log_panics();
     let emf = metrics::builder(&config.metrics_namespace, metrics::SERVICE_PRODUCT_API);
-    let emf = match config.mode {
-        Mode::Lambda => emf,
-        Mode::Local => emf.with_auto_flush_interval(metrics::LOCAL_FLUSH_INTERVAL),
-    };
     let collector = metrics::install(emf).map_err(|err| anyhow::anyhow!(err))?;
+    if config.mode == Mode::Local {
+        metrics::flush_every(collector, metrics::LOCAL_FLUSH_INTERVAL);
+    }
     let (api, cache_connecting) = app::start(&config).await?;
     let api = Arc::new(api);
     // What the first request still waits for.

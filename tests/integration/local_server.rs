@@ -35,6 +35,7 @@ async fn the_local_server_misses_then_hits_and_reports_emf() {
     // WHEN a product is read twice and a missing one once THEN MISS, HIT, 404
     let http = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/product/P-10030");
+    let first_request_at = unix_millis();
     let first = http.get(&url).send().await.unwrap();
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["x-cache"], "MISS");
@@ -76,13 +77,34 @@ async fn the_local_server_misses_then_hits_and_reports_emf() {
     assert_eq!(emf_sum(&stdout, "CacheHits"), 1.0, "{stdout}");
     assert_eq!(emf_sum(&stdout, "CacheMisses"), 2.0, "{stdout}");
     assert_eq!(emf_sum(&stdout, "NotFound"), 1.0, "{stdout}");
-    let doc: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
-    assert_eq!(doc["Service"], "product-api");
-    assert_eq!(
-        doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
-        serde_json::json!([["Service"]])
-    );
-    assert_eq!(doc["Latency"].as_array().map(Vec::len), Some(3), "{doc}");
+    // A periodic flush may have split them (every 10 s, the first 10 s after start: not
+    // a document of zeros at start, written or not as two tasks raced).
+    let docs: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let mut latencies = 0;
+    for doc in &docs {
+        assert_eq!(doc["Service"], "product-api");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["Service"]])
+        );
+        let stamped = doc["_aws"]["Timestamp"].as_u64().unwrap();
+        assert!(
+            stamped >= first_request_at,
+            "written before any request: {doc}"
+        );
+        latencies += doc["Latency"].as_array().map_or(0, Vec::len);
+    }
+    assert_eq!(latencies, 3, "{stdout}");
+}
+
+fn unix_millis() -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since_epoch.as_millis()).unwrap()
 }
 
 #[test]
