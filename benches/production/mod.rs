@@ -24,7 +24,9 @@ use product_catalog::adapters::aws::sdk_config;
 use super::helpers::{Moto, RedisServer, free_port, make_certificates, service_env};
 use super::runtime_api::RuntimeApi;
 use super::{Latency, Report, latency, median_of, ms, rest_event, spawn_function, warm};
-use proxy::{DelayProxy, Exchanges, TlsTerminator, async_redis_round_trips, raw_redis_round_trips};
+use proxy::{
+    DelayProxy, Exchanges, TlsTerminator, WireLog, async_redis_round_trips, raw_redis_round_trips,
+};
 
 /// Cold starts per figure (each spawns a process).
 const SPAWNS: usize = 15;
@@ -340,13 +342,19 @@ fn verdict(met: bool) -> &'static str {
 }
 
 /// `BENCH_TRACE=<RUST_LOG filter>`: one cold hit on this profile with its log lines
-/// stamped, as they arrive, with the time since the spawn: where a cold start's time goes.
+/// stamped, as they arrive, with the time since the spawn, between what the delay proxies
+/// saw on the wire ([`WireLog`]: connections, bytes sent, answered, delivered): where a
+/// cold start's time goes. A log line's stamp is when the bench read it, a little late at
+/// times; the wire's are exact.
 async fn trace_cold_hit(binary: &str, env: &[(String, String)], filter: &str) {
     use std::io::BufRead as _;
     use std::os::unix::process::CommandExt as _;
     // One start untraced first, so that the traced one finds the product cached.
     cold_starts(binary, env, 1, || async {}).await;
     let runtime = RuntimeApi::start().await;
+    // The servers' answers to that start's closing connections are past the proxies.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    WireLog::start();
     let started = Instant::now();
     // BENCH_TRACE_WRAP: a command to run the function under (strace, perf record).
     let wrap = std::env::var("BENCH_TRACE_WRAP").unwrap_or_default();
@@ -380,20 +388,24 @@ async fn trace_cold_hit(binary: &str, env: &[(String, String)], filter: &str) {
         .args(["-KILL", "--", &format!("-{}", child.id())])
         .status();
     let _ = child.wait();
-    for (at, line) in lines.join().unwrap() {
+    let mut events: Vec<(Duration, String)> = lines.join().unwrap();
+    events.extend(
+        WireLog::take()
+            .into_iter()
+            .filter_map(|(at, event)| Some((at.checked_duration_since(started)?, event))),
+    );
+    if let Some(next) = runtime.first_next() {
+        events.push((next - started, "first /next".to_owned()));
+    }
+    events.push((answered, "first response".to_owned()));
+    events.sort_by_key(|(at, _)| *at);
+    for (at, event) in events {
         println!(
             "+{:>8.3} ms {}",
             at.as_secs_f64() * 1e3,
-            line.chars().take(220).collect::<String>()
+            event.chars().take(220).collect::<String>()
         );
     }
-    if let Some(next) = runtime.first_next() {
-        println!(
-            "+{:>8.3} ms first /next",
-            (next - started).as_secs_f64() * 1e3
-        );
-    }
-    println!("+{:>8.3} ms first response", answered.as_secs_f64() * 1e3);
 }
 
 /// One cold start: when the process was spawned, when it first asked for an event
@@ -653,10 +665,10 @@ impl Network {
         let dynamodb_tls = TlsTerminator::start(emulator, &certs).await;
         Self {
             delays,
-            secrets: DelayProxy::start(moto_tls.addr, delays.secrets),
+            secrets: DelayProxy::start("Secrets Manager", moto_tls.addr, delays.secrets),
             secret_exchanges: moto_tls.exchanges,
-            dynamodb: DelayProxy::start(dynamodb_tls.addr, delays.dynamodb),
-            redis_proxy: DelayProxy::start(local(redis.port), delays.redis),
+            dynamodb: DelayProxy::start("DynamoDB", dynamodb_tls.addr, delays.dynamodb),
+            redis_proxy: DelayProxy::start("Redis", local(redis.port), delays.redis),
             moto_endpoint: moto.endpoint.clone(),
             secret_arn: String::new(),
             _moto: moto,
@@ -781,7 +793,7 @@ impl Network {
     /// What a round trip through a delay proxy really costs: raw GETs on the plain
     /// server, directly and through a proxy with the Redis delay.
     async fn calibrate(&self, plain: &RedisServer) -> Calibration {
-        let proxy = DelayProxy::start(local(plain.port), self.delays.redis);
+        let proxy = DelayProxy::start("calibration", local(plain.port), self.delays.redis);
         let (direct_port, proxy_port) = (plain.port, proxy.port);
         tokio::task::spawn_blocking(move || {
             let (mut blocking, mut direct, mut through) = (Vec::new(), Vec::new(), Vec::new());

@@ -18,6 +18,30 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+/// What the delay proxies saw while [`WireLog::start`]ed (`BENCH_TRACE`): the wire side
+/// of a traced cold start, each event stamped as it happened.
+pub struct WireLog;
+
+static WIRE_LOG: Mutex<Option<Vec<(Instant, String)>>> = Mutex::new(None);
+
+impl WireLog {
+    /// From now on, the proxies note what they see.
+    pub fn start() {
+        *WIRE_LOG.lock().unwrap() = Some(Vec::new());
+    }
+
+    /// What they noted since [`WireLog::start`]; they stop noting.
+    pub fn take() -> Vec<(Instant, String)> {
+        WIRE_LOG.lock().unwrap().take().unwrap_or_default()
+    }
+
+    fn note(event: impl FnOnce() -> String) {
+        if let Some(log) = WIRE_LOG.lock().unwrap().as_mut() {
+            log.push((Instant::now(), event()));
+        }
+    }
+}
+
 /// A proxy that delays every reply by one round trip, listening until the bench ends.
 pub struct DelayProxy {
     pub port: u16,
@@ -29,16 +53,18 @@ impl DelayProxy {
     /// and its reply cost `rtt`. The first reply on a connection is also held until
     /// `2 × rtt` after the connection was accepted: on loopback `connect` returns at once,
     /// where a real network spends a round trip on the TCP handshake first.
-    pub fn start(upstream: SocketAddr, rtt: Duration) -> Self {
+    /// `name` says which dependency it stands for in the [`WireLog`].
+    pub fn start(name: &'static str, upstream: SocketAddr, rtt: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
                 let accepted = Instant::now();
+                WireLog::note(|| format!("{name}: connection accepted"));
                 std::thread::spawn(move || {
                     if let Ok(server) = TcpStream::connect(upstream) {
-                        forward(client, server, accepted, rtt);
+                        forward(name, client, server, accepted, rtt);
                     }
                 });
             }
@@ -48,13 +74,25 @@ impl DelayProxy {
 }
 
 /// One proxied connection: client to server at once, server to client delayed.
-fn forward(client: TcpStream, server: TcpStream, accepted: Instant, rtt: Duration) {
+fn forward(
+    name: &'static str,
+    client: TcpStream,
+    server: TcpStream,
+    accepted: Instant,
+    rtt: Duration,
+) {
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
     let (Ok(mut client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut client_in, &mut server_out);
+        let mut buffer = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = client_in.read(&mut buffer) {
+            WireLog::note(|| format!("{name}: {n} bytes sent"));
+            if server_out.write_all(&buffer[..n]).is_err() {
+                break;
+            }
+        }
         let _ = server_out.shutdown(Shutdown::Write);
     });
     let (chunks, due) = mpsc::channel::<(Instant, Vec<u8>)>();
@@ -62,6 +100,7 @@ fn forward(client: TcpStream, server: TcpStream, accepted: Instant, rtt: Duratio
     std::thread::spawn(move || {
         let mut buffer = vec![0; 64 * 1024];
         while let Ok(n @ 1..) = server_in.read(&mut buffer) {
+            WireLog::note(|| format!("{name}: {n} bytes answered (held for the delay)"));
             if chunks.send((Instant::now(), buffer[..n].to_vec())).is_err() {
                 break;
             }
@@ -74,6 +113,7 @@ fn forward(client: TcpStream, server: TcpStream, accepted: Instant, rtt: Duratio
         if let Some(wait) = not_before.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
+        WireLog::note(|| format!("{name}: {} bytes delivered", chunk.len()));
         if client_out.write_all(&chunk).is_err() {
             break;
         }
