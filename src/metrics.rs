@@ -59,20 +59,25 @@ pub fn register_invalidator() -> Counter {
 /// How often local mode prints its metrics (Lambda mode flushes after each invocation).
 pub const LOCAL_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 
-/// Writes the metrics to stdout with [`write_out`] every `period`, the first one
-/// `period` after the call. `metrics_cloudwatch_embedded`'s own auto-flush ticks at once,
-/// so whether a document of zeros came out at start depended on which of two tasks ran
-/// first; it also writes each JSON token with its own `write`.
-pub fn flush_every(collector: &'static Collector, period: Duration) {
+/// Runs `flush` every `period`, the first time `period` after the call, until the task
+/// is aborted: local mode writes its metrics so ([`write_out`] to stdout).
+/// `metrics_cloudwatch_embedded`'s own auto-flush ticks at once, so whether a document of
+/// zeros came out at start depended on which of two tasks ran first; it also writes each
+/// JSON token with its own `write`.
+pub fn flush_every(
+    period: Duration,
+    mut flush: impl FnMut() + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        // A process that was stopped (SIGSTOP, a laptop asleep) writes once, not a burst.
+        // A process that was stopped (SIGSTOP) flushes once when it resumes, not once per
+        // period it missed.
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             ticks.tick().await;
-            write_out(collector, std::io::stdout());
+            flush();
         }
-    });
+    })
 }
 
 /// Handles registered once, so the request path does no name look-ups.
@@ -206,5 +211,51 @@ impl<F: Future> Future for FlushWhenDone<F> {
         let done = ready!(this.invocation.poll(cx));
         write_out(this.collector, std::io::stdout());
         Poll::Ready(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Lets the flushing task run at the current (paused) time.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn periodic_flushes_start_one_period_after_start_and_skip_what_a_stop_missed() {
+        // GIVEN flushes every 10 s, counted
+        let flushes = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&flushes);
+        let task = flush_every(Duration::from_secs(10), move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        // WHEN no period has passed THEN nothing was flushed (no document of zeros at start)
+        settle().await;
+        tokio::time::sleep(Duration::from_millis(9_990)).await;
+        settle().await;
+        assert_eq!(flushes.load(Ordering::SeqCst), 0);
+        // WHEN one period, then two, have passed THEN one flush each
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        settle().await;
+        assert_eq!(flushes.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        settle().await;
+        assert_eq!(flushes.load(Ordering::SeqCst), 2);
+        // WHEN the process was stopped for three periods and more THEN it flushes once
+        tokio::time::advance(Duration::from_secs(35)).await;
+        settle().await;
+        assert_eq!(flushes.load(Ordering::SeqCst), 3);
+        // WHEN the task is aborted THEN no flush follows
+        task.abort();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        settle().await;
+        assert_eq!(flushes.load(Ordering::SeqCst), 3);
     }
 }

@@ -152,7 +152,10 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
             Ok("iam") => &iam,
             _ => &production,
         };
-        trace_cold_hit(binary, &traced.env, &filter).await;
+        // Long enough for a closing connection's last answer to pass every proxy.
+        let settle =
+            2 * delays.redis.max(delays.dynamodb).max(delays.secrets) + Duration::from_millis(20);
+        trace_cold_hit(binary, &traced.env, &filter, settle).await;
         return;
     }
     let noop_cold =
@@ -343,17 +346,18 @@ fn verdict(met: bool) -> &'static str {
 
 /// `BENCH_TRACE=<RUST_LOG filter>`: one cold hit on this profile with its log lines
 /// stamped, as they arrive, with the time since the spawn, between what the delay proxies
-/// saw on the wire ([`WireLog`]: connections, bytes sent, answered, delivered): where a
-/// cold start's time goes. A log line's stamp is when the bench read it, a little late at
-/// times; the wire's are exact.
-async fn trace_cold_hit(binary: &str, env: &[(String, String)], filter: &str) {
+/// saw on the wire ([`WireLog`]: connections, bytes sent, answered by the server,
+/// delivered after the delay): where a cold start's time goes. A log line's stamp is when
+/// the bench read it, at times a millisecond late; the wire's are when the proxy saw it.
+/// `settle`: how long the untraced start's closing connections take to pass the proxies.
+async fn trace_cold_hit(binary: &str, env: &[(String, String)], filter: &str, settle: Duration) {
     use std::io::BufRead as _;
     use std::os::unix::process::CommandExt as _;
     // One start untraced first, so that the traced one finds the product cached.
     cold_starts(binary, env, 1, || async {}).await;
     let runtime = RuntimeApi::start().await;
     // The servers' answers to that start's closing connections are past the proxies.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(settle).await;
     WireLog::start();
     let started = Instant::now();
     // BENCH_TRACE_WRAP: a command to run the function under (strace, perf record).

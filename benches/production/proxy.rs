@@ -12,6 +12,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -19,25 +20,33 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// What the delay proxies saw while [`WireLog::start`]ed (`BENCH_TRACE`): the wire side
-/// of a traced cold start, each event stamped as it happened.
+/// of a traced cold start, each event stamped when it happened, and each connection
+/// numbered in its proxy.
 pub struct WireLog;
 
 static WIRE_LOG: Mutex<Option<Vec<(Instant, String)>>> = Mutex::new(None);
+/// Whether the log is on: off, a proxy takes no lock.
+static WIRE_LOG_ON: AtomicBool = AtomicBool::new(false);
 
 impl WireLog {
     /// From now on, the proxies note what they see.
     pub fn start() {
         *WIRE_LOG.lock().unwrap() = Some(Vec::new());
+        WIRE_LOG_ON.store(true, Ordering::SeqCst);
     }
 
     /// What they noted since [`WireLog::start`]; they stop noting.
     pub fn take() -> Vec<(Instant, String)> {
+        WIRE_LOG_ON.store(false, Ordering::SeqCst);
         WIRE_LOG.lock().unwrap().take().unwrap_or_default()
     }
 
-    fn note(event: impl FnOnce() -> String) {
+    fn note(at: Instant, event: impl FnOnce() -> String) {
+        if !WIRE_LOG_ON.load(Ordering::Relaxed) {
+            return;
+        }
         if let Some(log) = WIRE_LOG.lock().unwrap().as_mut() {
-            log.push((Instant::now(), event()));
+            log.push((at, event()));
         }
     }
 }
@@ -58,13 +67,14 @@ impl DelayProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         std::thread::spawn(move || {
-            for client in listener.incoming() {
+            for (number, client) in (1..).zip(listener.incoming()) {
                 let Ok(client) = client else { continue };
                 let accepted = Instant::now();
-                WireLog::note(|| format!("{name}: connection accepted"));
+                let name = format!("{name} #{number}");
+                WireLog::note(accepted, || format!("{name}: connection accepted"));
                 std::thread::spawn(move || {
                     if let Ok(server) = TcpStream::connect(upstream) {
-                        forward(name, client, server, accepted, rtt);
+                        forward(&name, client, server, accepted, rtt);
                     }
                 });
             }
@@ -74,21 +84,16 @@ impl DelayProxy {
 }
 
 /// One proxied connection: client to server at once, server to client delayed.
-fn forward(
-    name: &'static str,
-    client: TcpStream,
-    server: TcpStream,
-    accepted: Instant,
-    rtt: Duration,
-) {
+fn forward(name: &str, client: TcpStream, server: TcpStream, accepted: Instant, rtt: Duration) {
     let _ = (client.set_nodelay(true), server.set_nodelay(true));
     let (Ok(mut client_in), Ok(mut server_out)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
+    let sender = name.to_owned();
     std::thread::spawn(move || {
         let mut buffer = vec![0; 64 * 1024];
         while let Ok(n @ 1..) = client_in.read(&mut buffer) {
-            WireLog::note(|| format!("{name}: {n} bytes sent"));
+            WireLog::note(Instant::now(), || format!("{sender}: {n} bytes sent"));
             if server_out.write_all(&buffer[..n]).is_err() {
                 break;
             }
@@ -97,11 +102,15 @@ fn forward(
     });
     let (chunks, due) = mpsc::channel::<(Instant, Vec<u8>)>();
     let mut server_in = server;
+    let answerer = name.to_owned();
     std::thread::spawn(move || {
         let mut buffer = vec![0; 64 * 1024];
         while let Ok(n @ 1..) = server_in.read(&mut buffer) {
-            WireLog::note(|| format!("{name}: {n} bytes answered (held for the delay)"));
-            if chunks.send((Instant::now(), buffer[..n].to_vec())).is_err() {
+            let arrived = Instant::now();
+            WireLog::note(arrived, || {
+                format!("{answerer}: {n} bytes answered by the server, now held")
+            });
+            if chunks.send((arrived, buffer[..n].to_vec())).is_err() {
                 break;
             }
         }
@@ -113,7 +122,9 @@ fn forward(
         if let Some(wait) = not_before.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        WireLog::note(|| format!("{name}: {} bytes delivered", chunk.len()));
+        WireLog::note(Instant::now(), || {
+            format!("{name}: {} bytes delivered", chunk.len())
+        });
         if client_out.write_all(&chunk).is_err() {
             break;
         }

@@ -32,9 +32,11 @@ async fn serve(config: ApiConfig) -> anyhow::Result<()> {
     runtime::log_panics();
     let emf = metrics::builder(&config.metrics_namespace, metrics::SERVICE_PRODUCT_API);
     let collector = metrics::install(emf).map_err(|err| anyhow::anyhow!(err))?;
-    if config.mode == Mode::Local {
-        metrics::flush_every(collector, metrics::LOCAL_FLUSH_INTERVAL);
-    }
+    let flushing = (config.mode == Mode::Local).then(|| {
+        metrics::flush_every(metrics::LOCAL_FLUSH_INTERVAL, move || {
+            metrics::write_out(collector, std::io::stdout());
+        })
+    });
     let (api, cache_connecting) = app::start(&config).await?;
     let api = Arc::new(api);
     // What the first request still waits for.
@@ -54,7 +56,10 @@ async fn serve(config: ApiConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on LISTEN_ADDR={}", config.listen_addr))?;
     info!("listening on http://{}", listener.local_addr()?);
     runtime::serve_local(listener, api, runtime::shutdown_signal()).await;
-    // What was counted since the last periodic flush.
+    // What was counted since the last periodic flush, as the last document.
+    if let Some(flushing) = flushing {
+        flushing.abort();
+    }
     metrics::write_out(collector, std::io::stdout());
     Ok(())
 }
