@@ -221,11 +221,14 @@ mod tests {
 
     use super::*;
 
-    /// Lets the flushing task run at the current (paused) time.
-    async fn settle() {
+    /// The flushes counted once `time` has passed (on the paused clock) and the flushing
+    /// task has run.
+    async fn flushes_after(flushes: &AtomicUsize, time: Duration) -> usize {
+        tokio::time::sleep(time).await;
         for _ in 0..10 {
             tokio::task::yield_now().await;
         }
+        flushes.load(Ordering::SeqCst)
     }
 
     #[tokio::test(start_paused = true)]
@@ -237,25 +240,18 @@ mod tests {
             counted.fetch_add(1, Ordering::SeqCst);
         });
         // WHEN no period has passed THEN nothing was flushed (no document of zeros at start)
-        settle().await;
-        tokio::time::sleep(Duration::from_millis(9_990)).await;
-        settle().await;
-        assert_eq!(flushes.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            flushes_after(&flushes, Duration::from_millis(9_990)).await,
+            0
+        );
         // WHEN one period, then two, have passed THEN one flush each
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        settle().await;
-        assert_eq!(flushes.load(Ordering::SeqCst), 1);
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        settle().await;
-        assert_eq!(flushes.load(Ordering::SeqCst), 2);
+        assert_eq!(flushes_after(&flushes, Duration::from_millis(20)).await, 1);
+        assert_eq!(flushes_after(&flushes, Duration::from_secs(10)).await, 2);
         // WHEN the process was stopped for three periods and more THEN it flushes once
         tokio::time::advance(Duration::from_secs(35)).await;
-        settle().await;
-        assert_eq!(flushes.load(Ordering::SeqCst), 3);
+        assert_eq!(flushes_after(&flushes, Duration::ZERO).await, 3);
         // WHEN the task is aborted THEN no flush follows
         task.abort();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        settle().await;
-        assert_eq!(flushes.load(Ordering::SeqCst), 3);
+        assert_eq!(flushes_after(&flushes, Duration::from_secs(30)).await, 3);
     }
 }
