@@ -1,7 +1,7 @@
 //! The root certificates every TLS client of a binary trusts: Redis (fred), memcached and
 //! the AWS SDK (Secrets Manager, DynamoDB). `TRUSTED_ROOTS` chooses them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
@@ -36,14 +36,31 @@ impl TrustedRoots {
         }
     }
 
-    /// The roots, parsed. A file of the system's store that cannot be read is logged and
-    /// skipped, as the AWS SDK does (`SSL_CERT_FILE` is checked at start-up, in
-    /// `config`); a store that yields no usable root is an error: TLS would fail every
+    /// The roots, parsed once per process: the first caller parses them, callers meanwhile
+    /// wait for it, and all share the result. A cold start reading the AUTH token from
+    /// Secrets Manager configures two TLS clients at once (Redis's, and the secret read's
+    /// early connection), and parsing the system's ~150 roots costs 2.6-3.1 ms of CPU
+    /// each time (docs/BENCHMARKS.md). A file of the system's store that cannot be read is
+    /// logged and skipped, as the AWS SDK does (`SSL_CERT_FILE` is checked at start-up,
+    /// in `config`); a store that yields no usable root is an error: TLS would fail every
     /// handshake later, far from the cause.
     ///
     /// # Errors
     /// When the system's store holds no usable certificate.
-    pub fn root_store(self) -> Result<rustls::RootCertStore, BoxError> {
+    pub fn root_store(self) -> Result<Arc<rustls::RootCertStore>, BoxError> {
+        static SYSTEM: OnceLock<Result<Arc<rustls::RootCertStore>, String>> = OnceLock::new();
+        static AMAZON: OnceLock<Result<Arc<rustls::RootCertStore>, String>> = OnceLock::new();
+        let parsed = match self {
+            Self::System => &SYSTEM,
+            Self::Amazon => &AMAZON,
+        };
+        parsed
+            .get_or_init(|| self.parse_roots().map(Arc::new))
+            .clone()
+            .map_err(Into::into)
+    }
+
+    fn parse_roots(self) -> Result<rustls::RootCertStore, String> {
         let certificates = match self {
             Self::Amazon => amazon_trust_services(),
             Self::System => {
@@ -57,7 +74,9 @@ impl TrustedRoots {
         let mut roots = rustls::RootCertStore::empty();
         let (valid, _) = roots.add_parsable_certificates(certificates);
         if valid == 0 {
-            return Err("no usable root certificate for TLS (SSL_CERT_FILE, SSL_CERT_DIR?)".into());
+            return Err(
+                "no usable root certificate for TLS (SSL_CERT_FILE, SSL_CERT_DIR?)".to_owned(),
+            );
         }
         Ok(roots)
     }
@@ -157,6 +176,11 @@ mod tests {
         // Each is a usable trust anchor for rustls, and the SDK gets the same file.
         let roots = TrustedRoots::Amazon.root_store().unwrap();
         assert_eq!(roots.len(), 5);
+        // AND they are parsed once: every TLS client of the process shares them
+        assert!(Arc::ptr_eq(
+            &roots,
+            &TrustedRoots::Amazon.root_store().unwrap()
+        ));
         assert!(TrustedRoots::Amazon.client_config().is_ok());
         assert!(TrustedRoots::Amazon.sdk_trust_store().is_some());
         assert!(TrustedRoots::System.sdk_trust_store().is_none());
