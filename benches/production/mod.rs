@@ -340,6 +340,25 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
     );
 }
 
+/// Ends the traced start's process group: SIGTERM first, so that a wrapper writes what it
+/// collected (valgrind's tools write their output when the program ends, `perf record`
+/// finishes its file), then SIGKILL for whatever is left after a few seconds.
+fn stop_group(child: &mut std::process::Child) {
+    let group = format!("-{}", child.id());
+    let signal = |name: &str| {
+        let _ = std::process::Command::new("kill")
+            .args([name, "--", &group])
+            .status();
+    };
+    signal("-TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal("-KILL");
+    let _ = child.wait();
+}
+
 fn verdict(met: bool) -> &'static str {
     if met { "met" } else { "MISSED" }
 }
@@ -388,10 +407,7 @@ async fn trace_cold_hit(binary: &str, env: &[(String, String)], filter: &str, se
     let response = runtime.invoke(rest_event()).await.unwrap();
     let answered = started.elapsed();
     assert_eq!(response["statusCode"], 200, "{response}");
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{}", child.id())])
-        .status();
-    let _ = child.wait();
+    stop_group(&mut child);
     let mut events: Vec<(Duration, String)> = lines.join().unwrap();
     events.extend(
         WireLog::take()
