@@ -11,6 +11,13 @@ pub const MAX_ID_BYTES: usize = 256;
 /// Prefix of every Redis key this service writes.
 pub const CACHE_KEY_PREFIX: &str = "product:";
 
+/// The largest product body the cache holds: 6 MiB, Lambda's limit on a function's
+/// response, which carries the body. DynamoDB's 400 KB item can make a larger one (it
+/// returns a number such as `1E+125` with all its digits): such a product is served from
+/// the table each time and never cached, so a larger value under a product's key was not
+/// written by this service, and is not served.
+pub const MAX_CACHED_BODY_BYTES: usize = 6 * 1024 * 1024;
+
 /// A product id: 1 to 256 UTF-8 bytes with no control character (Unicode `Cc`: C0, DEL,
 /// C1) and no `/` (which could never be routed the same way on every front end). Any other
 /// character is allowed and kept as is.
@@ -76,12 +83,19 @@ impl Product {
         self.body
     }
 
-    /// Whether cached bytes are a JSON object, so they can be served as a product. A
-    /// validating scan that builds nothing (a few microseconds for a typical product):
-    /// bytes that merely look like an object are never served as `application/json`.
+    /// Whether the cache may hold this product ([`MAX_CACHED_BODY_BYTES`]).
+    pub fn is_cacheable(&self) -> bool {
+        self.body.len() <= MAX_CACHED_BODY_BYTES
+    }
+
+    /// Whether cached bytes are a JSON object the cache may hold, so they can be served
+    /// as a product. A validating scan that builds nothing (a few microseconds for a
+    /// typical product): bytes that merely look like an object are never served as
+    /// `application/json`.
     pub fn looks_valid(bytes: &[u8]) -> bool {
         // serde_json does not check UTF-8 inside strings it skips: ask first.
         bytes.first() == Some(&b'{')
+            && bytes.len() <= MAX_CACHED_BODY_BYTES
             && std::str::from_utf8(bytes).is_ok()
             && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
     }
@@ -143,6 +157,14 @@ mod tests {
     #[test]
     fn only_json_objects_are_products() {
         assert!(Product::looks_valid(br#"{"productId":"1"}"#));
+        // Up to the largest body the cache holds, and no further.
+        let object_of = |len: usize| format!(r#"{{"d":"{}"}}"#, "x".repeat(len - 8));
+        assert!(Product::looks_valid(
+            object_of(MAX_CACHED_BODY_BYTES).as_bytes()
+        ));
+        assert!(!Product::looks_valid(
+            object_of(MAX_CACHED_BODY_BYTES + 1).as_bytes()
+        ));
         assert!(!Product::looks_valid(b""));
         assert!(!Product::looks_valid(b"garbage"));
         assert!(!Product::looks_valid(b"{\xff}"));

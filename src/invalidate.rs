@@ -31,8 +31,9 @@ pub enum Change {
     Refresh(ProductId, Product),
     /// The item is gone.
     Remove(ProductId),
-    /// The item changed but its new image cannot be served: drop the entry so the next
-    /// read goes to the table.
+    /// The item changed but its new image cannot be served, or is too large to cache
+    /// ([`crate::domain::MAX_CACHED_BODY_BYTES`]): drop the entry so the next read goes
+    /// to the table.
     Drop(ProductId),
 }
 
@@ -66,7 +67,11 @@ pub fn change_from_record(record: &EventRecord) -> Result<Option<Change>, Unappl
             Ok(Some(Change::Drop(id)))
         }
         "INSERT" | "MODIFY" => match product_from_item(&record.change.new_image) {
-            Ok(product) => Ok(Some(Change::Refresh(id, product))),
+            Ok(product) if product.is_cacheable() => Ok(Some(Change::Refresh(id, product))),
+            Ok(product) => {
+                warn!(id = %id, bytes = product.body().len(), "new image too large to cache; dropping the entry");
+                Ok(Some(Change::Drop(id)))
+            }
             Err(err) => {
                 warn!(id = %id, error = %report(&err), "new image cannot be served; dropping the entry");
                 Ok(Some(Change::Drop(id)))
@@ -304,6 +309,27 @@ mod tests {
                 &br#"{"name":"Lamp","price":12345678901234567890.123456789,"productId":"P-10001","tags":["eco"]}"#[..]
             )
         );
+    }
+
+    #[tokio::test]
+    async fn a_new_image_too_large_to_cache_drops_the_entry_and_its_copy() {
+        // GIVEN a product cached with its last-known-good copy
+        let invalidator =
+            invalidator(MemoryCache::default()).with_stale_ttl(Some(Duration::from_secs(3600)));
+        invalidator
+            .handle(&event(&records(&[("INSERT", "a", "Lamp")])))
+            .await;
+        assert!(invalidator.cache().get("product:a").is_some());
+        assert!(invalidator.cache().get(&stale_key("product:a")).is_some());
+        // WHEN its new image is larger than the cache may hold
+        let large = "x".repeat(crate::domain::MAX_CACHED_BODY_BYTES);
+        let response = invalidator
+            .handle(&event(&records(&[("MODIFY", "a", &large)])))
+            .await;
+        // THEN the record is applied by dropping both: the next read goes to the table
+        assert_eq!(failed(&response), Vec::<String>::new());
+        assert_eq!(invalidator.cache().get("product:a"), None);
+        assert_eq!(invalidator.cache().get(&stale_key("product:a")), None);
     }
 
     #[tokio::test]

@@ -410,6 +410,16 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     async fn read_and_fill(&self, id: &ProductId, key: &str, lease: &Lease) -> Outcome {
         let (result, status) = self.read_store(id, CacheStatus::Miss).await;
         let (entry, ttl) = match &result {
+            // Never cached (`MAX_CACHED_BODY_BYTES`): the key is let go at once.
+            Ok(product) if !product.is_cacheable() => {
+                warn!(
+                    key,
+                    bytes = product.body().len(),
+                    "product too large to cache; served from the table"
+                );
+                self.release(key, lease).await;
+                return (result, status);
+            }
             Ok(product) if self.stale_ttl.is_some() => {
                 self.fill_keeping_copy(key, lease, product).await;
                 return (result, status);
@@ -427,13 +437,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             // without filling, even once it answers again. Released (if still ours),
             // the next reader takes the key at once.
             Err(ServiceError::Store(_)) => {
-                let release = self.cache.fill(
-                    key,
-                    lease.to_bytes(),
-                    Lease::released().to_bytes(),
-                    RELEASED_TTL,
-                );
-                self.guarded(key, release).await;
+                self.release(key, lease).await;
                 return (result, status);
             }
         };
@@ -456,6 +460,18 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             fill.await;
         }
         (result, status)
+    }
+
+    /// Releases our lease (if still ours) for a fill that is not coming, so that the next
+    /// reader takes the key at once instead of waiting for it.
+    async fn release(&self, key: &str, lease: &Lease) {
+        let release = self.cache.fill(
+            key,
+            lease.to_bytes(),
+            Lease::released().to_bytes(),
+            RELEASED_TTL,
+        );
+        self.guarded(key, release).await;
     }
 
     /// The fill, with the product's last-known-good copy written in the same round trip
@@ -600,6 +616,7 @@ mod tests {
     use crate::adapters::MemoryCache;
     use crate::breaker::FAILURE_THRESHOLD;
     use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, Expiry};
+    use crate::domain::MAX_CACHED_BODY_BYTES;
     use crate::invalidate::{Change, Invalidator};
     use crate::item::{item_from_json, product_from_item};
     use crate::testing::{CacheOp, TestCache};
@@ -1029,6 +1046,58 @@ mod tests {
             service.get(&id("p1")).await.unwrap().cache,
             CacheStatus::Hit
         );
+    }
+
+    #[tokio::test]
+    async fn a_cached_value_too_large_to_be_ours_is_not_served_and_is_repaired() {
+        // GIVEN a JSON object under the product's key, larger than the service caches
+        let store = FakeStore::with(&[P1]);
+        let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
+        let foreign = format!(r#"{{"d":"{}"}}"#, "x".repeat(MAX_CACHED_BODY_BYTES));
+        service
+            .cache()
+            .set("product:p1", Bytes::from(foreign), TTL)
+            .await
+            .unwrap();
+        // WHEN read THEN the table's product is served, and replaces it
+        let served = service.get(&id("p1")).await.unwrap();
+        assert_eq!(
+            (served.cache, served.product),
+            (CacheStatus::Miss, product(P1))
+        );
+        assert_eq!(
+            cached(&service, "product:p1"),
+            Some(CacheEntry::Product(product(P1)))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_product_too_large_to_cache_is_served_from_the_table_and_never_cached() {
+        // GIVEN a product whose body is larger than the cache may hold
+        let large = format!(
+            r#"{{"productId":"p1","d":"{}"}}"#,
+            "x".repeat(MAX_CACHED_BODY_BYTES)
+        );
+        let store = FakeStore::with(&[&large]);
+        let service = ProductService::new(MemoryCache::default(), store.clone(), TTL)
+            .with_stale_ttl(Some(Duration::from_secs(3600)));
+        for reads in 1..=2 {
+            // WHEN it is read
+            let served = service.get(&id("p1")).await.unwrap();
+            // THEN it is served whole from the table, each time
+            assert_eq!(
+                (served.cache, served.product),
+                (CacheStatus::Miss, product(&large))
+            );
+            assert_eq!(store.reads(), reads);
+            // AND the key holds only a released lease, which the next reader takes at
+            // once, and no last-known-good copy is written
+            assert!(matches!(
+                cached(&service, "product:p1"),
+                Some(CacheEntry::Lease(lease)) if lease.is_released()
+            ));
+            assert_eq!(service.cache().get(&stale_key("product:p1")), None);
+        }
     }
 
     #[tokio::test]

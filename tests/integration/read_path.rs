@@ -10,6 +10,7 @@ use http::{Response, StatusCode};
 use product_catalog::adapters::{DynamoStore, aws::sdk_config};
 use product_catalog::app::{self, ProductApi};
 use product_catalog::cache_entry::CacheEntry;
+use product_catalog::domain::MAX_CACHED_BODY_BYTES;
 use product_catalog::http::Api;
 use product_catalog::item::item_from_json;
 use product_catalog::service::ProductService;
@@ -289,6 +290,34 @@ async fn a_missing_marker_that_lost_its_ttl_stops_being_believed_within_its_ttl(
     assert_eq!(stored.as_ref(), br#"{"name":"Late","productId":"late-1"}"#);
     let ttl: i64 = client.ttl("product:late-1").await.unwrap();
     assert!((295..=300).contains(&ttl), "TTL {ttl}");
+}
+
+#[tokio::test]
+async fn a_value_too_large_to_be_ours_is_never_served_and_is_replaced() {
+    // GIVEN a JSON object larger than the service ever caches, under a product's key (a
+    // generous REDIS_TIMEOUT_MS: this is about what the value is, not how long it reads)
+    let redis = RedisServer::start();
+    let table = sample_table().await;
+    let config = api_config_with(&redis.url(), &table, &[("REDIS_TIMEOUT_MS", "5000")]);
+    let api = app::build(&config).await.unwrap();
+    let foreign = format!(
+        r#"{{"productId":"P-10012","d":"{}"}}"#,
+        "x".repeat(MAX_CACHED_BODY_BYTES)
+    );
+    let client = redis.client().await;
+    let () = client
+        .set("product:P-10012", foreign.as_str(), None, None, false)
+        .await
+        .unwrap();
+    // WHEN the product is read
+    let response = get(&api, "P-10012").await;
+    // THEN the table's product is served (a MISS), and it replaces the value
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(x_cache(&response), "MISS");
+    assert!(response.body().len() < 10_000, "{}", response.body().len());
+    let stored: Bytes = client.get("product:P-10012").await.unwrap();
+    assert_eq!(stored, response.body());
+    assert_eq!(x_cache(&get(&api, "P-10012").await), "HIT");
 }
 
 on_each_engine! {
