@@ -38,7 +38,7 @@ use tracing::warn;
 
 use crate::breaker::{Breaker, TableBreaker};
 use crate::cache_entry::{CacheEntry, Lease, NegativeTtl, StaleCopy, TtlJitter, stale_key};
-use crate::domain::{Product, ProductId};
+use crate::domain::{MAX_CACHED_BODY_BYTES, Product, ProductId};
 use crate::error::{CacheError, CacheErrorKind, ServiceError, StoreError, report};
 use crate::metrics::Meters;
 use crate::ports::{Cache, ProductStore, STORE_READ_TIMEOUT};
@@ -285,6 +285,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     fn remember(&self, key: String, (result, cache): &Outcome) {
         if let (Some(l1), Ok(product), CacheStatus::Hit | CacheStatus::Miss) =
             (&self.l1, result, cache)
+            && product.is_cacheable()
         {
             l1.insert(key, product.clone());
         }
@@ -372,6 +373,19 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     }
 
     async fn swap_for_lease(&self, key: &str, stale: Bytes, lease: &Lease) -> bool {
+        if stale.len() > MAX_CACHED_BODY_BYTES {
+            // Not ours, and too large to send back as the compare-and-set's expected
+            // value: removed, then leased as an empty key is. A value written meanwhile
+            // (a fill, an invalidation) is removed too, which costs one more fill.
+            return self.guarded(key, self.cache.delete(key)).await.is_some()
+                && self
+                    .guarded(
+                        key,
+                        self.cache.read_or_lease(key, lease.to_bytes(), LEASE_TTL),
+                    )
+                    .await
+                    == Some(None);
+        }
         let swap = self.cache.fill(key, stale, lease.to_bytes(), LEASE_TTL);
         self.guarded(key, swap).await == Some(true)
     }
@@ -410,14 +424,22 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     async fn read_and_fill(&self, id: &ProductId, key: &str, lease: &Lease) -> Outcome {
         let (result, status) = self.read_store(id, CacheStatus::Miss).await;
         let (entry, ttl) = match &result {
-            // Never cached (`MAX_CACHED_BODY_BYTES`): the key is let go at once.
+            // Never cached (`MAX_CACHED_BODY_BYTES`): the key is let go at once, and a
+            // last-known-good copy of a smaller version is dropped, as the stream
+            // handler drops it for such a change.
             Ok(product) if !product.is_cacheable() => {
                 warn!(
                     key,
                     bytes = product.body().len(),
                     "product too large to cache; served from the table"
                 );
-                self.release(key, lease).await;
+                if self.stale_ttl.is_some() {
+                    let copy_key = stale_key(key);
+                    let forget = self.guarded(&copy_key, self.cache.delete(&copy_key));
+                    tokio::join!(self.release(key, lease), forget);
+                } else {
+                    self.release(key, lease).await;
+                }
                 return (result, status);
             }
             Ok(product) if self.stale_ttl.is_some() => {
@@ -616,7 +638,6 @@ mod tests {
     use crate::adapters::MemoryCache;
     use crate::breaker::FAILURE_THRESHOLD;
     use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, Expiry};
-    use crate::domain::MAX_CACHED_BODY_BYTES;
     use crate::invalidate::{Change, Invalidator};
     use crate::item::{item_from_json, product_from_item};
     use crate::testing::{CacheOp, TestCache};
@@ -1049,13 +1070,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cached_value_too_large_to_be_ours_is_not_served_and_is_repaired() {
+    async fn a_cached_value_too_large_to_be_ours_is_not_served_and_is_replaced() {
         // GIVEN a JSON object under the product's key, larger than the service caches
         let store = FakeStore::with(&[P1]);
-        let service = ProductService::new(MemoryCache::default(), store.clone(), TTL);
+        let cache = TestCache::default();
+        let service = ProductService::new(cache.clone(), store.clone(), TTL);
         let foreign = format!(r#"{{"d":"{}"}}"#, "x".repeat(MAX_CACHED_BODY_BYTES));
-        service
-            .cache()
+        cache
+            .inner()
             .set("product:p1", Bytes::from(foreign), TTL)
             .await
             .unwrap();
@@ -1066,37 +1088,61 @@ mod tests {
             (CacheStatus::Miss, product(P1))
         );
         assert_eq!(
-            cached(&service, "product:p1"),
+            cache.inner().get("product:p1").map(CacheEntry::decode),
             Some(CacheEntry::Product(product(P1)))
+        );
+        // AND the value is deleted, then the key leased, rather than swapped for a lease
+        // by a compare-and-set, which would send it back to the cache
+        assert_eq!(
+            cache.ops(),
+            [
+                CacheOp::ReadOrLease,
+                CacheOp::Delete,
+                CacheOp::ReadOrLease,
+                CacheOp::Fill
+            ]
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_product_too_large_to_cache_is_served_from_the_table_and_never_cached() {
-        // GIVEN a product whose body is larger than the cache may hold
+        // GIVEN a product cached, with its last-known-good copy
+        let store = FakeStore::with(&[P1]);
+        let cache = MemoryCache::default();
+        let stale_ttl = Some(Duration::from_secs(3600));
+        ProductService::new(cache.clone(), store.clone(), TTL)
+            .with_stale_ttl(stale_ttl)
+            .get(&id("p1"))
+            .await
+            .unwrap();
+        assert!(cache.get(&stale_key("product:p1")).is_some());
+        // WHEN it grows past what the cache may hold, its entry gone (its TTL), and a
+        // process with an L1 tier reads it twice
         let large = format!(
             r#"{{"productId":"p1","d":"{}"}}"#,
             "x".repeat(MAX_CACHED_BODY_BYTES)
         );
-        let store = FakeStore::with(&[&large]);
-        let service = ProductService::new(MemoryCache::default(), store.clone(), TTL)
-            .with_stale_ttl(Some(Duration::from_secs(3600)));
-        for reads in 1..=2 {
-            // WHEN it is read
+        let expected = product(&large);
+        store.put(&large);
+        cache.delete("product:p1").await.unwrap();
+        let service = ProductService::new(cache.clone(), store.clone(), TTL)
+            .with_stale_ttl(stale_ttl)
+            .with_l1(100, Duration::from_secs(60));
+        let reads = store.reads();
+        for read in 1..=2 {
             let served = service.get(&id("p1")).await.unwrap();
-            // THEN it is served whole from the table, each time
-            assert_eq!(
-                (served.cache, served.product),
-                (CacheStatus::Miss, product(&large))
-            );
-            assert_eq!(store.reads(), reads);
+            // THEN it is served whole from the table each time: neither the cache nor
+            // the L1 tier keeps it
+            assert_eq!(served.cache, CacheStatus::Miss);
+            assert!(served.product == expected, "not the table's product");
+            assert_eq!(store.reads(), reads + read);
             // AND the key holds only a released lease, which the next reader takes at
-            // once, and no last-known-good copy is written
+            // once, and the smaller version's last-known-good copy is gone
             assert!(matches!(
                 cached(&service, "product:p1"),
                 Some(CacheEntry::Lease(lease)) if lease.is_released()
             ));
-            assert_eq!(service.cache().get(&stale_key("product:p1")), None);
+            assert_eq!(cache.get(&stale_key("product:p1")), None);
         }
     }
 

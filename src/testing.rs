@@ -87,6 +87,11 @@ impl<C: Cache> TestCache<C> {
         self.lock().calls.len()
     }
 
+    /// Every operation called, in call order.
+    pub fn ops(&self) -> Vec<CacheOp> {
+        self.lock().calls.iter().map(|(op, _)| *op).collect()
+    }
+
     /// Every key asked about, in call order.
     pub fn keys(&self) -> Vec<String> {
         self.lock()

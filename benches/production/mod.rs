@@ -345,9 +345,11 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
 /// finishes its file), then SIGKILL for whatever is left after a few seconds.
 fn stop_group(child: &mut std::process::Child) {
     let group = format!("-{}", child.id());
+    // Quiet: the group is usually gone by the SIGKILL.
     let signal = |name: &str| {
         let _ = std::process::Command::new("kill")
             .args([name, "--", &group])
+            .stderr(std::process::Stdio::null())
             .status();
     };
     signal("-TERM");
@@ -356,6 +358,8 @@ fn stop_group(child: &mut std::process::Child) {
         std::thread::sleep(Duration::from_millis(20));
     }
     signal("-KILL");
+    // Should `kill` itself not run, the wait below must still end.
+    let _ = child.kill();
     let _ = child.wait();
 }
 
