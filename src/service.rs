@@ -1071,37 +1071,45 @@ mod tests {
 
     #[tokio::test]
     async fn a_cached_value_too_large_to_be_ours_is_not_served_and_is_replaced() {
-        // GIVEN a JSON object under the product's key, larger than the service caches
-        let store = FakeStore::with(&[P1]);
-        let cache = TestCache::default();
-        let service = ProductService::new(cache.clone(), store.clone(), TTL);
-        let foreign = format!(r#"{{"d":"{}"}}"#, "x".repeat(MAX_CACHED_BODY_BYTES));
-        cache
-            .inner()
-            .set("product:p1", Bytes::from(foreign), TTL)
-            .await
-            .unwrap();
-        // WHEN read THEN the table's product is served, and replaces it
-        let served = service.get(&id("p1")).await.unwrap();
-        assert_eq!(
-            (served.cache, served.product),
-            (CacheStatus::Miss, product(P1))
-        );
-        assert_eq!(
-            cache.inner().get("product:p1").map(CacheEntry::decode),
-            Some(CacheEntry::Product(product(P1)))
-        );
-        // AND the value is deleted, then the key leased, rather than swapped for a lease
-        // by a compare-and-set, which would send it back to the cache
-        assert_eq!(
-            cache.ops(),
-            [
-                CacheOp::ReadOrLease,
-                CacheOp::Delete,
-                CacheOp::ReadOrLease,
-                CacheOp::Fill
-            ]
-        );
+        use CacheOp::{Delete, Fill, ReadOrLease};
+        // The value is deleted, then the key leased, rather than swapped for a lease by
+        // a compare-and-set, which would send it back to the cache; a delete that fails
+        // leases nothing, and the next look deletes it.
+        for (first_delete_fails, calls) in [
+            (false, vec![ReadOrLease, Delete, ReadOrLease, Fill]),
+            (
+                true,
+                vec![ReadOrLease, Delete, ReadOrLease, Delete, ReadOrLease, Fill],
+            ),
+        ] {
+            // GIVEN a JSON object under the product's key, larger than the service caches
+            let cache = TestCache::default();
+            let service = ProductService::new(cache.clone(), FakeStore::with(&[P1]), TTL);
+            let foreign = format!(r#"{{"d":"{}"}}"#, "x".repeat(MAX_CACHED_BODY_BYTES));
+            cache
+                .inner()
+                .set("product:p1", Bytes::from(foreign), TTL)
+                .await
+                .unwrap();
+            if first_delete_fails {
+                cache.fail_nth(Delete, 1);
+            }
+            // WHEN read THEN the table's product is served, and replaces it
+            let served = service.get(&id("p1")).await.unwrap();
+            assert_eq!(
+                (served.cache, served.product),
+                (CacheStatus::Miss, product(P1))
+            );
+            assert_eq!(
+                cache.inner().get("product:p1").map(CacheEntry::decode),
+                Some(CacheEntry::Product(product(P1)))
+            );
+            assert_eq!(
+                cache.ops(),
+                calls,
+                "first delete fails: {first_delete_fails}"
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]
