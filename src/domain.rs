@@ -14,10 +14,11 @@ pub const CACHE_KEY_PREFIX: &str = "product:";
 /// The largest product body the cache holds: 1 MB. A 400 KB item's JSON can exceed it,
 /// for example when its strings are mostly characters that JSON escapes, its lists hold
 /// many booleans, or its numbers have large exponents (DynamoDB returns `1E+125` with all
-/// 126 digits, so a 400 KB item can make about 17 MB). It fits memcached's default item size (1 MiB, key and header included)
-/// and moves in about 8 ms at 1 Gbit/s, well inside the default `REDIS_TIMEOUT_MS`. A
-/// larger product is read from the table each time and never cached, so a larger value
-/// under a product's key was not written by this service, and is not served.
+/// 126 digits, so a 400 KB item can make about 17 MB). It fits memcached's default item
+/// size (1 MiB, key and header included) and moves in about 8 ms at 1 Gbit/s, well inside
+/// the default `REDIS_TIMEOUT_MS`. A larger product is read from the table each time and
+/// never cached, so a larger value under a product's key was not written by this
+/// service, and is not served.
 pub const MAX_CACHED_BODY_BYTES: usize = 1_000_000;
 
 /// A product id: 1 to 256 UTF-8 bytes with no control character (Unicode `Cc`: C0, DEL,

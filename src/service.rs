@@ -433,13 +433,13 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
                     bytes = product.body().len(),
                     "product too large to cache; served from the table"
                 );
-                if self.stale_ttl.is_some() {
-                    let copy_key = stale_key(key);
-                    let forget = self.guarded(&copy_key, self.cache.delete(&copy_key));
-                    tokio::join!(self.release(key, lease), forget);
-                } else {
-                    self.release(key, lease).await;
-                }
+                let forget = async {
+                    if self.stale_ttl.is_some() {
+                        let copy_key = stale_key(key);
+                        self.guarded(&copy_key, self.cache.delete(&copy_key)).await;
+                    }
+                };
+                tokio::join!(self.release(key, lease), forget);
                 return (result, status);
             }
             Ok(product) if self.stale_ttl.is_some() => {
