@@ -88,7 +88,13 @@ impl Product {
 
     /// Whether the cache may hold this product ([`MAX_CACHED_BODY_BYTES`]).
     pub fn is_cacheable(&self) -> bool {
-        self.body.len() <= MAX_CACHED_BODY_BYTES
+        Self::fits_cache(&self.body)
+    }
+
+    /// Whether bytes are within what the cache holds ([`MAX_CACHED_BODY_BYTES`]): the one
+    /// place the limit is compared.
+    pub fn fits_cache(bytes: &[u8]) -> bool {
+        bytes.len() <= MAX_CACHED_BODY_BYTES
     }
 
     /// Whether cached bytes are a JSON object the cache may hold, so they can be served
@@ -98,7 +104,7 @@ impl Product {
     pub fn looks_valid(bytes: &[u8]) -> bool {
         // serde_json does not check UTF-8 inside strings it skips: ask first.
         bytes.first() == Some(&b'{')
-            && bytes.len() <= MAX_CACHED_BODY_BYTES
+            && Self::fits_cache(bytes)
             && std::str::from_utf8(bytes).is_ok()
             && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
     }

@@ -38,7 +38,7 @@ use tracing::warn;
 
 use crate::breaker::{Breaker, TableBreaker};
 use crate::cache_entry::{CacheEntry, Lease, NegativeTtl, StaleCopy, TtlJitter, stale_key};
-use crate::domain::{MAX_CACHED_BODY_BYTES, Product, ProductId};
+use crate::domain::{Product, ProductId};
 use crate::error::{CacheError, CacheErrorKind, ServiceError, StoreError, report};
 use crate::metrics::Meters;
 use crate::ports::{Cache, ProductStore, STORE_READ_TIMEOUT};
@@ -373,7 +373,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     }
 
     async fn swap_for_lease(&self, key: &str, stale: Bytes, lease: &Lease) -> bool {
-        if stale.len() > MAX_CACHED_BODY_BYTES {
+        if !Product::fits_cache(&stale) {
             // Not ours, and too large to send back as the compare-and-set's expected
             // value: removed, then leased as an empty key is. A value written meanwhile
             // (a fill, an invalidation) is removed too, which costs one more fill.
@@ -433,13 +433,11 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
                     bytes = product.body().len(),
                     "product too large to cache; served from the table"
                 );
-                let forget = async {
-                    if self.stale_ttl.is_some() {
-                        let copy_key = stale_key(key);
-                        self.guarded(&copy_key, self.cache.delete(&copy_key)).await;
-                    }
-                };
-                tokio::join!(self.release(key, lease), forget);
+                if self.stale_ttl.is_some() {
+                    tokio::join!(self.release(key, lease), self.forget_copy(key));
+                } else {
+                    self.release(key, lease).await;
+                }
                 return (result, status);
             }
             Ok(product) if self.stale_ttl.is_some() => {
@@ -475,13 +473,17 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             // must not be served in the next outage. Sent alongside the fill: no extra
             // round trip. At worst it deletes the copy of a product inserted meanwhile,
             // which only loses STALE cover until its next fill.
-            let copy_key = stale_key(key);
-            let forget = self.guarded(&copy_key, self.cache.delete(&copy_key));
-            tokio::join!(fill, forget);
+            tokio::join!(fill, self.forget_copy(key));
         } else {
             fill.await;
         }
         (result, status)
+    }
+
+    /// Deletes the product's last-known-good copy.
+    async fn forget_copy(&self, key: &str) {
+        let copy_key = stale_key(key);
+        self.guarded(&copy_key, self.cache.delete(&copy_key)).await;
     }
 
     /// Releases our lease (if still ours) for a fill that is not coming, so that the next
@@ -638,6 +640,7 @@ mod tests {
     use crate::adapters::MemoryCache;
     use crate::breaker::FAILURE_THRESHOLD;
     use crate::cache_entry::{DEFAULT_NEGATIVE_TTL, Expiry};
+    use crate::domain::MAX_CACHED_BODY_BYTES;
     use crate::invalidate::{Change, Invalidator};
     use crate::item::{item_from_json, product_from_item};
     use crate::testing::{CacheOp, TestCache};
