@@ -6,10 +6,13 @@
 //! does not pay). `REDIS_URL` (`redis://host:port`, no TLS or password) and
 //! `BENCH_KEY` say where.
 
-use lambda_http::{Body, Error, Request, Response, run, service_fn};
+use lambda_http::{Error, Request, run, service_fn};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
+
+#[path = "shared/answer.rs"]
+mod answer;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
@@ -22,13 +25,7 @@ async fn main() -> Result<(), Error> {
     let stream = &*Box::leak(Box::new(Mutex::new(stream)));
     let command = &*command.leak();
     run(service_fn(move |_request: Request| async move {
-        // As text, as product-api answers: a binary body would go back base64-encoded.
-        let value = String::from_utf8(get(&mut *stream.lock().await, command).await?)?;
-        Response::builder()
-            .status(200)
-            .header("content-type", "application/json")
-            .body(Body::from(value))
-            .map_err(Error::from)
+        answer::cached_bytes(get(&mut *stream.lock().await, command).await?)
     }))
     .await
 }

@@ -11,5 +11,5 @@ if ! command -v wrk >/dev/null 2>&1; then
   fi
   command -v wrk >/dev/null 2>&1 || { echo "error: wrk is not on PATH (Debian package wrk)" >&2; exit 1; }
 fi
-cargo build --release --example noop-lambda --example raw-get-lambda
+cargo build --release --example noop-lambda --example raw-get-lambda --example fred-get-lambda
 scripts/with-emulator.sh cargo bench --bench bench
