@@ -258,7 +258,10 @@ impl MemcachedCache {
             // along, so no later call reads the rest of someone else's reply.
             let mut connection = match guard.take() {
                 Some(connection) => connection,
-                None => self.dial(&node.node).await?,
+                // Boxed: dialing (TCP, TLS) is rare and its future large, and in place it
+                // would make every call's future as large, a Redis deployment's included
+                // (`AnyCache` is as large as its largest adapter's).
+                None => Box::pin(self.dial(&node.node)).await?,
             };
             let replies = round_trip(&mut connection, request)
                 .await
