@@ -183,6 +183,7 @@ pub enum Invocation {
 }
 
 impl Invocation {
+    /// Takes an event apart; an event that is no request is answered here, and logged.
     #[must_use]
     pub fn read(event: LambdaEvent<Event>) -> Self {
         let LambdaEvent { payload, context } = event;
@@ -722,10 +723,9 @@ mod future_size {
         ))
         .unwrap();
         let event = LambdaEvent::new(Event::read(&json), Context::default());
-        // WHEN an invocation's future is made THEN it is little more than the API's, a
-        // fraction of what the table's client or a fred command alone would make it
-        // (each about 7 KB)
-        // (the boxed future the runtime polls, as `run_lambda` makes it)
+        // WHEN an invocation's future is made, boxed as `run_lambda` gives it to the
+        // runtime, THEN it is little more than the API's, a fraction of what the table's
+        // client or a fred command alone would make it (each about 7 KB)
         let boxed = invocation(Arc::clone(&api), None, event);
         let size = std::mem::size_of_val(&*boxed);
         println!("invocation future: {size} bytes");
