@@ -621,6 +621,59 @@ async fn warm_interleaved(functions: &[(&str, Vec<(String, String)>)]) -> Vec<Wa
         .collect()
 }
 
+/// Instructions per warm invocation, counted by callgrind: the same count however busy
+/// the machine is. Two runs of the function under valgrind, of `SHORT` and of `SHORT +
+/// COUNTED` invocations, each counted from the exec to the SIGTERM after its last
+/// answer; start-up and shutdown cancel out in the difference.
+async fn instructions_per_invocation(binary: &str, env: &[(String, String)]) -> f64 {
+    const SHORT: usize = 100;
+    const COUNTED: usize = 1_000;
+    let event = rest_event();
+    let mut totals = Vec::new();
+    for invocations in [SHORT, SHORT + COUNTED] {
+        let out = std::env::temp_dir().join(format!(
+            "bench-callgrind-{}-{invocations}.out",
+            std::process::id()
+        ));
+        let runtime = RuntimeApi::start().await;
+        let mut child = Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(binary)
+            .env_clear()
+            .envs(env.iter().cloned())
+            .envs(lambda_env(&runtime))
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("valgrind (Debian package valgrind; scripts/bench.sh installs it)");
+        for _ in 0..invocations {
+            let reply = runtime.invoke(event.clone()).await.unwrap();
+            assert_eq!(reply["statusCode"], 200, "{reply}");
+        }
+        // callgrind writes its counts as the process ends, on a signal too.
+        let killed = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let _ = child.wait();
+        let counts = std::fs::read_to_string(&out).unwrap();
+        let _ = std::fs::remove_file(&out);
+        let total = counts
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("summary:")
+                    .or(line.strip_prefix("totals:"))
+            })
+            .and_then(|total| total.trim().parse::<f64>().ok())
+            .expect("callgrind's output has its total");
+        totals.push(total);
+    }
+    (totals[1] - totals[0]) / COUNTED as f64
+}
+
 /// CPU time a process has used (user + system), from `/proc/PID/stat` in clock ticks.
 fn cpu_time(child: &Child) -> Duration {
     static TICKS_PER_SECOND: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
@@ -718,7 +771,7 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
         (&raw_get, raw_env.clone()),
         (product_api, with_l1),
         (python, python_env),
-        (&fred_get, raw_env),
+        (&fred_get, raw_env.clone()),
     ])
     .await;
     // Its hits were hits: the key its first invocation filled is still there.
@@ -834,6 +887,27 @@ async fn lambda_mode(report: &mut Report, redis: &RedisServer, table: &DynamoSto
             "Python demo {:.0} us ({:.2}x of it)",
             python.cpu.as_secs_f64() * 1e6,
             ours.cpu.as_secs_f64() / python.cpu.as_secs_f64()
+        ),
+    );
+    // The same four functions' work counted, not timed: the figures above move with the
+    // machine, these do not.
+    let ours_ir = instructions_per_invocation(product_api, &env).await;
+    let floor_ir = instructions_per_invocation(&noop, &env).await;
+    let raw_ir = instructions_per_invocation(&raw_get, &raw_env).await;
+    let adapter_ir = instructions_per_invocation(&fred_get, &raw_env).await;
+    report.row(
+        "Lambda: instructions per warm hit (callgrind, 1,000 hits)",
+        format!("{:.1}k", ours_ir / 1e3),
+        format!(
+            "no-I/O {:.1}k; raw GET {:.1}k; fred adapter {:.1}k",
+            floor_ir / 1e3,
+            raw_ir / 1e3,
+            adapter_ir / 1e3
+        ),
+        format!(
+            "fred and SET NX GET above the raw GET {:+.1}k; product-api above the adapter {:+.1}k",
+            (adapter_ir - raw_ir) / 1e3,
+            (ours_ir - adapter_ir) / 1e3
         ),
     );
     report.row(
