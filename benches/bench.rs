@@ -517,15 +517,26 @@ fn rest_event() -> Value {
 }
 
 fn spawn_function(binary: &str, runtime: &RuntimeApi, env: &[(String, String)]) -> Child {
-    Command::new(binary)
+    function_command(Command::new(binary), runtime, env)
+        .spawn()
+        .unwrap()
+}
+
+/// `command` (a function, or a tool with the function as its argument) with the
+/// function's environment and the Runtime API's, its output discarded.
+fn function_command(
+    mut command: Command,
+    runtime: &RuntimeApi,
+    env: &[(String, String)],
+) -> Command {
+    command
         .env_clear()
         .envs(env.iter().cloned())
         .envs(lambda_env(runtime))
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::null());
+    command
 }
 
 fn peak_rss_mib(child: &Child) -> f64 {
@@ -636,16 +647,12 @@ async fn instructions_per_invocation(binary: &str, env: &[(String, String)]) -> 
             std::process::id()
         ));
         let runtime = RuntimeApi::start().await;
-        let mut child = Command::new("valgrind")
+        let mut valgrind = Command::new("valgrind");
+        valgrind
             .arg("--tool=callgrind")
             .arg(format!("--callgrind-out-file={}", out.display()))
-            .arg(binary)
-            .env_clear()
-            .envs(env.iter().cloned())
-            .envs(lambda_env(&runtime))
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .arg(binary);
+        let mut child = function_command(valgrind, &runtime, env)
             .spawn()
             .expect("valgrind (Debian package valgrind; scripts/bench.sh installs it)");
         for _ in 0..invocations {
