@@ -110,6 +110,7 @@ struct Figures {
     init: Duration,
     cold_hit: Duration,
     cold_miss: Duration,
+    cold_hit_cpu: Duration,
     /// On a profile that reads the secret.
     cold_hit_parts: Option<ColdHitParts>,
     warm_hit: Latency,
@@ -158,8 +159,8 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
         trace_cold_hit(binary, &traced.env, &filter, settle).await;
         return;
     }
-    let noop_cold =
-        init_and_first_response(&cold_starts(noop, &default.env, SPAWNS, || async {}).await).1;
+    let noop_starts = cold_starts(noop, &default.env, SPAWNS, || async {}).await;
+    let noop_cold = init_and_first_response(&noop_starts).1;
     let ours = measure(binary, &production).await;
     let with_iam = measure_cold(binary, &iam).await;
     let local = measure(binary, &default).await;
@@ -297,6 +298,27 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
             ms(ours.cold_miss)
         ),
     );
+    let memory_mb = lambda_memory_mb();
+    // AWS: "At 1,769 MB, a function has the equivalent of one vCPU"; less memory, a
+    // proportional share. Over what period it is enforced AWS does not say, so the row
+    // gives the clock time whose share the start's CPU is, not a throttled start.
+    let share = f64::from(memory_mb) / 1769.0;
+    report.row(
+        "production path: CPU per cold hit (all threads, spawn to the response)",
+        format!(
+            "{} with the secret; IAM {}; default profile {}",
+            ms(ours.cold_hit_cpu),
+            ms(with_iam.cold_hit_cpu),
+            ms(local.cold_hit_cpu)
+        ),
+        format!("no-I/O {}", ms(cpu_per_start(&noop_starts))),
+        format!(
+            "at {memory_mb} MB (Terraform's lambda_memory_mb), {:.1} % of a vCPU: the share of {} of the clock with the secret, {} IAM",
+            share * 100.0,
+            ms(ours.cold_hit_cpu.div_f64(share)),
+            ms(with_iam.cold_hit_cpu.div_f64(share))
+        ),
+    );
     for (what, ours, local, floor, round_trips) in [
         (
             "production path: warm hit",
@@ -338,6 +360,21 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
             gap.as_secs_f64() / calibration.direct.as_secs_f64()
         ),
     );
+}
+
+/// The product-api function's memory by default, from `terraform/variables.tf`.
+fn lambda_memory_mb() -> u32 {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/terraform/variables.tf");
+    let body: hcl::Body = hcl::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    body.blocks()
+        .find(|b| b.identifier() == "variable" && b.labels()[0].as_str() == "lambda_memory_mb")
+        .and_then(|b| b.body().attributes().find(|a| a.key() == "default"))
+        .and_then(|a| match a.expr() {
+            hcl::Expression::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .and_then(|n| u32::try_from(n).ok())
+        .expect("terraform/variables.tf gives lambda_memory_mb a number as its default")
 }
 
 /// Ends the traced start's process group: SIGTERM first, so that a wrapper writes what it
@@ -438,6 +475,8 @@ struct ColdStart {
     spawned: Instant,
     first_next: Instant,
     answered: Instant,
+    /// CPU time on all the process's threads by then.
+    cpu: Duration,
 }
 
 /// Cold starts, spawn to first response, over `spawns` processes; `before` runs before
@@ -461,6 +500,7 @@ async fn cold_starts<F: Future<Output = ()>>(
             spawned,
             first_next: runtime.first_next().unwrap(),
             answered,
+            cpu: super::cpu_so_far(&child),
         });
         let _ = child.kill();
         let _ = child.wait();
@@ -474,6 +514,11 @@ fn init_and_first_response(starts: &[ColdStart]) -> (Duration, Duration) {
         latency(starts.iter().map(|s| s.first_next - s.spawned).collect()).p50,
         latency(starts.iter().map(|s| s.answered - s.spawned).collect()).p50,
     )
+}
+
+/// The median CPU time of the starts, spawn to first response, all threads.
+fn cpu_per_start(starts: &[ColdStart]) -> Duration {
+    latency(starts.iter().map(|s| s.cpu).collect()).p50
 }
 
 /// Where a cold hit's time goes, medians over the spawns, from the secret's exchange as
@@ -526,6 +571,8 @@ struct ColdFigures {
     init: Duration,
     cold_miss: Duration,
     cold_hit: Duration,
+    /// CPU per cold hit, all threads.
+    cold_hit_cpu: Duration,
     /// On a profile that reads the secret.
     cold_hit_parts: Option<ColdHitParts>,
 }
@@ -548,6 +595,7 @@ async fn measure_cold(binary: &str, profile: &Profile) -> ColdFigures {
         init,
         cold_miss,
         cold_hit,
+        cold_hit_cpu: cpu_per_start(&cold_hits),
         cold_hit_parts,
     }
 }
@@ -561,6 +609,7 @@ async fn measure(binary: &str, profile: &Profile) -> Figures {
         init,
         cold_miss,
         cold_hit,
+        cold_hit_cpu,
         cold_hit_parts,
     } = measure_cold(binary, profile).await;
 
@@ -593,6 +642,7 @@ async fn measure(binary: &str, profile: &Profile) -> Figures {
         init,
         cold_hit,
         cold_miss,
+        cold_hit_cpu,
         cold_hit_parts,
         warm_hit: median_of(&hits),
         warm_miss: median_of(&misses),
