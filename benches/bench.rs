@@ -701,23 +701,34 @@ fn cpu_time(child: &Child) -> Duration {
     Duration::from_secs_f64(ticks as f64 / ticks_per_second as f64)
 }
 
-/// CPU time a running process has used so far on all its threads (user + system), in
-/// nanoseconds from `/proc/PID/task/*/schedstat` (`cpu_time`'s clock ticks are 10 ms,
-/// longer than a cold start). A thread that has already exited is not counted: the
-/// functions here keep theirs (tokio's blocking threads live 10 s after their last job).
+/// CPU time a running process has used so far, user and system, on all its threads,
+/// those that have exited included: its process CPU clock (`clock_getcpuclockid`), in
+/// nanoseconds (`cpu_time`'s clock ticks are 10 ms, as long as a cold start's CPU).
 fn cpu_so_far(child: &Child) -> Duration {
-    let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap();
-    let nanos = tasks
-        .map(|task| {
-            let schedstat = std::fs::read_to_string(task.unwrap().path().join("schedstat"));
-            // Its first field: time on the CPU, in ns.
-            schedstat
-                .ok()
-                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum();
-    Duration::from_nanos(nanos)
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: a pid and a pointer to a clockid_t that outlives the call.
+    let found = unsafe { libc::clock_getcpuclockid(pid, &raw mut clock) };
+    assert_eq!(found, 0, "no CPU clock for process {pid}: error {found}");
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a clock id just given by the kernel and a pointer to a timespec that
+    // outlives the call.
+    let read = unsafe { libc::clock_gettime(clock, &raw mut now) };
+    assert_eq!(
+        read,
+        0,
+        "process {pid}'s CPU clock: {}",
+        std::io::Error::last_os_error()
+    );
+    let cpu = Duration::new(
+        u64::try_from(now.tv_sec).unwrap(),
+        u32::try_from(now.tv_nsec).unwrap(),
+    );
+    assert!(!cpu.is_zero(), "process {pid} has used no CPU");
+    cpu
 }
 
 /// A release example's path, in the target directory this bench was built into (it runs

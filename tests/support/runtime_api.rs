@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,6 +28,8 @@ pub struct RuntimeApi {
     queue: mpsc::UnboundedSender<(String, Value)>,
     waiters: Waiters,
     first_next: Arc<OnceLock<Instant>>,
+    /// How many times the function has asked for an event, and a wake-up for each ask.
+    nexts: Arc<(AtomicUsize, tokio::sync::Notify)>,
 }
 
 impl RuntimeApi {
@@ -39,15 +42,19 @@ impl RuntimeApi {
         let shared = Arc::clone(&waiters);
         let first_next: Arc<OnceLock<Instant>> = Arc::default();
         let noted = Arc::clone(&first_next);
+        let nexts: Arc<(AtomicUsize, tokio::sync::Notify)> = Arc::default();
+        let counted = Arc::clone(&nexts);
         tokio::spawn(async move {
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
                 let (events, waiters) = (Arc::clone(&events), Arc::clone(&shared));
-                let noted = Arc::clone(&noted);
+                let (noted, counted) = (Arc::clone(&noted), Arc::clone(&counted));
                 let service = hyper::service::service_fn(move |request| {
                     let (events, waiters) = (Arc::clone(&events), Arc::clone(&waiters));
                     if request.uri().path() == NEXT {
                         noted.get_or_init(Instant::now);
+                        counted.0.fetch_add(1, Ordering::SeqCst);
+                        counted.1.notify_waiters();
                     }
                     async move { Ok::<_, Infallible>(route(request, events, waiters).await) }
                 });
@@ -59,7 +66,27 @@ impl RuntimeApi {
             queue,
             waiters,
             first_next,
+            nexts,
         }
+    }
+
+    /// Waits until the function has asked for its `count`-th event: it has finished
+    /// every invocation before that one (what it does after posting a response, such as
+    /// writing its metrics, included) and is parked, where Lambda would freeze it.
+    #[allow(dead_code)] // the benchmarks' cut; the tests do not use it
+    pub async fn asked_for_events(&self, count: usize) {
+        let (asked, ask) = &*self.nexts;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let notified = ask.notified();
+                if asked.load(Ordering::SeqCst) >= count {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .expect("the function did not ask for its next event");
     }
 
     /// When the function first asked for an event: the end of its init phase, as Lambda
