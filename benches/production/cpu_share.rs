@@ -1,40 +1,44 @@
 //! `BENCH_CPU_SHARE_MB=<MB>`: the functions this profile spawns run on the share of one
-//! CPU that Lambda gives that much memory (MB / 1,769: "at 1,769 MB, a function has the
-//! equivalent of one vCPU"), each in a cgroup of its own whose CFS bandwidth quota is
-//! that share of every `BENCH_CPU_PERIOD_MS` (default 100, the kernel's own period).
-//! How Lambda enforces the share, over what period and with what burst, AWS does not
-//! document: this is a model of one enforcement, to see how a start that needs more CPU
-//! than one period's quota fares, not a measurement of Lambda. Needs root and the cgroup
-//! `cpu` controller (v1, or v2 with `cpu` available at its root).
+//! CPU that Lambda gives that much memory (MB / 1,769: "At 1,769 MB, a function has the
+//! equivalent of one vCPU (one vCPU-second of credits per second)"), each in a cgroup of
+//! its own whose CFS bandwidth quota is that share of every `BENCH_CPU_PERIOD_MS`
+//! (default 100, the kernel's own period). How Lambda enforces the share (over what
+//! period, with what burst from those credits, on how many vCPUs) AWS does not document:
+//! this is one enforcement, with no burst, to see how a start or a busy function fares
+//! when its CPU exceeds a period's quota; it is not a measurement of Lambda.
+//!
+//! Needs root and the cgroup v1 `cpu` controller at `/sys/fs/cgroup/cpu` (a host whose
+//! controllers are all on cgroup v2 is refused with a message: moving processes between
+//! v2 cgroups depends on where the bench itself runs, which this does not handle). The
+//! cgroups live under one directory per bench process,
+//! `/sys/fs/cgroup/cpu/product-catalog-bench-<pid>/<n>`; empty ones left by an earlier
+//! run that was killed are removed at start.
 
 use std::path::{Path, PathBuf};
 use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Lambda's memory for one full vCPU.
 const MB_PER_VCPU: f64 = 1769.0;
-
-/// Where and how the cgroups are made.
-#[derive(Clone, Copy)]
-enum Hierarchy {
-    /// cgroup v1: `cpu.cfs_quota_us` and `cpu.cfs_period_us`.
-    V1,
-    /// cgroup v2: `cpu.max`, "quota period".
-    V2,
-}
+/// The cgroup v1 `cpu` hierarchy.
+const ROOT: &str = "/sys/fs/cgroup/cpu";
+/// The name every bench process's directory starts with.
+const PREFIX: &str = "product-catalog-bench-";
 
 /// The share every spawned function gets.
 pub struct CpuShare {
     pub memory_mb: u32,
     pub period: Duration,
     quota: Duration,
-    root: PathBuf,
-    hierarchy: Hierarchy,
+    /// This bench process's directory, holding one cgroup per function.
+    dir: PathBuf,
+    spawned: AtomicUsize,
 }
 
 impl CpuShare {
     /// From `BENCH_CPU_SHARE_MB` and `BENCH_CPU_PERIOD_MS`; `None` when the first is unset.
-    /// Panics naming the variable when either is not a number, or when no cgroup can be
+    /// Panics naming the variable when either is out of range, or when no cgroup can be
     /// made here.
     pub fn from_env() -> Option<Self> {
         let memory_mb: u32 = match std::env::var("BENCH_CPU_SHARE_MB") {
@@ -54,18 +58,32 @@ impl CpuShare {
                 .unwrap_or_else(|| panic!("BENCH_CPU_PERIOD_MS={v} is not 1 to 1000 ms"))
         });
         let period = Duration::from_millis(period_ms);
-        let (root, hierarchy) = hierarchy().unwrap_or_else(|| {
+        let quota = period.mul_f64(f64::from(memory_mb) / MB_PER_VCPU);
+        // The kernel refuses a quota under 1 ms.
+        assert!(
+            quota >= Duration::from_millis(1),
+            "BENCH_CPU_SHARE_MB={memory_mb} with BENCH_CPU_PERIOD_MS={period_ms} is a quota \
+             of {quota:?} per period; the kernel's least is 1 ms: a longer period, or more memory"
+        );
+        let root = Path::new(ROOT);
+        assert!(
+            root.join("cpu.cfs_quota_us").exists(),
+            "BENCH_CPU_SHARE_MB needs the cgroup v1 cpu controller at {ROOT}"
+        );
+        remove_leftovers(root);
+        let dir = root.join(format!("{PREFIX}{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| {
             panic!(
-                "BENCH_CPU_SHARE_MB needs the cgroup cpu controller, writable: \
-                 /sys/fs/cgroup/cpu (v1) or /sys/fs/cgroup with cpu in cgroup.controllers (v2)"
+                "BENCH_CPU_SHARE_MB: {} cannot be made (root is needed): {e}",
+                dir.display()
             )
         });
         Some(Self {
             memory_mb,
             period,
-            quota: period.mul_f64(f64::from(memory_mb) / MB_PER_VCPU),
-            root,
-            hierarchy,
+            quota,
+            dir,
+            spawned: AtomicUsize::new(0),
         })
     }
 
@@ -75,40 +93,69 @@ impl CpuShare {
     }
 
     /// Moves `child` into a cgroup of its own with the quota, right after its spawn (it
-    /// has run for microseconds by then: the loader's first steps). The cgroup is removed
-    /// when the returned guard is dropped, once the process has been waited for.
-    pub fn confine(&self, child: &Child) -> Confined {
-        let dir = self
-            .root
-            .join(format!("product-catalog-bench-{}", child.id()));
-        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-        let (period_us, quota_us) = (self.period.as_micros(), self.quota.as_micros());
-        match self.hierarchy {
-            Hierarchy::V1 => {
-                write(&dir.join("cpu.cfs_period_us"), &period_us.to_string());
-                write(&dir.join("cpu.cfs_quota_us"), &quota_us.to_string());
-            }
-            Hierarchy::V2 => write(&dir.join("cpu.max"), &format!("{quota_us} {period_us}")),
-        }
-        write(&dir.join("cgroup.procs"), &child.id().to_string());
-        Confined(dir)
+    /// has run outside it for the mkdir and two writes, during the dynamic loader's first
+    /// steps). The returned guard owns the child: dropped, even by a panic, it kills and
+    /// reaps it, then removes the cgroup.
+    pub fn confine(&self, child: Child) -> Confined {
+        let n = self.spawned.fetch_add(1, Ordering::Relaxed);
+        let cgroup = self.dir.join(n.to_string());
+        let mut confined = Confined {
+            child,
+            cgroup: None,
+        };
+        std::fs::create_dir(&cgroup).unwrap_or_else(|e| panic!("{}: {e}", cgroup.display()));
+        confined.cgroup = Some(cgroup.clone());
+        write(
+            &cgroup.join("cpu.cfs_period_us"),
+            &self.period.as_micros().to_string(),
+        );
+        write(
+            &cgroup.join("cpu.cfs_quota_us"),
+            &self.quota.as_micros().to_string(),
+        );
+        write(
+            &cgroup.join("cgroup.procs"),
+            &confined.child.id().to_string(),
+        );
+        confined
+    }
+
+    /// Removes this bench process's directory, once every function's cgroup is gone.
+    pub fn remove(&self) {
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
-/// A function's cgroup, removed on drop (the process must have exited by then).
-pub struct Confined(PathBuf);
+/// A function process and, on a share, its cgroup.
+pub struct Confined {
+    pub child: Child,
+    cgroup: Option<PathBuf>,
+}
+
+impl Confined {
+    /// A function with no share: only killed and reaped on drop.
+    pub fn unconfined(child: Child) -> Self {
+        Self {
+            child,
+            cgroup: None,
+        }
+    }
+}
 
 impl Drop for Confined {
     fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let Some(cgroup) = &self.cgroup else { return };
         // A cgroup whose last process has just been reaped can still count it for a
         // moment.
         for _ in 0..100 {
-            if std::fs::remove_dir(&self.0).is_ok() {
+            if std::fs::remove_dir(cgroup).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        eprintln!("warning: could not remove {}", self.0.display());
+        eprintln!("warning: could not remove {}", cgroup.display());
     }
 }
 
@@ -116,18 +163,22 @@ fn write(path: &Path, value: &str) {
     std::fs::write(path, value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
 }
 
-/// The cgroup hierarchy with a writable cpu controller, if any.
-fn hierarchy() -> Option<(PathBuf, Hierarchy)> {
-    let v1 = Path::new("/sys/fs/cgroup/cpu");
-    if v1.join("cpu.cfs_quota_us").exists() {
-        return Some((v1.to_owned(), Hierarchy::V1));
+/// Removes the empty cgroups (and then directories) of bench processes that were killed
+/// before they could; a cgroup that still holds a process stays, and is left to whoever
+/// ends it.
+fn remove_leftovers(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(PREFIX) {
+            continue;
+        }
+        if let Ok(cgroups) = std::fs::read_dir(entry.path()) {
+            for cgroup in cgroups.flatten().filter(|c| c.path().is_dir()) {
+                let _ = std::fs::remove_dir(cgroup.path());
+            }
+        }
+        let _ = std::fs::remove_dir(entry.path());
     }
-    let v2 = Path::new("/sys/fs/cgroup");
-    let controllers = std::fs::read_to_string(v2.join("cgroup.controllers")).ok()?;
-    if !controllers.split_whitespace().any(|c| c == "cpu") {
-        return None;
-    }
-    // Children get the cpu controller only when the root hands it down.
-    std::fs::write(v2.join("cgroup.subtree_control"), "+cpu").ok()?;
-    Some((v2.to_owned(), Hierarchy::V2))
 }
