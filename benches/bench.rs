@@ -709,7 +709,12 @@ fn cpu_so_far(child: &Child) -> Duration {
     let mut clock: libc::clockid_t = 0;
     // SAFETY: a pid and a pointer to a clockid_t that outlives the call.
     let found = unsafe { libc::clock_getcpuclockid(pid, &raw mut clock) };
-    assert_eq!(found, 0, "no CPU clock for process {pid}: error {found}");
+    assert_eq!(
+        found,
+        0,
+        "no CPU clock for process {pid}: {}",
+        std::io::Error::from_raw_os_error(found)
+    );
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
