@@ -681,30 +681,10 @@ async fn instructions_per_invocation(binary: &str, env: &[(String, String)]) -> 
     (totals[1] - totals[0]) / COUNTED as f64
 }
 
-/// CPU time a process has used (user + system), from `/proc/PID/stat` in clock ticks.
-fn cpu_time(child: &Child) -> Duration {
-    static TICKS_PER_SECOND: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let ticks_per_second = *TICKS_PER_SECOND.get_or_init(|| {
-        let output = Command::new("getconf").arg("CLK_TCK").output().unwrap();
-        String::from_utf8_lossy(&output.stdout)
-            .trim()
-            .parse()
-            .unwrap()
-    });
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
-    // Fields after the command name (which may hold spaces), closed by ')'.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
-        .split_whitespace()
-        .collect();
-    // utime and stime: fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_secs_f64(ticks as f64 / ticks_per_second as f64)
-}
-
 /// CPU time a running process has used so far, user and system, on all its threads,
 /// those that have exited included: its process CPU clock (`clock_getcpuclockid`), in
-/// nanoseconds (`cpu_time`'s clock ticks are 10 ms, as long as a cold start's CPU).
-fn cpu_so_far(child: &Child) -> Duration {
+/// nanoseconds (`/proc/PID/stat` counts 10 ms ticks, as long as a cold start's CPU).
+fn cpu_time(child: &Child) -> Duration {
     let pid = libc::pid_t::try_from(child.id()).unwrap();
     let mut clock: libc::clockid_t = 0;
     // SAFETY: a pid and a pointer to a clockid_t that outlives the call.

@@ -558,7 +558,7 @@ async fn cold_starts<F: Future<Output = ()>>(
             spawned,
             first_next: runtime.first_next().unwrap(),
             answered,
-            cpu: super::cpu_so_far(&function.child),
+            cpu: super::cpu_time(&function.child),
         });
         drop(function);
     }
