@@ -21,6 +21,12 @@ use std::time::Duration;
 
 /// Lambda's memory for one full vCPU.
 const MB_PER_VCPU: f64 = 1769.0;
+
+/// The share of one vCPU Lambda gives `memory_mb` (at most one: above 1,769 MB the
+/// extra is more vCPUs, which a single-threaded start cannot use).
+pub fn vcpu_fraction(memory_mb: u32) -> f64 {
+    (f64::from(memory_mb) / MB_PER_VCPU).min(1.0)
+}
 /// The cgroup v1 `cpu` hierarchy.
 const ROOT: &str = "/sys/fs/cgroup/cpu";
 /// The name every bench process's directory starts with.
@@ -58,7 +64,7 @@ impl CpuShare {
                 .unwrap_or_else(|| panic!("BENCH_CPU_PERIOD_MS={v} is not 1 to 1000 ms"))
         });
         let period = Duration::from_millis(period_ms);
-        let quota = period.mul_f64(f64::from(memory_mb) / MB_PER_VCPU);
+        let quota = period.mul_f64(vcpu_fraction(memory_mb));
         // The kernel refuses a quota under 1 ms.
         assert!(
             quota >= Duration::from_millis(1),
@@ -89,7 +95,7 @@ impl CpuShare {
 
     /// The share, as a fraction of one CPU.
     pub fn fraction(&self) -> f64 {
-        f64::from(self.memory_mb) / MB_PER_VCPU
+        vcpu_fraction(self.memory_mb)
     }
 
     /// Moves `child` into a cgroup of its own with the quota, right after its spawn (it

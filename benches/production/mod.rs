@@ -324,7 +324,7 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
     // AWS: "At 1,769 MB, a function has the equivalent of one vCPU (one vCPU-second of
     // credits per second)"; less memory, a proportional share. How that is enforced
     // within a start AWS does not say, so the row divides, it does not predict.
-    let share = (f64::from(memory_mb) / 1769.0).min(1.0);
+    let share = cpu_share::vcpu_fraction(memory_mb);
     report.row(
         "production path: CPU per cold hit (all threads, spawn to the next /next)",
         format!(
