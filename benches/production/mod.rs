@@ -173,7 +173,15 @@ pub async fn run(report: &mut Report, redis: &RedisServer, table: &DynamoStore) 
                 share.memory_mb,
                 share.fraction() * 100.0
             ),
-            format!("a CFS quota of that share of every {}", ms(share.period)),
+            format!(
+                "a CFS quota of that share of every {}{}",
+                ms(share.period),
+                if share.init_burst {
+                    ", a full CPU's until the first /next (BENCH_CPU_INIT_BURST=1)"
+                } else {
+                    ", from the spawn (BENCH_CPU_INIT_BURST=0)"
+                }
+            ),
             "a model of Lambda's share, not Lambda; the last row's no-I/O warm floor is not on it"
                 .to_owned(),
         );
@@ -520,7 +528,7 @@ fn cpu_share() -> Option<&'static CpuShare> {
 fn spawn(binary: &str, runtime: &RuntimeApi, env: &[(String, String)]) -> Confined {
     let child = spawn_function(binary, runtime, env);
     match cpu_share() {
-        Some(share) => share.confine(child),
+        Some(share) => share.confine(child, runtime),
         None => Confined::unconfined(child),
     }
 }

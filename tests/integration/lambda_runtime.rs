@@ -642,3 +642,50 @@ async fn a_cold_start_asks_for_its_first_event_while_redis_is_still_connecting()
     let logged = function.stderr.lock().unwrap().clone();
     assert!(!logged.contains("not reachable yet"), "{logged}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runtime_api_runs_its_first_next_hook_before_answering_that_ask() {
+    // GIVEN a Runtime API with an event queued, and a hook for the first ask that takes
+    // 200 ms (the bench's CPU share sets a function's quota there)
+    let runtime = Arc::new(RuntimeApi::start().await);
+    let ran = Arc::new(Mutex::new(Vec::<Instant>::new()));
+    let noted = Arc::clone(&ran);
+    runtime.on_first_next(move || {
+        noted.lock().unwrap().push(Instant::now());
+        std::thread::sleep(Duration::from_millis(200));
+    });
+    let queued = tokio::spawn({
+        let runtime = Arc::clone(&runtime);
+        async move { runtime.invoke(serde_json::json!({"n": 1})).await }
+    });
+    let next = format!("http://{}/2018-06-01/runtime/invocation/next", runtime.addr);
+    let client = reqwest::Client::new();
+
+    // WHEN the function asks for its event
+    let asked = Instant::now();
+    let event = client.get(&next).send().await.unwrap();
+    let answered = Instant::now();
+
+    // THEN the hook ran once, and the answer waited for it
+    assert_eq!(event.status(), 200);
+    let ran_at = ran.lock().unwrap().clone();
+    assert_eq!(ran_at.len(), 1, "{ran_at:?}");
+    assert!(asked <= ran_at[0], "ran before the ask");
+    assert!(
+        answered - asked >= Duration::from_millis(200),
+        "answered {:?} after the ask",
+        answered - asked
+    );
+    // (the ask is the init phase's end the bench reports: noted before the hook ran)
+    assert!(
+        runtime
+            .first_next()
+            .is_some_and(|at| asked <= at && at <= ran_at[0])
+    );
+    // AND a hook given after the first ask runs at once
+    let late = Arc::new(Mutex::new(false));
+    let set = Arc::clone(&late);
+    runtime.on_first_next(move || *set.lock().unwrap() = true);
+    assert!(*late.lock().unwrap(), "a late hook did not run");
+    queued.abort();
+}

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -22,12 +22,22 @@ const NEXT: &str = "/2018-06-01/runtime/invocation/next";
 
 type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Result<Value, String>>>>>;
 
+/// Something to do when the function first asks for an event.
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// The function's first ask for an event: when it came, and what is to be done then.
+#[derive(Default)]
+struct FirstNext {
+    at: Option<Instant>,
+    hook: Option<Hook>,
+}
+
 /// A Runtime API for one function process at a time.
 pub struct RuntimeApi {
     pub addr: std::net::SocketAddr,
     queue: mpsc::UnboundedSender<(String, Value)>,
     waiters: Waiters,
-    first_next: Arc<OnceLock<Instant>>,
+    first_next: Arc<Mutex<FirstNext>>,
     /// How many times the function has asked for an event, and a wake-up for each ask.
     nexts: Arc<(AtomicUsize, tokio::sync::Notify)>,
 }
@@ -40,7 +50,7 @@ impl RuntimeApi {
         let events = Arc::new(tokio::sync::Mutex::new(events));
         let waiters: Waiters = Arc::default();
         let shared = Arc::clone(&waiters);
-        let first_next: Arc<OnceLock<Instant>> = Arc::default();
+        let first_next: Arc<Mutex<FirstNext>> = Arc::default();
         let noted = Arc::clone(&first_next);
         let nexts: Arc<(AtomicUsize, tokio::sync::Notify)> = Arc::default();
         let counted = Arc::clone(&nexts);
@@ -52,7 +62,15 @@ impl RuntimeApi {
                 let service = hyper::service::service_fn(move |request| {
                     let (events, waiters) = (Arc::clone(&events), Arc::clone(&waiters));
                     if request.uri().path() == NEXT {
-                        noted.get_or_init(Instant::now);
+                        let mut first = noted.lock().unwrap();
+                        if first.at.is_none() {
+                            first.at = Some(Instant::now());
+                            // Before the event goes out: the end of the init phase.
+                            if let Some(hook) = first.hook.take() {
+                                hook();
+                            }
+                        }
+                        drop(first);
                         counted.0.fetch_add(1, Ordering::SeqCst);
                         counted.1.notify_waiters();
                     }
@@ -91,9 +109,20 @@ impl RuntimeApi {
 
     /// When the function first asked for an event: the end of its init phase, as Lambda
     /// reports it (`Init Duration`).
-    #[allow(dead_code)] // the benchmarks' figure; the tests do not look at it
     pub fn first_next(&self) -> Option<Instant> {
-        self.first_next.get().copied()
+        self.first_next.lock().unwrap().at
+    }
+
+    /// Runs `hook` when the function first asks for an event, before that ask is
+    /// answered (at once if it has already asked).
+    pub fn on_first_next(&self, hook: impl FnOnce() + Send + 'static) {
+        let mut first = self.first_next.lock().unwrap();
+        if first.at.is_some() {
+            drop(first);
+            hook();
+        } else {
+            first.hook = Some(Box::new(hook));
+        }
     }
 
     /// Sends one event and waits for the function's answer.
