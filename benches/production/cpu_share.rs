@@ -4,17 +4,20 @@
 //! its own whose CFS bandwidth quota is that share of every `BENCH_CPU_PERIOD_MS`
 //! (default 100, the kernel's own period). How Lambda enforces the share (over what
 //! period, with what burst from those credits, on how many vCPUs) AWS does not document:
-//! this is one enforcement, with no burst, to see how a start or a busy function fares
-//! when its CPU exceeds a period's quota; it is not a measurement of Lambda.
+//! this is one enforcement, with no burst in invocations, to see how a start or a busy
+//! function fares when its CPU exceeds a period's quota; it is not a measurement of Lambda.
 //!
-//! One burst AWS does describe: "On-demand Lambda functions use a full vCPU
-//! (non-throttled) but is limited to 10 seconds during its initialization phase ... For
-//! provisioned concurrency, there is no cpu burst" (the Serverless Land guide
-//! "Effectively running Java on Serverless", by an AWS specialist; the Lambda guide
-//! itself is silent). So by default (`BENCH_CPU_INIT_BURST=1`) a function's quota is one
-//! full CPU until it first asks for an event (the end of Lambda's init phase), and its
-//! share from then on; `BENCH_CPU_INIT_BURST=0` gives it the share from its spawn, as an
-//! environment initialized ahead of its requests would have.
+//! One burst an AWS specialist's guide does describe: "On-demand Lambda functions use a
+//! full vCPU (non-throttled) but is limited to 10 seconds during its initialization phase
+//! ... For provisioned concurrency, there is no cpu burst" (Serverless Land, "Effectively
+//! running Java on Serverless"; the Lambda guide itself is silent). So by default
+//! (`BENCH_CPU_INIT_BURST=1`) a function's quota is one full CPU until it first asks for
+//! an event (the end of Lambda's init phase; the 10 s limit is not modelled), and its
+//! share from then on. Writing the quota refills the cgroup's pool to it at once, so the
+//! first invocation starts with a whole period's share whatever the init used: the model
+//! is "init's CPU is free, and the invocations are on the share". `BENCH_CPU_INIT_BURST=0`
+//! gives a function the share from its spawn, as an environment initialized ahead of its
+//! requests would have, so that a start's CPU beyond the first quota is held.
 //!
 //! Needs root and the cgroup v1 `cpu` controller at `/sys/fs/cgroup/cpu` (a host whose
 //! controllers are all on cgroup v2 is refused with a message: moving processes between
@@ -122,7 +125,8 @@ impl CpuShare {
     /// Moves `child` into a cgroup of its own, right after its spawn (it has run outside
     /// it for the mkdir and two writes, during the dynamic loader's first steps), with
     /// the quota from then on, or (`init_burst`) a full CPU's until it first asks
-    /// `runtime` for an event, and the quota from that ask on, set before it is answered.
+    /// `runtime` for an event, and the quota from that ask on, set before it is answered
+    /// (the write refills the pool: the first invocation starts with a full quota).
     /// The returned guard owns the child: dropped, even by a panic, it kills and reaps
     /// it, then removes the cgroup.
     pub fn confine(&self, child: Child, runtime: &RuntimeApi) -> Confined {

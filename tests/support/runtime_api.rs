@@ -63,14 +63,18 @@ impl RuntimeApi {
                     let (events, waiters) = (Arc::clone(&events), Arc::clone(&waiters));
                     if request.uri().path() == NEXT {
                         let mut first = noted.lock().unwrap();
-                        if first.at.is_none() {
+                        let hook = if first.at.is_none() {
                             first.at = Some(Instant::now());
-                            // Before the event goes out: the end of the init phase.
-                            if let Some(hook) = first.hook.take() {
-                                hook();
-                            }
-                        }
+                            first.hook.take()
+                        } else {
+                            None
+                        };
                         drop(first);
+                        // Before the event goes out: the end of the init phase. Run
+                        // unlocked, so that a hook that panics poisons nothing.
+                        if let Some(hook) = hook {
+                            hook();
+                        }
                         counted.0.fetch_add(1, Ordering::SeqCst);
                         counted.1.notify_waiters();
                     }
@@ -114,15 +118,17 @@ impl RuntimeApi {
     }
 
     /// Runs `hook` when the function first asks for an event, before that ask is
-    /// answered (at once if it has already asked).
+    /// answered (at once if it has already asked). One hook per Runtime API.
     pub fn on_first_next(&self, hook: impl FnOnce() + Send + 'static) {
         let mut first = self.first_next.lock().unwrap();
         if first.at.is_some() {
             drop(first);
             hook();
-        } else {
-            first.hook = Some(Box::new(hook));
+            return;
         }
+        let replaced = first.hook.replace(Box::new(hook)).is_some();
+        drop(first);
+        assert!(!replaced, "a first-/next hook was already set");
     }
 
     /// Sends one event and waits for the function's answer.
