@@ -41,6 +41,7 @@ pub mod logging;
 pub mod metrics;
 pub mod operator;
 pub mod ports;
+pub mod rest_event;
 pub mod runtime;
 pub mod service;
 pub mod testing;

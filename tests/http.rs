@@ -1,11 +1,14 @@
-//! The HTTP contract through `lambda_http`'s own event parsing: API Gateway REST (v1)
+//! The HTTP contract through the event reading product-api does (`runtime::Event`:
+//! REST events by its own reader, the others by `lambda_http`): API Gateway REST (v1)
 //! with a stage and a custom-domain base path, HTTP API (v2), Function URLs, and plain
 //! local requests. In-process adapters; no services needed.
 
 use bytes::Bytes;
 use http::{Response, StatusCode};
+use lambda_http::{Context, LambdaEvent};
 use product_catalog::adapters::{MemoryCache, MemoryStore};
 use product_catalog::http::Api;
+use product_catalog::runtime::{Event, Invocation};
 use product_catalog::service::ProductService;
 use serde_json::Value;
 
@@ -46,9 +49,11 @@ fn url_event(raw_path: &str, method: &str) -> Value {
 }
 
 async fn send(api: &TestApi, event: &Value) -> Response<Bytes> {
-    let request =
-        lambda_http::request::from_str(&event.to_string()).expect("lambda_http parses the event");
-    api.handle(&request).await
+    let event = serde_json::from_str::<Event>(&event.to_string()).unwrap();
+    match Invocation::read(LambdaEvent::new(event, Context::default())) {
+        Invocation::Request { request, .. } => api.handle(&request).await,
+        Invocation::Answered(reply) => panic!("the event was not read as a request: {reply:?}"),
+    }
 }
 
 fn header<'a>(response: &'a Response<Bytes>, name: &str) -> &'a str {
