@@ -221,13 +221,15 @@ fn request_id<B>(request: &Request<B>) -> String {
         Some(RequestContext::ApiGatewayV2(context)) => context.request_id.clone(),
         _ => None,
     };
+    // An empty id is no id: each source is judged on its own.
     from_gateway
+        .filter(|id| !id.is_empty())
         .or_else(|| {
             request
                 .lambda_context_ref()
                 .map(|context| context.request_id.clone())
+                .filter(|id| !id.is_empty())
         })
-        .filter(|id| !id.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
@@ -303,5 +305,25 @@ mod tests {
         assert!(!check("\"abcd\""));
         assert!(!check("abc"));
         assert!(!if_none_match(&HeaderMap::new(), &etag));
+    }
+
+    #[test]
+    fn the_request_id_is_api_gateways_else_lambdas_else_a_fresh_one() {
+        use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
+        let request = |gateway: Option<&str>, lambda: &str| {
+            let mut context = ApiGatewayProxyRequestContext::default();
+            context.request_id = gateway.map(str::to_owned);
+            let mut lambda_context = lambda_http::Context::default();
+            lambda_context.request_id = lambda.to_owned();
+            Request::new(())
+                .with_request_context(RequestContext::ApiGatewayV1(context))
+                .with_lambda_context(lambda_context)
+        };
+        assert_eq!(request_id(&request(Some("gw"), "lambda")), "gw");
+        assert_eq!(request_id(&request(None, "lambda")), "lambda");
+        // An empty id from API Gateway is no id: the Lambda one stands in for it.
+        assert_eq!(request_id(&request(Some(""), "lambda")), "lambda");
+        let fresh = request_id(&request(Some(""), ""));
+        assert!(uuid::Uuid::parse_str(&fresh).is_ok(), "{fresh}");
     }
 }

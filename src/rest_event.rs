@@ -8,12 +8,18 @@
 //! method, the path, the headers, the path parameters, the stage, the request id and the
 //! body), borrowing the event's text where it can, and skips the rest unparsed.
 //!
-//! An event this does not read as `lambda_http` would is left to `lambda_http`
-//! ([`read`] gives `None`), whose reading, or refusal, stands. One difference is meant:
-//! `lambda_http` builds the request's URL from the `Host` and `X-Forwarded-Proto`
-//! headers and panics on ones no URL can hold (answered 400, see
-//! [`crate::runtime::run_lambda`]); this does not build it, no route reading it, so such
-//! an event (API Gateway sends none) is served like any other.
+//! An event whose read fields this does not read as `lambda_http` would (an invalid
+//! header, a method or a path parameter `lambda_http` refuses, a base64 body, no path, a
+//! map past `HeaderMap`'s size) is left to `lambda_http` ([`read`] gives `None`), whose
+//! reading, or refusal, stands. What this does not read, it does not check, and that
+//! makes the differences, all on events API Gateway does not send:
+//! - a field no route reads that `lambda_http`'s types refuse (a number for `resource`
+//!   or a query parameter, a duplicate key, a lone surrogate escape, an `identity` that
+//!   is not an object) made the event unreadable, answered 400; it is now served;
+//! - `lambda_http` builds a URL from the `Host` header (or the domain name), the
+//!   `X-Forwarded-Proto` header, the stage, the path and the query, and panics on one no
+//!   URL can hold or one over 64 KiB once encoded (answered 400, see
+//!   [`crate::runtime::run_lambda`]); this builds no URL, so such an event is served.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -28,14 +34,16 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The request a REST API proxy event carries, or `None` when it is not one this reads
-/// exactly as `lambda_http` does (see the module's documentation).
+/// as `lambda_http` does (see the module's documentation for what differs).
 ///
 /// The request has the method, the headers (the multi-value ones, each replaced by its
 /// single-value entry where both are given, as `lambda_http` merges them), the body, and
 /// the extensions [`RequestExt`] reads the raw path, the path parameters and the request
 /// context from; the context holds the method, the stage and the request id. Its URI is
-/// the path with the stage in front, as `lambda_http` builds it, without the host or the
-/// query: no route reads those. Query strings and stage variables are not read.
+/// the path as given, with the stage in front where `lambda_http` puts it;
+/// `lambda_http`'s also holds the host and the query, resolves dot segments and
+/// percent-encodes what a URL must. No route reads the URI here: routing reads the raw
+/// path, never empty on this path. Query strings and stage variables are not read.
 #[must_use]
 pub fn read(json: &str) -> Option<lambda_http::Request> {
     serde_json::from_str::<RestEvent<'_>>(json)
@@ -104,7 +112,9 @@ impl RestEvent<'_> {
             }
             let name = HeaderName::from_bytes(name.0.as_bytes()).ok()?;
             let value = HeaderValue::from_str(&value.0).ok()?;
-            headers.insert(name, value);
+            // A map past `HeaderMap`'s size limit is left to lambda_http, whose reading
+            // panics on it (caught there).
+            headers.try_insert(name, value).ok()?;
         }
 
         let mut context = ApiGatewayProxyRequestContext::default();
@@ -141,7 +151,7 @@ fn path_with_stage<'p>(stage: Option<&str>, path: &'p str) -> Cow<'p, str> {
     match stage {
         Some(stage)
             if stage != "$default"
-                && std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_none()
+                && std::env::var("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_err()
                 && !path
                     .strip_prefix('/')
                     .and_then(|rest| rest.strip_prefix(stage))
@@ -254,7 +264,9 @@ impl<'de> Visitor<'de> for ValuesSeed<'_> {
         use serde::de::Error as _;
         while let Some(value) = values.next_element::<Text<'de>>()? {
             let value = HeaderValue::from_str(&value.0).map_err(S::Error::custom)?;
-            self.headers.append(self.name, value);
+            self.headers
+                .try_append(self.name, value)
+                .map_err(S::Error::custom)?;
         }
         Ok(())
     }
@@ -309,10 +321,6 @@ mod tests {
         variant("a name in two cases", &|e| {
             e["headers"]["accept"] = json!("text/plain");
         });
-        variant("headers in the other order", &|e| {
-            let single = e.as_object_mut().unwrap().remove("headers").unwrap();
-            e["headers"] = single;
-        });
         variant("no headers", &|e| {
             e["headers"] = Value::Null;
             e["multiValueHeaders"] = Value::Null;
@@ -360,7 +368,11 @@ mod tests {
     type Change = dyn Fn(&mut Value);
 
     fn lambda_http_reads(event: &Value) -> lambda_http::Request {
-        let read: LambdaRequest = serde_json::from_value(event.clone()).unwrap();
+        lambda_http_reads_text(&event.to_string())
+    }
+
+    fn lambda_http_reads_text(event: &str) -> lambda_http::Request {
+        let read: LambdaRequest = serde_json::from_str(event).unwrap();
         assert!(matches!(read, LambdaRequest::ApiGatewayV1(_)));
         lambda_http::Request::from(read)
     }
@@ -394,6 +406,75 @@ mod tests {
             assert_eq!(context.request_id, expected.request_id, "{name}");
             assert_eq!(ours.body().as_ref(), theirs.body().as_ref(), "{name}");
         }
+    }
+
+    #[test]
+    fn the_header_maps_merge_alike_in_either_order() {
+        // GIVEN events with the two maps in both orders, a header given differently in
+        // each, and a name in two cases (`serde_json::Value` writes keys sorted, so the
+        // text is put together by hand)
+        let mut rest = fixture("apigw_rest_stage");
+        let object = rest.as_object_mut().unwrap();
+        object.remove("headers");
+        object.remove("multiValueHeaders");
+        let rest = rest.to_string();
+        let multi = r#""multiValueHeaders":{"If-None-Match":["\"a\"","\"b\""],"accept":["x","y"]}"#;
+        let single = r#""headers":{"accept":"z","If-None-Match":"\"b\"","Accept":"w"}"#;
+        for (name, first, second) in [
+            ("multi first", multi, single),
+            ("single first", single, multi),
+        ] {
+            let event = format!("{{{first},{second},{}", &rest[1..]);
+            // WHEN each is read here and by lambda_http THEN the headers are the same
+            let ours = read(&event).unwrap_or_else(|| panic!("{name}: not read"));
+            let theirs = lambda_http_reads_text(&event);
+            assert_eq!(ours.headers(), theirs.headers(), "{name}");
+            assert_eq!(ours.headers()["accept"], "w", "{name}");
+        }
+    }
+
+    #[test]
+    fn what_it_does_not_read_it_does_not_check() {
+        // GIVEN events lambda_http refuses or panics on for what no route reads (the
+        // differences the module's documentation gives; API Gateway sends none of them)
+        let base = fixture("apigw_rest_stage");
+        let cases: [(&str, &Change); 4] = [
+            ("a number for resource", &|e| e["resource"] = json!(5)),
+            ("an identity that is not an object", &|e| {
+                e["requestContext"]["identity"] = json!(5);
+            }),
+            ("a Host no URL can hold", &|e| {
+                e["headers"]["Host"] = json!("exa mple.com");
+                e["multiValueHeaders"]["Host"] = json!(["exa mple.com"]);
+            }),
+            ("a query over 64 KiB", &|e| {
+                e["queryStringParameters"]["ref"] = json!("r".repeat(70_000));
+            }),
+        ];
+        for (name, change) in cases {
+            let mut event = base.clone();
+            change(&mut event);
+            // WHEN it is read THEN it is read as any other
+            let request = read(&event.to_string()).unwrap_or_else(|| panic!("{name}"));
+            assert_eq!(request.raw_http_path(), "/product/P-10001", "{name}");
+        }
+    }
+
+    #[test]
+    fn header_maps_past_their_size_limit_are_left_to_lambda_http() {
+        // GIVEN an event with more header names than one HeaderMap holds, half in each map
+        let mut event = fixture("apigw_rest_stage");
+        for i in 0..13_000 {
+            event["multiValueHeaders"][format!("m{i}")] = json!(["1"]);
+            event["headers"][format!("s{i}")] = json!("1");
+        }
+        // WHEN it is read THEN it is left to lambda_http, without a panic
+        assert!(read(&event.to_string()).is_none());
+        // AND one map alone past the limit too
+        for i in 13_000..26_000 {
+            event["multiValueHeaders"][format!("m{i}")] = json!(["1"]);
+        }
+        assert!(read(&event.to_string()).is_none());
     }
 
     #[test]

@@ -136,15 +136,30 @@ pub enum Event {
 }
 
 impl Event {
-    /// Reads an event's JSON as `lambda_http` does, from text already taken whole: the
-    /// three shapes API Gateway and ALB send are tried directly, so that their JSON is
-    /// scanned twice, as the plain adapter does, not three times; anything else goes to
-    /// `LambdaRequest`'s own `Deserialize`, which tries every shape this build enables.
+    /// Reads an event's JSON: a REST event by [`crate::rest_event`], and what that
+    /// leaves as `lambda_http` does, from text already taken whole: the three shapes API
+    /// Gateway and ALB send are tried directly, so that their JSON is scanned twice, as
+    /// the plain adapter does, not three times; anything else goes to `LambdaRequest`'s
+    /// own `Deserialize`, which tries every shape this build enables. A panic in
+    /// `lambda_http`'s reading makes the event unreadable (a 400).
     #[must_use]
     pub fn read(json: &str) -> Self {
         if let Some(request) = crate::rest_event::read(json) {
             return Self::Rest(request);
         }
+        // `aws_lambda_events`' header reader panics on a map past `HeaderMap`'s size
+        // limit; here, in the Runtime API's own call, a panic would end the process.
+        catch_panic(|| Self::read_with_lambda_http(json)).unwrap_or_else(|panic| {
+            let (origin, request_id) = read_unreadable(json);
+            Self::Unreadable {
+                origin,
+                request_id,
+                error: panic.message,
+            }
+        })
+    }
+
+    fn read_with_lambda_http(json: &str) -> Self {
         if let Ok(event) = serde_json::from_str::<ApiGatewayProxyRequest>(json) {
             return Self::Request(LambdaRequest::ApiGatewayV1(event));
         }
@@ -680,6 +695,26 @@ mod tests {
         let theirs: LambdaRequest = serde_json::from_str(json).unwrap();
         // THEN both give the same request
         assert_eq!(format!("{ours:?}"), format!("{theirs:?}"), "{name}");
+    }
+
+    #[test]
+    fn an_event_lambda_http_panics_on_reading_is_unreadable() {
+        // GIVEN a REST event with more header names than a HeaderMap holds, on which
+        // aws_lambda_events' header reader panics
+        let mut event: serde_json::Value =
+            serde_json::from_str(&fixture("apigw_rest_stage")).unwrap();
+        for i in 0..26_000 {
+            event["multiValueHeaders"][format!("m{i}")] = serde_json::json!(["1"]);
+        }
+        // WHEN it is read THEN it is unreadable (a 400), with its request id, not a panic
+        let read = serde_json::from_str::<Event>(&event.to_string()).unwrap();
+        let Event::Unreadable { request_id, .. } = read else {
+            panic!("read as a request: {read:?}");
+        };
+        assert_eq!(
+            request_id.as_deref(),
+            Some("c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
+        );
     }
 
     #[test]

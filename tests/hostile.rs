@@ -33,6 +33,15 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// Whether an event is read as a request (a REST one by product-api's own reader or by
+/// lambda_http, the others by lambda_http), rather than refused as unreadable.
+fn is_read_as_a_request(event: &Value) -> bool {
+    !matches!(
+        serde_json::from_str::<Event>(&event.to_string()).unwrap(),
+        Event::Unreadable { .. }
+    )
+}
+
 /// The reply to an event, read and answered as `product-api` reads and answers it.
 async fn invoke(api: &TestApi, event: &Value) -> Value {
     let event = serde_json::from_str::<Event>(&event.to_string()).unwrap();
@@ -211,7 +220,8 @@ async fn seeded_fuzz_of_methods_and_paths() {
                 event
             }
         };
-        // WHEN it goes through the Lambda path
+        // WHEN it goes through the Lambda path (every such event is read as a request)
+        assert!(is_read_as_a_request(&event), "{method} {path:?}");
         let code = status(&invoke(&api, &event).await);
         // THEN it gets a 200 or a 4xx
         assert!((200..500).contains(&code), "{code} for {method} {path:?}");
@@ -260,7 +270,9 @@ proptest! {
         let mut event = template.clone();
         event["rawPath"] = path.clone().into();
         event["requestContext"]["http"]["method"] = method.into();
-        // WHEN it goes through the Lambda path THEN a 200 or a 4xx
+        // WHEN it goes through the Lambda path (it is always read as a request)
+        prop_assert!(is_read_as_a_request(&event), "{:?}", path);
+        // THEN a 200 or a 4xx
         let code = status(&runtime.block_on(invoke(api, &event)));
         prop_assert!((200..500).contains(&code), "{} for {:?}", code, path);
     }
@@ -279,7 +291,9 @@ proptest! {
         event["pathParameters"] = id.map_or(Value::Null, |id| json!({ "productId": id }));
         event["httpMethod"] = method.clone().into();
         event["requestContext"]["httpMethod"] = method.into();
-        // WHEN it goes through the Lambda path THEN a 200 or a 4xx
+        // WHEN it goes through the Lambda path (it is always read as a request)
+        prop_assert!(is_read_as_a_request(&event), "{:?}", path);
+        // THEN a 200 or a 4xx
         let code = status(&runtime.block_on(invoke(api, &event)));
         prop_assert!((200..500).contains(&code), "{} for {:?}", code, path);
     }
