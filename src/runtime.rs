@@ -46,7 +46,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// `GE T`, a numeric path parameter) and its conversion panics on others (an invalid
 /// `Host`, a path over 64 KiB): behind API Gateway either is a 502, where the contract
 /// wants a 400. REST events, the ones the deployed API sends, are read by
-/// [`crate::rest_event`] instead, in under half the CPU; what it does not take goes the
+/// [`crate::rest_event`] instead, in about half the CPU; what it does not take goes the
 /// way above.
 ///
 /// The first event is fetched while `cache_connecting` (the rest of start-up, see
@@ -151,10 +151,11 @@ impl Event {
         // limit; here, in the Runtime API's own call, a panic would end the process.
         catch_panic(|| Self::read_with_lambda_http(json)).unwrap_or_else(|panic| {
             let (origin, request_id) = read_unreadable(json);
+            let at = panic.location.unwrap_or_default();
             Self::Unreadable {
                 origin,
                 request_id,
-                error: panic.message,
+                error: format!("{} (at {at})", panic.message),
             }
         })
     }
@@ -295,6 +296,7 @@ fn api_request_id(request: &LambdaRequest) -> Option<String> {
         // ALB events carry no request id; the enum is non-exhaustive.
         _ => None,
     }
+    .filter(|id| !id.is_empty())
 }
 
 thread_local! {
@@ -313,9 +315,9 @@ struct CaughtPanic {
 /// Runs `f`, turning a panic into an error that the caller logs (one line, with the
 /// request's context) instead of the hook printing it.
 fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, CaughtPanic> {
-    CATCHING.with(|catching| catching.set(true));
+    let outer = CATCHING.with(|catching| catching.replace(true));
     let result = std::panic::catch_unwind(AssertUnwindSafe(f));
-    CATCHING.with(|catching| catching.set(false));
+    CATCHING.with(|catching| catching.set(outer));
     result.map_err(|payload| CaughtPanic {
         message: panic_message(payload.as_ref()),
         location: CAUGHT_AT.with(RefCell::take),

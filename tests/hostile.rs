@@ -42,6 +42,20 @@ fn is_read_as_a_request(event: &Value) -> bool {
     )
 }
 
+/// Whether a REST event on stage `prod` with this path should be read by product-api's
+/// own reader: when the path is not empty and, with the stage in front, is a URI (else
+/// lambda_http takes it).
+fn rest_reader_takes(path: &str) -> bool {
+    !path.is_empty() && http::Uri::try_from(format!("/prod{path}")).is_ok()
+}
+
+fn is_read_by_the_rest_reader(event: &Value) -> bool {
+    matches!(
+        serde_json::from_str::<Event>(&event.to_string()).unwrap(),
+        Event::Rest(_)
+    )
+}
+
 /// The reply to an event, read and answered as `product-api` reads and answers it.
 async fn invoke(api: &TestApi, event: &Value) -> Value {
     let event = serde_json::from_str::<Event>(&event.to_string()).unwrap();
@@ -220,8 +234,13 @@ async fn seeded_fuzz_of_methods_and_paths() {
                 event
             }
         };
-        // WHEN it goes through the Lambda path (every such event is read as a request)
+        // WHEN it goes through the Lambda path (every such event is read as a request,
+        // a REST one by the REST reader when its path is a URI)
         assert!(is_read_as_a_request(&event), "{method} {path:?}");
+        if round % 3 == 2 {
+            let expected = rest_reader_takes(&path);
+            assert_eq!(is_read_by_the_rest_reader(&event), expected, "{path:?}");
+        }
         let code = status(&invoke(&api, &event).await);
         // THEN it gets a 200 or a 4xx
         assert!((200..500).contains(&code), "{code} for {method} {path:?}");
@@ -293,6 +312,7 @@ proptest! {
         event["requestContext"]["httpMethod"] = method.into();
         // WHEN it goes through the Lambda path (it is always read as a request)
         prop_assert!(is_read_as_a_request(&event), "{:?}", path);
+        prop_assert_eq!(is_read_by_the_rest_reader(&event), rest_reader_takes(&path), "{:?}", path);
         // THEN a 200 or a 4xx
         let code = status(&runtime.block_on(invoke(api, &event)));
         prop_assert!((200..500).contains(&code), "{} for {:?}", code, path);
