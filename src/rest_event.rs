@@ -52,7 +52,8 @@ pub fn read(json: &str) -> Option<lambda_http::Request> {
 }
 
 /// The fields of a REST proxy event the API uses, typed as `ApiGatewayProxyRequest`
-/// types them (so an event it refuses is refused here too, and left to it).
+/// types them: an event it refuses for one of these fields is refused here too, and so
+/// left to it.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RestEvent<'a> {
