@@ -261,6 +261,17 @@ async fn seeded_fuzz_of_methods_and_paths() {
     assert_keys_stay_in_namespace(&api);
 }
 
+/// What a proptest's cases share: a runtime to answer on, the API, the event template.
+type Shared = (tokio::runtime::Runtime, TestApi, Value);
+
+fn shared(fixture_name: &str) -> Shared {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    (runtime, api(), fixture(fixture_name))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
 
@@ -279,11 +290,8 @@ proptest! {
 
     #[test]
     fn any_event_path_gets_a_4xx_or_200(path in "(/product/)?[ -~\u{80}-\u{10ffff}]{0,64}", method in "[A-Z]{1,8}") {
-        static SHARED: std::sync::LazyLock<(tokio::runtime::Runtime, TestApi, Value)> =
-            std::sync::LazyLock::new(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                (runtime, api(), fixture("function_url"))
-            });
+        static SHARED: std::sync::LazyLock<Shared> =
+            std::sync::LazyLock::new(|| shared("function_url"));
         // GIVEN any path and method in a Function URL event
         let (runtime, api, template) = &*SHARED;
         let mut event = template.clone();
@@ -298,11 +306,8 @@ proptest! {
 
     #[test]
     fn any_rest_event_path_or_id_gets_a_4xx_or_200(path in "(/product/)?[ -~\u{80}-\u{10ffff}]{0,64}", id in proptest::option::of("[ -~\u{80}-\u{10ffff}]{0,64}"), method in "[A-Z]{1,8}") {
-        static SHARED: std::sync::LazyLock<(tokio::runtime::Runtime, TestApi, Value)> =
-            std::sync::LazyLock::new(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                (runtime, api(), fixture("apigw_rest_edge"))
-            });
+        static SHARED: std::sync::LazyLock<Shared> =
+            std::sync::LazyLock::new(|| shared("apigw_rest_edge"));
         // GIVEN any path, path parameter and method in a REST event (the deployed shape)
         let (runtime, api, template) = &*SHARED;
         let mut event = template.clone();
