@@ -258,7 +258,7 @@ pub async fn connect_redis_with(
     let read_token = async {
         if let Some((arn, sender)) = token {
             let secret = aws::AuthSecret::open(sdk, arn).await;
-            sender.send(secret.read().await?);
+            sender.hand_over(secret.read().await?).await;
             tokio::spawn(sender.follow_rotations(move || {
                 let secret = secret.clone();
                 async move { secret.read().await }

@@ -3,6 +3,9 @@
 //! given only the URL and the secret's ARN.
 
 use product_catalog::adapters::aws::sdk_config;
+use product_catalog::adapters::redis::RedisPassword;
+use product_catalog::adapters::{EarlyLookups, PendingToken, RedisCache};
+use product_catalog::config::RedisUrl;
 
 use std::time::{Duration, Instant};
 
@@ -323,6 +326,94 @@ async fn with_trusted_roots_amazon_the_secret_read_trusts_no_other_root() {
         "{message}"
     );
     assert!(message.contains("UnknownIssuer"), "{message}");
+}
+
+// One thread, as product-api's Lambda runtime: while this test's task holds it, nothing
+// else on the runtime runs, so what Redis sees then was sent before the hand-over returned.
+#[tokio::test(flavor = "current_thread")]
+async fn a_connection_waiting_for_the_token_sends_auth_before_start_up_goes_on() {
+    // GIVEN a password-protected Redis, and a pool whose connection is open and waiting
+    // for its token
+    let redis = RedisServer::start_with(|_, _| vec!["--requirepass".to_owned(), TOKEN.to_owned()]);
+    let (sender, pending) = PendingToken::new();
+    let cache = RedisCache::connect_with(
+        &RedisUrl::try_from(redis.url()).unwrap(),
+        None,
+        RedisPassword::Token(pending),
+        Duration::from_millis(500),
+        1,
+        EarlyLookups::default(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    while !others_last_commands(redis.port).contains(&"NULL".to_owned()) {
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the pool's connection did not open"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // WHEN start-up hands the token over
+    sender.hand_over(TOKEN.to_owned()).await;
+
+    // THEN Redis has had AUTH on that connection before start-up goes on: this thread,
+    // the runtime's only one, is held here (no await), so nothing more can be sent
+    let started = Instant::now();
+    loop {
+        let commands = others_last_commands(redis.port);
+        if commands == ["auth"] {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "no AUTH before start-up went on; the pool's last commands: {commands:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // AND the pool then finishes connecting
+    cache.wait_connected(Duration::from_secs(2)).await.unwrap();
+}
+
+/// The last command of each connection to Redis but the one asking (`CLIENT LIST`'s
+/// `cmd`), over a blocking connection of its own: it does not yield to the runtime.
+fn others_last_commands(port: u16) -> Vec<String> {
+    use std::io::{Read as _, Write as _};
+    let mut redis = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        redis,
+        "*2\r\n$4\r\nAUTH\r\n${}\r\n{TOKEN}\r\n*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n",
+        TOKEN.len()
+    )
+    .unwrap();
+    // `+OK`, then `CLIENT LIST` as one bulk string: `$<length>`, the text.
+    let mut answer = Vec::new();
+    let mut chunk = [0; 4096];
+    let list = loop {
+        let read = redis.read(&mut chunk).unwrap();
+        assert!(
+            read > 0,
+            "Redis closed: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let Some(bulk) = text.strip_prefix("+OK\r\n$") else {
+            assert!("+OK\r\n$".starts_with(&text), "{text}");
+            continue;
+        };
+        if let Some((length, rest)) = bulk.split_once("\r\n") {
+            let length: usize = length.parse().unwrap();
+            if rest.len() >= length {
+                break rest[..length].to_owned();
+            }
+        }
+    };
+    list.lines()
+        .filter_map(|line| line.split(' ').find_map(|field| field.strip_prefix("cmd=")))
+        .filter(|command| *command != "client|list")
+        .map(str::to_owned)
+        .collect()
 }
 
 async fn connected_clients(client: &fred::clients::Client) -> u64 {
