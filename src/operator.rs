@@ -56,7 +56,8 @@ impl Operator {
         Self { config }
     }
 
-    /// Creates the table (on-demand, stream with both images) unless it exists.
+    /// Creates the table (on-demand, stream with both images) unless it exists, and
+    /// returns once it takes writes.
     ///
     /// # Errors
     /// [`OperatorError`] when no table is configured or DynamoDB refuses.

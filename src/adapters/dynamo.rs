@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
-    ScalarAttributeType, StreamSpecification, StreamViewType, WriteRequest,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, WriteRequest,
 };
 use backon::{ExponentialBuilder, Retryable};
 use futures_util::FutureExt as _;
@@ -21,6 +21,16 @@ use crate::domain::{Product, ProductId};
 use crate::error::{BoxError, StoreError};
 use crate::item::{ID_ATTRIBUTE, item_id, product_from_item};
 use crate::ports::{ProductStore, STORE_READ_TIMEOUT};
+
+/// How long [`DynamoStore::create_table`] waits for a new table to take writes (in
+/// DynamoDB, seconds; more with many indexes or a restore).
+pub const TABLE_READY_WAIT: Duration = Duration::from_secs(300);
+
+/// Why a table is not taking writes yet.
+enum TableState {
+    Creating,
+    Failed(StoreError),
+}
 
 /// The key [`open_connection`] reads: not a valid product id (no id holds a
 /// `/`, see `ProductId::parse`), so no product can have it.
@@ -250,10 +260,13 @@ impl DynamoStore {
     }
 
     /// Creates the table as Terraform does (on-demand, stream with both images); for
-    /// local stacks and tests. An existing table is left as it is.
+    /// local stacks and tests. An existing table is left as it is. Returns once the table
+    /// takes writes: DynamoDB answers while it is still being created, and refuses writes
+    /// to it until then as if it did not exist (dynalite too, for a moment).
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when DynamoDB refuses for another reason.
+    /// [`StoreError::Unavailable`] when DynamoDB refuses for another reason, or the table
+    /// does not take writes within [`TABLE_READY_WAIT`].
     pub async fn create_table(&self) -> Result<(), StoreError> {
         let result = self
             .client()
@@ -285,16 +298,58 @@ impl DynamoStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {}
             Err(err)
                 if err
                     .as_service_error()
-                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
-            {
-                Ok(())
-            }
-            Err(err) => Err(unavailable(err)),
+                    .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+            Err(err) => return Err(unavailable(err)),
         }
+        self.until_ready().await
+    }
+
+    /// Waits, asking `DescribeTable` at growing intervals, until the table takes writes.
+    async fn until_ready(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let status = || async {
+            let table = client
+                .describe_table()
+                .table_name(self.table.as_str())
+                .send()
+                .await
+                .map_err(|err| TableState::Failed(unavailable(err)))?
+                .table;
+            match table.and_then(|table| table.table_status) {
+                // An update (of its capacity, streams, indexes) leaves it taking writes.
+                Some(TableStatus::Active | TableStatus::Updating) => Ok(()),
+                Some(TableStatus::Creating) => Err(TableState::Creating),
+                other => Err(TableState::Failed(unavailable(format!(
+                    "table {} is {}, not ACTIVE",
+                    self.table.as_str(),
+                    other
+                        .as_ref()
+                        .map_or("without a status", TableStatus::as_str)
+                )))),
+            }
+        };
+        status
+            .retry(
+                ExponentialBuilder::default()
+                    .with_min_delay(Duration::from_millis(20))
+                    .with_max_delay(Duration::from_secs(2))
+                    .without_max_times()
+                    .with_total_delay(Some(TABLE_READY_WAIT)),
+            )
+            .when(|state| matches!(state, TableState::Creating))
+            .await
+            .map_err(|state| match state {
+                TableState::Failed(err) => err,
+                TableState::Creating => unavailable(format!(
+                    "table {} still being created after {} s",
+                    self.table.as_str(),
+                    TABLE_READY_WAIT.as_secs()
+                )),
+            })
     }
 }
 

@@ -20,7 +20,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create the table (on-demand, stream with new and old images) if it does not exist.
+    /// Create the table (on-demand, stream with new and old images) if it does not exist,
+    /// and wait until it takes writes (DynamoDB takes seconds to create one).
     CreateTable,
     /// Load a JSON array of products into the table (BatchWriteItem, retried). Every
     /// item is checked first; when any is invalid, nothing is written.

@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use product_catalog::adapters::DynamoStore;
 use serde_json::{Value, json};
 
-use crate::helpers::{RedisServer, dynamodb_endpoint, fresh_table};
+use crate::helpers::{Emulator, RedisServer, dynamodb_endpoint, fresh_table};
 
 /// Runs `catalog` with the test environment and `TABLE_NAME`.
 fn catalog(table: &DynamoStore, args: &[&str]) -> Output {
@@ -27,6 +28,38 @@ fn catalog_with(table: &DynamoStore, env: &[(&str, &str)], args: &[&str]) -> Out
         .args(args)
         .output()
         .unwrap()
+}
+
+#[test]
+fn create_table_returns_once_the_table_takes_writes() {
+    // GIVEN a DynamoDB whose new tables stay CREATING for a second, refusing writes as
+    // if they did not exist (as DynamoDB does for seconds after CreateTable answers)
+    let emulator = Emulator::creating_tables_for(Duration::from_secs(1));
+    let run = |args: &[&str]| {
+        dynamodb_endpoint();
+        Command::new(env!("CARGO_BIN_EXE_catalog"))
+            .env_clear()
+            .envs(std::env::vars().filter(|(k, _)| k.starts_with("AWS_")))
+            .env("AWS_ENDPOINT_URL_DYNAMODB", &emulator.endpoint)
+            .env("TABLE_NAME", "Products")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // WHEN an operator creates the table and loads the catalog at once, as `make dev`
+    // does
+    let created = run(&["create-table"]);
+    let loaded = run(&[
+        "load",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/data/products.json"),
+    ]);
+    // THEN the table was ready when create-table said so, and the load went through
+    assert!(created.status.success(), "{created:?}");
+    assert!(
+        String::from_utf8_lossy(&created.stdout).contains("table Products ready"),
+        "{created:?}"
+    );
+    assert!(loaded.status.success(), "{loaded:?}");
 }
 
 async fn count(table: &DynamoStore) -> i32 {

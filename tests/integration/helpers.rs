@@ -603,7 +603,13 @@ pub struct Emulator {
 
 impl Emulator {
     pub fn start() -> Self {
-        Self::start_on(free_port())
+        Self::start_on(free_port(), Duration::ZERO)
+    }
+
+    /// One whose new tables stay `CREATING` for `creating` (refusing writes, as
+    /// DynamoDB does for seconds), where the shared one makes them `ACTIVE` at once.
+    pub fn creating_tables_for(creating: Duration) -> Self {
+        Self::start_on(free_port(), creating)
     }
 
     /// Starts it again on the same port, empty (the emulator keeps nothing), as after
@@ -611,10 +617,10 @@ impl Emulator {
     pub fn restart(&mut self) {
         self.stop();
         let port = self.endpoint.rsplit(':').next().unwrap().parse().unwrap();
-        *self = Self::start_on(port);
+        *self = Self::start_on(port, Duration::ZERO);
     }
 
-    fn start_on(port: u16) -> Self {
+    fn start_on(port: u16, creating: Duration) -> Self {
         let cli = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tools/emulator/node_modules/dynalite/cli.js");
         assert!(
@@ -629,7 +635,7 @@ impl Emulator {
                 "--port",
                 &port.to_string(),
                 "--createTableMs",
-                "0",
+                &creating.as_millis().to_string(),
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
