@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::describe_table::DescribeTableError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
     ScalarAttributeType, StreamSpecification, StreamViewType, TableStatus, WriteRequest,
 };
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use backon::{ExponentialBuilder, Retryable};
 use futures_util::FutureExt as _;
 use futures_util::future::{BoxFuture, Shared};
@@ -29,6 +32,8 @@ pub const TABLE_READY_WAIT: Duration = Duration::from_secs(300);
 /// Why a table is not taking writes yet.
 enum TableState {
     Creating,
+    /// Not found by `DescribeTable`, just after it was created or found to exist.
+    NotYetDescribed,
     Failed(StoreError),
 }
 
@@ -311,28 +316,15 @@ impl DynamoStore {
     /// Waits, asking `DescribeTable` at growing intervals, until the table takes writes.
     async fn until_ready(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
-        let status = || async {
-            let table = client
-                .describe_table()
-                .table_name(self.table.as_str())
-                .send()
-                .await
-                .map_err(|err| TableState::Failed(unavailable(err)))?
-                .table;
-            match table.and_then(|table| table.table_status) {
-                // An update (of its capacity, streams, indexes) leaves it taking writes.
-                Some(TableStatus::Active | TableStatus::Updating) => Ok(()),
-                Some(TableStatus::Creating) => Err(TableState::Creating),
-                other => Err(TableState::Failed(unavailable(format!(
-                    "table {} is {}, not ACTIVE",
-                    self.table.as_str(),
-                    other
-                        .as_ref()
-                        .map_or("without a status", TableStatus::as_str)
-                )))),
-            }
+        let table = self.table.as_str();
+        let described = || async {
+            let described = client.describe_table().table_name(table).send().await;
+            readiness(
+                table,
+                described.map(|out| out.table.and_then(|t| t.table_status)),
+            )
         };
-        status
+        described
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(20))
@@ -340,16 +332,48 @@ impl DynamoStore {
                     .without_max_times()
                     .with_total_delay(Some(TABLE_READY_WAIT)),
             )
-            .when(|state| matches!(state, TableState::Creating))
+            .when(|state| !matches!(state, TableState::Failed(_)))
             .await
             .map_err(|state| match state {
                 TableState::Failed(err) => err,
-                TableState::Creating => unavailable(format!(
-                    "table {} still being created after {} s",
-                    self.table.as_str(),
-                    TABLE_READY_WAIT.as_secs()
+                TableState::Creating | TableState::NotYetDescribed => unavailable(format!(
+                    "table {table} does not take writes after {} s ({})",
+                    TABLE_READY_WAIT.as_secs(),
+                    if matches!(state, TableState::Creating) {
+                        "still CREATING"
+                    } else {
+                        "DescribeTable does not find it"
+                    }
                 )),
             })
+    }
+}
+
+/// Whether a table whose `DescribeTable` answered `described` takes writes.
+fn readiness(
+    table: &str,
+    described: Result<Option<TableStatus>, SdkError<DescribeTableError, HttpResponse>>,
+) -> Result<(), TableState> {
+    match described {
+        // An update (of its capacity, streams, indexes) leaves it taking writes.
+        Ok(Some(TableStatus::Active | TableStatus::Updating)) => Ok(()),
+        Ok(Some(TableStatus::Creating)) => Err(TableState::Creating),
+        Ok(other) => Err(TableState::Failed(unavailable(format!(
+            "table {table} is {}, not ACTIVE",
+            other
+                .as_ref()
+                .map_or("without a status", TableStatus::as_str)
+        )))),
+        // DescribeTable reads eventually consistent metadata: right after CreateTable it
+        // may not find the table yet (its API reference says to wait and ask again).
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(DescribeTableError::is_resource_not_found_exception) =>
+        {
+            Err(TableState::NotYetDescribed)
+        }
+        Err(err) => Err(TableState::Failed(unavailable(err))),
     }
 }
 
@@ -403,6 +427,47 @@ fn unavailable(err: impl Into<BoxError>) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_table_takes_writes_once_active_and_is_waited_for_while_created() {
+        use aws_sdk_dynamodb::types::error::ResourceNotFoundException;
+        use aws_smithy_types::body::SdkBody;
+        let answered = |err| {
+            SdkError::service_error(
+                err,
+                HttpResponse::new(400.try_into().unwrap(), SdkBody::empty()),
+            )
+        };
+        // GIVEN DescribeTable's answers THEN ACTIVE and UPDATING take writes
+        assert!(readiness("t", Ok(Some(TableStatus::Active))).is_ok());
+        assert!(readiness("t", Ok(Some(TableStatus::Updating))).is_ok());
+        // AND CREATING, or not found just after CreateTable (eventually consistent
+        // metadata), are waited for
+        assert!(matches!(
+            readiness("t", Ok(Some(TableStatus::Creating))),
+            Err(TableState::Creating)
+        ));
+        let not_found = DescribeTableError::ResourceNotFoundException(
+            ResourceNotFoundException::builder().build(),
+        );
+        assert!(matches!(
+            readiness("t", Err(answered(not_found))),
+            Err(TableState::NotYetDescribed)
+        ));
+        // AND a table on its way out, or another refusal, stops the wait naming it
+        match readiness("t", Ok(Some(TableStatus::Deleting))) {
+            Err(TableState::Failed(err)) => {
+                let shown = crate::error::report(&err);
+                assert!(shown.contains("table t is DELETING"), "{shown}");
+            }
+            _ => panic!("a table being deleted was waited for"),
+        }
+        let refused = DescribeTableError::unhandled("AccessDeniedException");
+        assert!(matches!(
+            readiness("t", Err(answered(refused))),
+            Err(TableState::Failed(_))
+        ));
+    }
 
     fn table() -> TableName {
         TableName::try_from("products".to_owned()).unwrap()
