@@ -29,11 +29,17 @@ use crate::ports::{ProductStore, STORE_READ_TIMEOUT};
 /// DynamoDB, seconds; more with many indexes or a restore).
 pub const TABLE_READY_WAIT: Duration = Duration::from_secs(300);
 
+/// How long [`DynamoStore::create_table`] asks again when `DescribeTable` does not find
+/// the table it has just created (its metadata is eventually consistent).
+const NOT_YET_DESCRIBED_WAIT: Duration = Duration::from_secs(30);
+
 /// Why a table is not taking writes yet.
 enum TableState {
     Creating,
     /// Not found by `DescribeTable`, just after it was created or found to exist.
     NotYetDescribed,
+    /// `DescribeTable` failed in a way that may pass (see [`transient`]).
+    Transient(StoreError),
     Failed(StoreError),
 }
 
@@ -313,10 +319,12 @@ impl DynamoStore {
         self.until_ready().await
     }
 
-    /// Waits, asking `DescribeTable` at growing intervals, until the table takes writes.
+    /// Waits, asking `DescribeTable` at growing intervals, until the table takes writes,
+    /// for at most [`TABLE_READY_WAIT`] in all.
     async fn until_ready(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         let table = self.table.as_str();
+        let started = tokio::time::Instant::now();
         let described = || async {
             let described = client.describe_table().table_name(table).send().await;
             readiness(
@@ -324,28 +332,31 @@ impl DynamoStore {
                 described.map(|out| out.table.and_then(|t| t.table_status)),
             )
         };
-        described
+        let waited = described
             .retry(
                 ExponentialBuilder::default()
                     .with_min_delay(Duration::from_millis(20))
                     .with_max_delay(Duration::from_secs(2))
-                    .without_max_times()
-                    .with_total_delay(Some(TABLE_READY_WAIT)),
+                    .without_max_times(),
             )
-            .when(|state| !matches!(state, TableState::Failed(_)))
-            .await
-            .map_err(|state| match state {
-                TableState::Failed(err) => err,
-                TableState::Creating | TableState::NotYetDescribed => unavailable(format!(
-                    "table {table} does not take writes after {} s ({})",
-                    TABLE_READY_WAIT.as_secs(),
-                    if matches!(state, TableState::Creating) {
-                        "still CREATING"
-                    } else {
-                        "DescribeTable does not find it"
-                    }
-                )),
-            })
+            .when(|state| match state {
+                TableState::Creating | TableState::Transient(_) => true,
+                // Not for long: past that, the table is gone (deleted meanwhile).
+                TableState::NotYetDescribed => started.elapsed() < NOT_YET_DESCRIBED_WAIT,
+                TableState::Failed(_) => false,
+            });
+        match tokio::time::timeout(TABLE_READY_WAIT, waited).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(TableState::Failed(err) | TableState::Transient(err))) => Err(err),
+            Ok(Err(TableState::NotYetDescribed)) => Err(unavailable(format!(
+                "DescribeTable has not found table {table} for {} s after creating it",
+                NOT_YET_DESCRIBED_WAIT.as_secs()
+            ))),
+            Ok(Err(TableState::Creating)) | Err(_) => Err(unavailable(format!(
+                "table {table} does not take writes after {} s",
+                TABLE_READY_WAIT.as_secs()
+            ))),
+        }
     }
 }
 
@@ -373,7 +384,26 @@ fn readiness(
         {
             Err(TableState::NotYetDescribed)
         }
+        // What outlasted the SDK's own retries but may pass: the wait goes on.
+        Err(err) if transient(&err) => Err(TableState::Transient(unavailable(err))),
         Err(err) => Err(TableState::Failed(unavailable(err))),
+    }
+}
+
+/// A timeout, a connection that failed or broke, throttling, or DynamoDB's own fault.
+fn transient(err: &SdkError<DescribeTableError, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || matches!(
+                    service.err().meta().code(),
+                    Some("ThrottlingException" | "LimitExceededException" | "RequestLimitExceeded")
+                )
+        }
+        _ => false,
     }
 }
 
@@ -462,6 +492,21 @@ mod tests {
             }
             _ => panic!("a table being deleted was waited for"),
         }
+        // AND a timeout or throttling, past the SDK's own retries, is waited out
+        let timed_out = SdkError::timeout_error("no answer within 3 s");
+        assert!(matches!(
+            readiness("t", Err(timed_out)),
+            Err(TableState::Transient(_))
+        ));
+        let throttled = DescribeTableError::generic(
+            aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                .code("ThrottlingException")
+                .build(),
+        );
+        assert!(matches!(
+            readiness("t", Err(answered(throttled))),
+            Err(TableState::Transient(_))
+        ));
         let refused = DescribeTableError::unhandled("AccessDeniedException");
         assert!(matches!(
             readiness("t", Err(answered(refused))),

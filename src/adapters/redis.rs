@@ -171,9 +171,9 @@ impl TokenSender {
     /// [`TokenSender::send`] for the first token, at start-up: then lets the
     /// connections waiting for it run before the caller goes on. On one thread (a
     /// Lambda's runtime) they would otherwise send `AUTH` only when start-up next
-    /// yields, after the rest of it and the Runtime API client's set-up: about half a
-    /// millisecond of CPU on the cold start's chain, while `AUTH`'s round trip could
-    /// have been under way.
+    /// yields, after the rest of it and the Runtime API client's set-up, all on the cold
+    /// start's chain, while `AUTH`'s round trip could have been under way (measured:
+    /// `docs/BENCHMARKS.md`, "the token handed over before start-up goes on").
     pub async fn hand_over(&self, token: String) {
         self.send(token);
         tokio::task::yield_now().await;

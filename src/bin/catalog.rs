@@ -47,7 +47,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let operator = Operator::new(app::config_or_exit("catalog"));
     match cli.command {
-        Command::CreateTable => println!("table {} ready", operator.create_table().await?),
+        Command::CreateTable => {
+            // DynamoDB takes seconds to create a table, during which nothing is printed.
+            eprintln!("creating the table, or finding it, and waiting until it takes writes");
+            println!("table {} ready", operator.create_table().await?);
+        }
         Command::Load { file } => {
             let bar = ProgressBar::no_length().with_style(ProgressStyle::with_template(BAR)?);
             let progress = |written, total| {

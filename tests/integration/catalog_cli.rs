@@ -49,17 +49,40 @@ fn create_table_returns_once_the_table_takes_writes() {
     // WHEN an operator creates the table and loads the catalog at once, as `make dev`
     // does
     let created = run(&["create-table"]);
+    let status = describe_table_status(&emulator.endpoint, "Products");
     let loaded = run(&[
         "load",
         concat!(env!("CARGO_MANIFEST_DIR"), "/data/products.json"),
     ]);
     // THEN the table was ready when create-table said so, and the load went through
     assert!(created.status.success(), "{created:?}");
+    assert_eq!(status, "ACTIVE");
     assert!(
         String::from_utf8_lossy(&created.stdout).contains("table Products ready"),
         "{created:?}"
     );
     assert!(loaded.status.success(), "{loaded:?}");
+}
+
+/// The table's status as `DescribeTable` gives it, from a client of the test's own.
+fn describe_table_status(endpoint: &str, table: &str) -> String {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let config = aws_sdk_dynamodb::config::Builder::from(
+            &product_catalog::adapters::aws::sdk_config().await,
+        )
+        .endpoint_url(endpoint)
+        .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap()
+            .table
+            .and_then(|table| table.table_status)
+            .map(|status| status.as_str().to_owned())
+            .unwrap_or_default()
+    })
 }
 
 async fn count(table: &DynamoStore) -> i32 {
