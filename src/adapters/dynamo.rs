@@ -339,24 +339,34 @@ impl DynamoStore {
                     .with_max_delay(Duration::from_secs(2))
                     .without_max_times(),
             )
-            .when(|state| match state {
-                TableState::Creating | TableState::Transient(_) => true,
-                // Not for long: past that, the table is gone (deleted meanwhile).
-                TableState::NotYetDescribed => started.elapsed() < NOT_YET_DESCRIBED_WAIT,
-                TableState::Failed(_) => false,
-            });
-        match tokio::time::timeout(TABLE_READY_WAIT, waited).await {
+            .when(|state| asked_again(state, started.elapsed()));
+        // The limit is `asked_again`'s; this one only ends a call that hangs past it.
+        let hung = TABLE_READY_WAIT + Duration::from_secs(30);
+        match tokio::time::timeout(hung, waited).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(TableState::Failed(err) | TableState::Transient(err))) => Err(err),
             Ok(Err(TableState::NotYetDescribed)) => Err(unavailable(format!(
-                "DescribeTable has not found table {table} for {} s after creating it",
-                NOT_YET_DESCRIBED_WAIT.as_secs()
+                "DescribeTable does not find table {table} (deleted meanwhile?)"
             ))),
-            Ok(Err(TableState::Creating)) | Err(_) => Err(unavailable(format!(
-                "table {table} does not take writes after {} s",
+            Ok(Err(TableState::Creating)) => Err(unavailable(format!(
+                "table {table} is still CREATING after {} s; run create-table again to keep waiting",
                 TABLE_READY_WAIT.as_secs()
             ))),
+            Err(_) => Err(unavailable(format!(
+                "DescribeTable of table {table} has not answered for {} s",
+                hung.as_secs()
+            ))),
         }
+    }
+}
+
+/// Whether the wait asks again, `waited` after it began, after `state`.
+fn asked_again(state: &TableState, waited: Duration) -> bool {
+    match state {
+        TableState::Creating | TableState::Transient(_) => waited < TABLE_READY_WAIT,
+        // Not for long: past that, the table is gone (deleted meanwhile).
+        TableState::NotYetDescribed => waited < NOT_YET_DESCRIBED_WAIT,
+        TableState::Failed(_) => false,
     }
 }
 
@@ -385,9 +395,17 @@ fn readiness(
             Err(TableState::NotYetDescribed)
         }
         // What outlasted the SDK's own retries but may pass: the wait goes on.
-        Err(err) if transient(&err) => Err(TableState::Transient(unavailable(err))),
-        Err(err) => Err(TableState::Failed(unavailable(err))),
+        Err(err) if transient(&err) => Err(TableState::Transient(waiting_failed(table, &err))),
+        Err(err) => Err(TableState::Failed(waiting_failed(table, &err))),
     }
+}
+
+/// `DescribeTable`'s failure, saying that only the wait failed.
+fn waiting_failed(table: &str, err: &SdkError<DescribeTableError, HttpResponse>) -> StoreError {
+    unavailable(format!(
+        "table {table} was created or found, but DescribeTable failed while waiting for it to take writes: {}",
+        crate::error::report(err)
+    ))
 }
 
 /// A timeout, a connection that failed or broke, throttling, or DynamoDB's own fault.
@@ -507,11 +525,53 @@ mod tests {
             readiness("t", Err(answered(throttled))),
             Err(TableState::Transient(_))
         ));
-        let refused = DescribeTableError::unhandled("AccessDeniedException");
+        let fault = |code: &str| {
+            DescribeTableError::generic(
+                aws_sdk_dynamodb::error::ErrorMetadata::builder()
+                    .code(code)
+                    .build(),
+            )
+        };
+        let server_fault = SdkError::service_error(
+            fault("InternalServerError"),
+            HttpResponse::new(500.try_into().unwrap(), SdkBody::empty()),
+        );
         assert!(matches!(
-            readiness("t", Err(answered(refused))),
-            Err(TableState::Failed(_))
+            readiness("t", Err(server_fault)),
+            Err(TableState::Transient(_))
         ));
+        // AND a refusal stops the wait, saying the table was created or found
+        for code in ["AccessDeniedException", "ValidationException"] {
+            match readiness("t", Err(answered(fault(code)))) {
+                Err(TableState::Failed(err)) => {
+                    let shown = crate::error::report(&err);
+                    assert!(shown.contains("table t was created or found"), "{shown}");
+                    assert!(shown.contains(code), "{shown}");
+                }
+                _ => panic!("{code} was waited out"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_wait_ends_by_itself() {
+        let failed = || TableState::Failed(unavailable("refused"));
+        let transient = || TableState::Transient(unavailable("throttled"));
+        let early = Duration::from_secs(1);
+        // GIVEN a wait just begun THEN a table being created, a fault that may pass, or
+        // a table not described yet are asked again, a refusal is not
+        assert!(asked_again(&TableState::Creating, early));
+        assert!(asked_again(&transient(), early));
+        assert!(asked_again(&TableState::NotYetDescribed, early));
+        assert!(!asked_again(&failed(), early));
+        // AND a table not described for longer is gone, and nothing goes on past the limit
+        assert!(!asked_again(
+            &TableState::NotYetDescribed,
+            NOT_YET_DESCRIBED_WAIT
+        ));
+        assert!(asked_again(&TableState::Creating, NOT_YET_DESCRIBED_WAIT));
+        assert!(!asked_again(&TableState::Creating, TABLE_READY_WAIT));
+        assert!(!asked_again(&transient(), TABLE_READY_WAIT));
     }
 
     fn table() -> TableName {

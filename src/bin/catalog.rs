@@ -49,7 +49,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::CreateTable => {
             // DynamoDB takes seconds to create a table, during which nothing is printed.
-            eprintln!("creating the table, or finding it, and waiting until it takes writes");
+            eprintln!(
+                "creating the table, or finding it, and waiting until it takes writes (up to 5 min)"
+            );
             println!("table {} ready", operator.create_table().await?);
         }
         Command::Load { file } => {

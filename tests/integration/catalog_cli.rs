@@ -49,13 +49,13 @@ fn create_table_returns_once_the_table_takes_writes() {
     // WHEN an operator creates the table and loads the catalog at once, as `make dev`
     // does
     let created = run(&["create-table"]);
+    assert!(created.status.success(), "{created:?}");
     let status = describe_table_status(&emulator.endpoint, "Products");
     let loaded = run(&[
         "load",
         concat!(env!("CARGO_MANIFEST_DIR"), "/data/products.json"),
     ]);
     // THEN the table was ready when create-table said so, and the load went through
-    assert!(created.status.success(), "{created:?}");
     assert_eq!(status, "ACTIVE");
     assert!(
         String::from_utf8_lossy(&created.stdout).contains("table Products ready"),
