@@ -178,6 +178,17 @@ module "functions" {
   log_retention_days               = var.log_retention_days
 }
 
+module "operator" {
+  source = "./modules/operator"
+
+  name                   = var.name
+  region                 = local.region
+  table_arn              = module.data.table_arn
+  kms_key_arn            = aws_kms_key.this.arn
+  redis_auth_secret_arn  = module.cache.auth_secret_arn
+  redis_iam_connect_arns = module.cache.iam_connect_arns
+}
+
 module "api" {
   source = "./modules/api"
 

@@ -13,6 +13,11 @@ output "table_name" {
   value       = module.data.table_name
 }
 
+output "catalog_operator_policy_arn" {
+  description = "IAM policy with what the catalog CLI needs (make seed, load, get, put, delete, invalidate): attach it to the operators' role, group or user."
+  value       = module.operator.policy_arn
+}
+
 output "cache_endpoint" {
   description = "ElastiCache endpoint address and port."
   value       = "${module.cache.endpoint_address}:${module.cache.port}"

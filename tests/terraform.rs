@@ -217,7 +217,7 @@ fn unresolved_references(module: &Module) -> Vec<String> {
 #[test]
 fn every_module_parses_and_describes_its_variables_and_outputs() {
     let modules = all_modules();
-    assert_eq!(modules.len(), 10, "root + 9 modules");
+    assert_eq!(modules.len(), 11, "root + 10 modules");
     let undescribed: Vec<_> = modules
         .iter()
         .flat_map(|m| {
@@ -231,7 +231,7 @@ fn every_module_parses_and_describes_its_variables_and_outputs() {
 
 #[test]
 fn every_module_argument_is_a_declared_variable_and_required_ones_are_passed() {
-    assert_eq!(root().calls.len(), 8);
+    assert_eq!(root().calls.len(), 9);
     let mut calls = 0;
     for caller in all_roots_and_modules() {
         for (name, (source, args)) in &caller.calls {
@@ -253,8 +253,8 @@ fn every_module_argument_is_a_declared_variable_and_required_ones_are_passed() {
         }
     }
     assert_eq!(
-        calls, 10,
-        "8 from the root, the artifact and the state bucket"
+        calls, 11,
+        "9 from the root, the artifact and the state bucket"
     );
 }
 
@@ -861,8 +861,8 @@ fn generated_bucket_names_fit_the_37_character_prefix_limit() {
     assert_eq!(seen, 2, "the artifact and the state bucket");
 }
 
-/// Statements of an `aws_iam_policy_document` data block: (effect, actions, resources).
-fn policy_statements(module: &Module, name: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+/// The `aws_iam_policy_document` data block `name` of a module.
+fn policy_document(module: &Module, name: &str) -> Block {
     let text = std::fs::read_dir(&module.dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -870,13 +870,27 @@ fn policy_statements(module: &Module, name: &str) -> Vec<(String, Vec<String>, V
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect::<String>();
     let body: Body = hcl::parse(&text).unwrap();
-    let block = body
-        .blocks()
+    body.into_blocks()
         .find(|b| {
             b.identifier() == "data"
                 && labels(b) == ["aws_iam_policy_document".to_owned(), name.to_owned()]
         })
-        .unwrap_or_else(|| panic!("no policy document {name}"));
+        .unwrap_or_else(|| panic!("no policy document {name}"))
+}
+
+/// The `dynamic "statement"` blocks of a policy document, as formatted HCL.
+fn dynamic_statements(module: &Module, name: &str) -> BTreeSet<String> {
+    policy_document(module, name)
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "dynamic" && labels(b) == ["statement".to_owned()])
+        .map(|b| hcl::format::to_string(b).unwrap())
+        .collect()
+}
+
+/// Statements of an `aws_iam_policy_document` data block: (effect, actions, resources).
+fn policy_statements(module: &Module, name: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+    let block = policy_document(module, name);
     let strings = |body: &Body, key: &str| -> Vec<String> {
         match attr(body, key) {
             Some(Expression::Array(items)) => items.iter().map(expr_text).collect(),
@@ -1626,4 +1640,83 @@ fn both_functions_get_the_same_entry_settings_and_only_variables_the_binaries_re
         );
         assert_eq!(variable_default(&root, variable), default, "{variable}");
     }
+}
+
+#[test]
+fn the_operator_policy_is_scoped_to_this_stack_and_reaches_the_cache_as_the_functions_do() {
+    let operator = module("operator");
+    let statements = policy_statements(&operator, "operator");
+    // Item actions on the table alone (which ones: tests/integration/catalog_cli.rs
+    // records what the CLI calls); nothing on the table itself, which Terraform owns.
+    let mut table_actions = 0;
+    for (effect, actions, resources) in &statements {
+        assert_eq!(effect, "\"Allow\"");
+        for action in actions {
+            assert!(!action.contains('*'), "a wildcard action: {action}");
+            if action.starts_with("\"dynamodb:") {
+                table_actions += 1;
+                assert!(action.ends_with("Item\""), "not an item action: {action}");
+                assert_eq!(resources, &["var.table_arn"], "{action}");
+            }
+        }
+    }
+    assert!(table_actions >= 4, "{statements:?}");
+    // The key only through DynamoDB and Secrets Manager, in the stack's region.
+    let (_, actions, resources) = statements
+        .iter()
+        .find(|(_, actions, _)| actions.iter().any(|a| a.starts_with("\"kms:")))
+        .expect("a statement for the key");
+    assert_eq!(actions, &["\"kms:Decrypt\""]);
+    assert_eq!(resources, &["var.kms_key_arn"]);
+    let document = policy_document(&operator, "operator");
+    let kms = document
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "statement")
+        .find(|b| hcl::format::to_string(b).unwrap().contains("kms:Decrypt"))
+        .unwrap();
+    let condition = kms
+        .body()
+        .blocks()
+        .find(|b| b.identifier() == "condition")
+        .expect("the key's statement has a condition");
+    let text = |key: &str| expr_text(attr(condition.body(), key).unwrap());
+    assert_eq!(text("variable"), "\"kms:ViaService\"");
+    assert_eq!(text("values"), "local.kms_via_services");
+    let services = expr_text(&operator.locals["kms_via_services"]);
+    for service in ["dynamodb", "secretsmanager"] {
+        assert!(
+            services.contains(&format!("\"{service}.${{var.region}}.amazonaws.com")),
+            "{services}"
+        );
+    }
+    assert_eq!(services.matches("amazonaws.com").count(), 2, "{services}");
+    // The cache's secret or IAM user, exactly as the functions reach it.
+    let cache_access = dynamic_statements(&operator, "operator");
+    assert_eq!(cache_access.len(), 2);
+    assert_eq!(
+        cache_access,
+        dynamic_statements(&module("functions"), "common")
+    );
+    let root = root();
+    let (_, operator_args) = &root.calls["operator"];
+    let (_, function_args) = &root.calls["functions"];
+    for arg in [
+        "name",
+        "table_arn",
+        "kms_key_arn",
+        "redis_auth_secret_arn",
+        "redis_iam_connect_arns",
+    ] {
+        assert_eq!(
+            expr_text(&operator_args[arg]),
+            expr_text(&function_args[arg]),
+            "{arg}"
+        );
+    }
+    assert_eq!(expr_text(&operator_args["region"]), "local.region");
+    // Named with the stack's prefix: the apply role and the boundary allow IAM there only.
+    let policy = &operator.resources[&("aws_iam_policy".to_owned(), "operator".to_owned())];
+    assert!(expr_text(attr(policy, "name").unwrap()).starts_with("\"${var.name}-"));
+    assert!(root.outputs.contains("catalog_operator_policy_arn"));
 }

@@ -1,10 +1,15 @@
 //! The `catalog` CLI against the emulator: `load` checks the whole file before writing
 //! anything and names every bad item; `get` then `put` keeps sets and binary as they are;
-//! `delete` drops the product's cache entry and its last-known-good copy.
+//! `delete` drops the product's cache entry and its last-known-good copy; the operator
+//! policy Terraform makes grants exactly the DynamoDB actions the commands send.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Command, Output};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use product_catalog::adapters::DynamoStore;
@@ -300,4 +305,146 @@ async fn delete_drops_the_entry_and_the_last_known_good_copy() {
             .await
             .unwrap();
     assert_eq!(left, 0);
+}
+
+/// A TCP endpoint in front of the emulator that records the DynamoDB action of every
+/// request passing through it (its `X-Amz-Target` header).
+struct RecordingEndpoint {
+    url: String,
+    sent: Arc<Mutex<Vec<u8>>>,
+    open: Arc<AtomicUsize>,
+}
+
+impl RecordingEndpoint {
+    fn start(upstream: &str) -> Self {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let open = Arc::new(AtomicUsize::new(0));
+        let (record, count) = (Arc::clone(&sent), Arc::clone(&open));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let mut client = client.unwrap();
+                let mut server = TcpStream::connect(&upstream).unwrap();
+                let (mut answers, mut back) =
+                    (server.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || std::io::copy(&mut answers, &mut back));
+                let (record, count) = (Arc::clone(&record), Arc::clone(&count));
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut chunk = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = client.read(&mut chunk) {
+                        record.lock().unwrap().extend_from_slice(&chunk[..n]);
+                        if server.write_all(&chunk[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server.shutdown(Shutdown::Write);
+                    count.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        Self { url, sent, open }
+    }
+
+    /// The actions of every request so far, once each, after the clients have gone.
+    fn actions(&self) -> BTreeSet<String> {
+        let until = Instant::now() + Duration::from_secs(5);
+        while self.open.load(Ordering::SeqCst) > 0 {
+            assert!(Instant::now() < until, "a client is still connected");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let target = regex::Regex::new(r"(?im)^x-amz-target:\s*DynamoDB_\d+\.(\w+)\s*$").unwrap();
+        let sent = self.sent.lock().unwrap();
+        target
+            .captures_iter(&String::from_utf8_lossy(&sent))
+            .map(|c| format!("dynamodb:{}", &c[1]))
+            .collect()
+    }
+}
+
+/// The DynamoDB actions `terraform/modules/operator` grants the `catalog` CLI.
+fn operator_policy_dynamodb_actions() -> BTreeSet<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/terraform/modules/operator/main.tf"
+    );
+    let body: hcl::Body = hcl::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let document = body
+        .blocks()
+        .find(|b| {
+            b.identifier() == "data"
+                && b.labels()
+                    .iter()
+                    .map(|l| l.as_str())
+                    .eq(["aws_iam_policy_document", "operator"])
+        })
+        .expect("the operator's policy document");
+    document
+        .body()
+        .blocks()
+        .filter(|b| b.identifier() == "statement")
+        .filter_map(|s| s.body().attributes().find(|a| a.key() == "actions"))
+        .flat_map(|actions| match actions.expr() {
+            hcl::Expression::Array(items) => items.clone(),
+            other => panic!("actions is not a list: {other:?}"),
+        })
+        .map(|action| match action {
+            hcl::Expression::String(action) => action,
+            other => panic!("an action is not a string: {other:?}"),
+        })
+        .filter(|action| action.starts_with("dynamodb:"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_operator_policy_grants_exactly_what_the_cli_calls_on_a_deployed_table() {
+    // GIVEN a table made beforehand (in AWS, by Terraform) and an endpoint that records
+    // which DynamoDB actions reach it, and a cache
+    let table = fresh_table().await;
+    let redis = RedisServer::start();
+    let endpoint = RecordingEndpoint::start(&dynamodb_endpoint());
+    let dir = tempfile::tempdir().unwrap();
+    let catalog_file = write_file(&dir, "catalog.json", &products(30));
+    let one = dir.path().join("one.json");
+    std::fs::write(&one, r#"{"productId": "P-3", "name": "new"}"#).unwrap();
+    let one = one.to_str().unwrap();
+    let url = redis.url();
+    let env = [
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.url.as_str()),
+        ("REDIS_URL", &url),
+    ];
+    // WHEN an operator runs every command but create-table through it
+    let commands: [&[&str]; 5] = [
+        &["load", catalog_file.as_str()],
+        &["get", "P-1"],
+        &["put", one],
+        &["delete", "P-2"],
+        &["invalidate", "P-4"],
+    ];
+    for args in commands {
+        let run = catalog_with(&table, &env, args);
+        assert!(run.status.success(), "{args:?}: {run:?}");
+    }
+    // (every command the CLI has: a new one must be run here too)
+    let run: BTreeSet<&str> = commands.iter().map(|args| args[0]).collect();
+    let help = catalog_with(&table, &[], &["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    let listed: BTreeSet<&str> = help
+        .split_once("Commands:")
+        .and_then(|(_, rest)| rest.split_once("\n\n"))
+        .expect("a command list in --help")
+        .0
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|command| !["create-table", "help"].contains(command))
+        .collect();
+    assert_eq!(run, listed);
+    // THEN the policy Terraform gives operators grants each action they called, and
+    // nothing else on the table
+    assert_eq!(endpoint.actions(), operator_policy_dynamodb_actions());
 }
