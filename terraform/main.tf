@@ -181,12 +181,13 @@ module "functions" {
 module "operator" {
   source = "./modules/operator"
 
-  name                   = var.name
-  region                 = local.region
-  table_arn              = module.data.table_arn
-  kms_key_arn            = aws_kms_key.this.arn
-  redis_auth_secret_arn  = module.cache.auth_secret_arn
-  redis_iam_connect_arns = module.cache.iam_connect_arns
+  name                     = var.name
+  region                   = local.region
+  table_arn                = module.data.table_arn
+  kms_key_arn              = aws_kms_key.this.arn
+  permissions_boundary_arn = data.aws_iam_policy.boundary.arn
+  # Unset: this account's principals that an IAM policy lets assume it.
+  trusted_principal_arns = coalescelist(var.operator_principal_arns, ["arn:${local.partition}:iam::${local.account_id}:root"])
 }
 
 module "api" {

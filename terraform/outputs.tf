@@ -13,9 +13,9 @@ output "table_name" {
   value       = module.data.table_name
 }
 
-output "catalog_operator_policy_arn" {
-  description = "IAM policy with what the catalog CLI needs (make seed, load, get, put, delete, invalidate): attach it to the operators' role, group or user."
-  value       = module.operator.policy_arn
+output "catalog_operator_role_arn" {
+  description = "Role to assume to run the catalog CLI (load, get, put, delete) on the table."
+  value       = module.operator.role_arn
 }
 
 output "cache_endpoint" {

@@ -163,6 +163,12 @@ variable "table_deletion_protection" {
   default     = true
 }
 
+variable "operator_principal_arns" {
+  description = "IAM roles or users that may assume the catalog operator role (<name>-catalog-operator) to load and edit the table with the catalog CLI. Empty: any principal of this account that an IAM policy lets call sts:AssumeRole on it."
+  type        = list(string)
+  default     = []
+}
+
 # --- functions -------------------------------------------------------------------
 
 variable "lambda_architecture" {

@@ -1033,7 +1033,7 @@ fn every_role_carries_the_permissions_boundary_and_the_apply_role_cannot_shed_it
     }
     assert!(roles >= 7, "{roles} roles");
     let root = root();
-    for call in ["network", "functions", "pipeline"] {
+    for call in ["network", "functions", "operator", "pipeline"] {
         assert_eq!(
             expr_text(&root.calls[call].1["permissions_boundary_arn"]),
             "data.aws_iam_policy.boundary.arn"
@@ -1643,11 +1643,12 @@ fn both_functions_get_the_same_entry_settings_and_only_variables_the_binaries_re
 }
 
 #[test]
-fn the_operator_policy_is_scoped_to_this_stack_and_reaches_the_cache_as_the_functions_do() {
+fn the_operator_role_edits_the_table_only_under_the_boundary() {
     let operator = module("operator");
     let statements = policy_statements(&operator, "operator");
-    // Item actions on the table alone (which ones: tests/integration/catalog_cli.rs
-    // records what the CLI calls); nothing on the table itself, which Terraform owns.
+    // Item actions on the table (which ones: tests/integration/catalog_cli.rs records
+    // what the CLI calls); nothing on the table itself, which Terraform owns, and nothing
+    // of the cache, which only the functions reach.
     let mut table_actions = 0;
     for (effect, actions, resources) in &statements {
         assert_eq!(effect, "\"Allow\"");
@@ -1657,17 +1658,16 @@ fn the_operator_policy_is_scoped_to_this_stack_and_reaches_the_cache_as_the_func
                 table_actions += 1;
                 assert!(action.ends_with("Item\""), "not an item action: {action}");
                 assert_eq!(resources, &["var.table_arn"], "{action}");
+            } else {
+                assert_eq!(action, "\"kms:Decrypt\"");
+                assert_eq!(resources, &["var.kms_key_arn"], "{action}");
             }
         }
     }
     assert!(table_actions >= 4, "{statements:?}");
-    // The key only through DynamoDB and Secrets Manager, in the stack's region.
-    let (_, actions, resources) = statements
-        .iter()
-        .find(|(_, actions, _)| actions.iter().any(|a| a.starts_with("\"kms:")))
-        .expect("a statement for the key");
-    assert_eq!(actions, &["\"kms:Decrypt\""]);
-    assert_eq!(resources, &["var.kms_key_arn"]);
+    assert!(dynamic_statements(&operator, "operator").is_empty());
+    // The key only through DynamoDB, in the stack's region (`StringLike`: the value ends
+    // with a wildcard, which `StringEquals` would compare as a character).
     let document = policy_document(&operator, "operator");
     let kms = document
         .body()
@@ -1675,48 +1675,72 @@ fn the_operator_policy_is_scoped_to_this_stack_and_reaches_the_cache_as_the_func
         .filter(|b| b.identifier() == "statement")
         .find(|b| hcl::format::to_string(b).unwrap().contains("kms:Decrypt"))
         .unwrap();
-    let condition = kms
+    let conditions: Vec<_> = kms
         .body()
         .blocks()
-        .find(|b| b.identifier() == "condition")
-        .expect("the key's statement has a condition");
-    let text = |key: &str| expr_text(attr(condition.body(), key).unwrap());
-    assert_eq!(text("variable"), "\"kms:ViaService\"");
-    assert_eq!(text("values"), "local.kms_via_services");
-    let services = expr_text(&operator.locals["kms_via_services"]);
-    for service in ["dynamodb", "secretsmanager"] {
-        assert!(
-            services.contains(&format!("\"{service}.${{var.region}}.amazonaws.com")),
-            "{services}"
-        );
-    }
-    assert_eq!(services.matches("amazonaws.com").count(), 2, "{services}");
-    // The cache's secret or IAM user, exactly as the functions reach it.
-    let cache_access = dynamic_statements(&operator, "operator");
-    assert_eq!(cache_access.len(), 2);
+        .filter(|b| b.identifier() == "condition")
+        .map(|condition| {
+            let text = |key: &str| expr_text(attr(condition.body(), key).unwrap());
+            let values = match attr(condition.body(), "values") {
+                Some(Expression::Array(values)) => values.iter().map(expr_text).collect(),
+                other => panic!("values: {other:?}"),
+            };
+            (text("test"), text("variable"), values)
+        })
+        .collect();
     assert_eq!(
-        cache_access,
-        dynamic_statements(&module("functions"), "common")
+        conditions,
+        [(
+            "\"StringLike\"".to_owned(),
+            "\"kms:ViaService\"".to_owned(),
+            vec!["\"dynamodb.${var.region}.amazonaws.com*\"".to_owned()]
+        )]
+    );
+    // Inline on a role of the stack's name, which carries the boundary
+    // (every_role_carries_the_permissions_boundary...): a managed policy the apply role
+    // could change must not be attached to principals the boundary does not cap.
+    let resource = |kind: &str| {
+        operator
+            .resources
+            .iter()
+            .filter(|((k, _), _)| k == kind)
+            .map(|(_, body)| body)
+            .collect::<Vec<_>>()
+    };
+    assert!(resource("aws_iam_policy").is_empty());
+    assert!(resource("aws_iam_role_policy_attachment").is_empty());
+    assert!(resource("aws_iam_policy_attachment").is_empty());
+    let [role] = resource("aws_iam_role")[..] else {
+        panic!("one role")
+    };
+    assert!(expr_text(attr(role, "name").unwrap()).starts_with("\"${var.name}-"));
+    let [policy] = resource("aws_iam_role_policy")[..] else {
+        panic!("one inline policy")
+    };
+    assert_eq!(
+        expr_text(attr(policy, "role").unwrap()),
+        "aws_iam_role.operator.id"
+    );
+    assert_eq!(
+        expr_text(attr(policy, "policy").unwrap()),
+        "data.aws_iam_policy_document.operator.json"
+    );
+    // Assumed by the principals the tfvars name, or by this account's.
+    let assume = policy_document(&operator, "assume");
+    assert!(
+        hcl::format::to_string(&assume)
+            .unwrap()
+            .contains("identifiers = var.trusted_principal_arns")
     );
     let root = root();
-    let (_, operator_args) = &root.calls["operator"];
-    let (_, function_args) = &root.calls["functions"];
-    for arg in [
-        "name",
-        "table_arn",
-        "kms_key_arn",
-        "redis_auth_secret_arn",
-        "redis_iam_connect_arns",
-    ] {
-        assert_eq!(
-            expr_text(&operator_args[arg]),
-            expr_text(&function_args[arg]),
-            "{arg}"
-        );
-    }
-    assert_eq!(expr_text(&operator_args["region"]), "local.region");
-    // Named with the stack's prefix: the apply role and the boundary allow IAM there only.
-    let policy = &operator.resources[&("aws_iam_policy".to_owned(), "operator".to_owned())];
-    assert!(expr_text(attr(policy, "name").unwrap()).starts_with("\"${var.name}-"));
-    assert!(root.outputs.contains("catalog_operator_policy_arn"));
+    let (_, args) = &root.calls["operator"];
+    assert_eq!(expr_text(&args["table_arn"]), "module.data.table_arn");
+    assert_eq!(expr_text(&args["kms_key_arn"]), "aws_kms_key.this.arn");
+    assert_eq!(expr_text(&args["region"]), "local.region");
+    assert_eq!(
+        expr_text(&args["trusted_principal_arns"]),
+        "coalescelist(var.operator_principal_arns, [\"arn:${local.partition}:iam::${local.account_id}:root\"])"
+    );
+    assert_eq!(variable_default(&root, "operator_principal_arns"), "[]");
+    assert!(root.outputs.contains("catalog_operator_role_arn"));
 }

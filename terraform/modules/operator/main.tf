@@ -1,17 +1,25 @@
-# The least-privilege policy of the `catalog` CLI (README, "Operator permissions"), for
-# the people or jobs that load and edit the catalog: attach it to their role, group or
-# user. Terraform owns the table, so neither CreateTable nor DescribeTable
-# (`catalog create-table`) is granted. The cache part lets `put`, `delete` and
-# `invalidate` drop entries from inside the VPC; from outside it, the stream invalidator
-# refreshes them.
+# The role the people or jobs that load and edit the catalog assume to run the `catalog`
+# CLI (README, "Operator CLI"), with what its commands send to DynamoDB and nothing
+# else. A role of the stack, under its permissions boundary, with its policy inline: a
+# policy the stack could change must not be attached to principals the boundary does not
+# cap. Terraform owns the table, so `catalog create-table` is not granted; the cache
+# only lets the functions in, and the stream's invalidator updates it after every write.
 
-locals {
-  # DynamoDB and Secrets Manager use the key on the caller's behalf; nothing else may.
-  # The suffix is left open for the partitions whose endpoints are not amazonaws.com.
-  kms_via_services = [
-    "dynamodb.${var.region}.amazonaws.com*",
-    "secretsmanager.${var.region}.amazonaws.com*",
-  ]
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "AWS"
+      identifiers = var.trusted_principal_arns
+    }
+  }
+}
+
+resource "aws_iam_role" "operator" {
+  name                 = "${var.name}-catalog-operator"
+  description          = "${var.name}: the catalog CLI (load, get, put, delete) on the products table."
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.permissions_boundary_arn
 }
 
 data "aws_iam_policy_document" "operator" {
@@ -29,41 +37,22 @@ data "aws_iam_policy_document" "operator" {
   }
 
   statement {
-    sid       = "UseTheKeyThroughTheTableAndTheSecret"
+    sid = "UseTheTableKeyThroughDynamoDb"
+    # An item call on a table under a customer managed key needs the caller's Decrypt,
+    # which only DynamoDB may use. The suffix is left open for the partitions whose
+    # endpoints are not amazonaws.com.
     actions   = ["kms:Decrypt"]
     resources = [var.kms_key_arn]
     condition {
       test     = "StringLike"
       variable = "kms:ViaService"
-      values   = local.kms_via_services
-    }
-  }
-
-  # Redis with an AUTH token: read it, as the functions do.
-  dynamic "statement" {
-    for_each = var.redis_auth_secret_arn == null ? [] : [var.redis_auth_secret_arn]
-
-    content {
-      sid       = "ReadCacheAuthToken"
-      actions   = ["secretsmanager:GetSecretValue"]
-      resources = [statement.value]
-    }
-  }
-
-  # Redis with IAM authentication: connect as the functions' user to this cache only.
-  dynamic "statement" {
-    for_each = length(var.redis_iam_connect_arns) == 0 ? [] : [var.redis_iam_connect_arns]
-
-    content {
-      sid       = "ConnectToTheCacheAsItsUser"
-      actions   = ["elasticache:Connect"]
-      resources = statement.value
+      values   = ["dynamodb.${var.region}.amazonaws.com*"]
     }
   }
 }
 
-resource "aws_iam_policy" "operator" {
-  name        = "${var.name}-catalog-operator"
-  description = "${var.name}: what the catalog CLI needs (load, get, put, delete, invalidate); attach it to the operators' role, group or user."
-  policy      = data.aws_iam_policy_document.operator.json
+resource "aws_iam_role_policy" "operator" {
+  name   = "edit-products"
+  role   = aws_iam_role.operator.id
+  policy = data.aws_iam_policy_document.operator.json
 }

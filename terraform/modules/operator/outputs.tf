@@ -1,4 +1,4 @@
-output "policy_arn" {
-  description = "ARN of the catalog CLI's policy."
-  value       = aws_iam_policy.operator.arn
+output "role_arn" {
+  description = "ARN of the role the catalog CLI's operators assume."
+  value       = aws_iam_role.operator.arn
 }

@@ -4,7 +4,7 @@ variable "name" {
 }
 
 variable "region" {
-  description = "Region of the stack (the kms:ViaService condition names its endpoints)."
+  description = "Region of the stack (the kms:ViaService condition names its endpoint)."
   type        = string
 }
 
@@ -14,18 +14,21 @@ variable "table_arn" {
 }
 
 variable "kms_key_arn" {
-  description = "KMS key of the table and the AUTH secret."
+  description = "KMS key of the table."
   type        = string
 }
 
-variable "redis_auth_secret_arn" {
-  description = "Secret holding the Redis AUTH token; null with IAM authentication or when the cache is Memcached."
-  type        = string
-  default     = null
-}
-
-variable "redis_iam_connect_arns" {
-  description = "The cache and the user ARNs elasticache:Connect names; empty without IAM authentication."
+variable "trusted_principal_arns" {
+  description = "Principals that may assume the role (an account's root ARN: any principal of that account an IAM policy lets call sts:AssumeRole on it)."
   type        = list(string)
-  default     = []
+
+  validation {
+    condition     = length(var.trusted_principal_arns) > 0
+    error_message = "trusted_principal_arns needs at least one principal."
+  }
+}
+
+variable "permissions_boundary_arn" {
+  description = "Permissions boundary of the role (made by make bootstrap)."
+  type        = string
 }
