@@ -12,6 +12,11 @@ alarm_email = ""
 # Protects the table from `make destroy`: set false and `make deploy` first if you mean it.
 table_deletion_protection = true
 
+# Who may assume <name>-catalog-operator to load and edit the table with the catalog CLI
+# (README, "Operator CLI"): IAM role or user ARNs. Empty: any principal of this account
+# whose IAM policy allows sts:AssumeRole on it.
+operator_principal_arns = []
+
 # The account's API Gateway logging role (one per account and region). Leave true on a
 # new account; set false if the account already has one (AWS console: API Gateway >
 # Settings), in which case make bootstrap does not create one either.
