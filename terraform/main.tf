@@ -186,8 +186,8 @@ module "operator" {
   table_arn                = module.data.table_arn
   kms_key_arn              = aws_kms_key.this.arn
   permissions_boundary_arn = data.aws_iam_policy.boundary.arn
-  # Unset: this account's principals that an IAM policy lets assume it.
-  trusted_principal_arns = coalescelist(var.operator_principal_arns, ["arn:${local.partition}:iam::${local.account_id}:root"])
+  account_root_arn         = "arn:${local.partition}:iam::${local.account_id}:root"
+  principal_arns           = var.operator_principal_arns
 }
 
 module "api" {

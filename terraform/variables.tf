@@ -164,9 +164,14 @@ variable "table_deletion_protection" {
 }
 
 variable "operator_principal_arns" {
-  description = "IAM roles or users that may assume the catalog operator role (<name>-catalog-operator) to load and edit the table with the catalog CLI. Empty: any principal of this account that an IAM policy lets call sts:AssumeRole on it."
+  description = "IAM roles or users of this account (ARNs, wildcards allowed) that alone may assume the catalog operator role (<name>-catalog-operator) to load and edit the table with the catalog CLI. Empty: any principal of this account whose IAM policy allows sts:AssumeRole on it."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.operator_principal_arns : can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:(user|role)/[^*]", arn))])
+    error_message = "operator_principal_arns takes IAM user or role ARNs of this account (arn:aws:iam::<account>:role/<name>, wildcards allowed after the first character of the name or path)."
+  }
 }
 
 # --- functions -------------------------------------------------------------------

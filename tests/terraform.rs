@@ -878,16 +878,6 @@ fn policy_document(module: &Module, name: &str) -> Block {
         .unwrap_or_else(|| panic!("no policy document {name}"))
 }
 
-/// The `dynamic "statement"` blocks of a policy document, as formatted HCL.
-fn dynamic_statements(module: &Module, name: &str) -> BTreeSet<String> {
-    policy_document(module, name)
-        .body()
-        .blocks()
-        .filter(|b| b.identifier() == "dynamic" && labels(b) == ["statement".to_owned()])
-        .map(|b| hcl::format::to_string(b).unwrap())
-        .collect()
-}
-
 /// Statements of an `aws_iam_policy_document` data block: (effect, actions, resources).
 fn policy_statements(module: &Module, name: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
     let block = policy_document(module, name);
@@ -1645,78 +1635,89 @@ fn both_functions_get_the_same_entry_settings_and_only_variables_the_binaries_re
 #[test]
 fn the_operator_role_edits_the_table_only_under_the_boundary() {
     let operator = module("operator");
-    let statements = policy_statements(&operator, "operator");
-    // Item actions on the table (which ones: tests/integration/catalog_cli.rs records
-    // what the CLI calls); nothing on the table itself, which Terraform owns, and nothing
-    // of the cache, which only the functions reach.
-    let mut table_actions = 0;
-    for (effect, actions, resources) in &statements {
-        assert_eq!(effect, "\"Allow\"");
-        for action in actions {
-            assert!(!action.contains('*'), "a wildcard action: {action}");
-            if action.starts_with("\"dynamodb:") {
-                table_actions += 1;
-                assert!(action.ends_with("Item\""), "not an item action: {action}");
-                assert_eq!(resources, &["var.table_arn"], "{action}");
-            } else {
-                assert_eq!(action, "\"kms:Decrypt\"");
-                assert_eq!(resources, &["var.kms_key_arn"], "{action}");
-            }
-        }
-    }
-    assert!(table_actions >= 4, "{statements:?}");
-    assert!(dynamic_statements(&operator, "operator").is_empty());
-    // The key only through DynamoDB, in the stack's region (`StringLike`: the value ends
-    // with a wildcard, which `StringEquals` would compare as a character).
-    let document = policy_document(&operator, "operator");
-    let kms = document
-        .body()
-        .blocks()
-        .filter(|b| b.identifier() == "statement")
-        .find(|b| hcl::format::to_string(b).unwrap().contains("kms:Decrypt"))
-        .unwrap();
-    let conditions: Vec<_> = kms
-        .body()
-        .blocks()
-        .filter(|b| b.identifier() == "condition")
-        .map(|condition| {
-            let text = |key: &str| expr_text(attr(condition.body(), key).unwrap());
-            let values = match attr(condition.body(), "values") {
-                Some(Expression::Array(values)) => values.iter().map(expr_text).collect(),
-                other => panic!("values: {other:?}"),
-            };
-            (text("test"), text("variable"), values)
-        })
-        .collect();
+    // Exactly: the item actions the CLI sends (tests/integration/catalog_cli.rs records
+    // them) on the table, and the key through DynamoDB; nothing on the table itself,
+    // which Terraform owns, nothing of the cache, which only the functions reach.
     assert_eq!(
-        conditions,
-        [(
-            "\"StringLike\"".to_owned(),
-            "\"kms:ViaService\"".to_owned(),
-            vec!["\"dynamodb.${var.region}.amazonaws.com*\"".to_owned()]
-        )]
+        policy_statements(&operator, "operator"),
+        [
+            (
+                "\"Allow\"".to_owned(),
+                [
+                    "dynamodb:BatchWriteItem",
+                    "dynamodb:DeleteItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem"
+                ]
+                .map(|a| format!("\"{a}\""))
+                .to_vec(),
+                vec!["var.table_arn".to_owned()],
+            ),
+            (
+                "\"Allow\"".to_owned(),
+                vec!["\"kms:Decrypt\"".to_owned()],
+                vec!["var.kms_key_arn".to_owned()],
+            ),
+        ]
     );
+    // ...and nothing the tuples above do not show (no not_actions, principals, dynamic
+    // statements), the key's statement under its one condition: through DynamoDB, in the
+    // stack's region (`StringLike`: the value ends with a wildcard, which `StringEquals`
+    // would compare as a character).
+    let document = policy_document(&operator, "operator");
+    assert!(document.body().attributes().next().is_none());
+    for statement in document.body().blocks() {
+        assert_eq!(statement.identifier(), "statement");
+        let keys: Vec<_> = statement.body().attributes().map(|a| a.key()).collect();
+        assert!(
+            keys.iter()
+                .all(|k| ["sid", "actions", "resources"].contains(k)),
+            "{keys:?}"
+        );
+        let conditions: Vec<_> = statement
+            .body()
+            .blocks()
+            .map(|condition| {
+                assert_eq!(condition.identifier(), "condition");
+                let text = |key: &str| expr_text(attr(condition.body(), key).unwrap());
+                let values: Vec<String> = match attr(condition.body(), "values") {
+                    Some(Expression::Array(values)) => values.iter().map(expr_text).collect(),
+                    other => panic!("values: {other:?}"),
+                };
+                (text("test"), text("variable"), values)
+            })
+            .collect();
+        let kms = hcl::format::to_string(statement)
+            .unwrap()
+            .contains("kms:Decrypt");
+        let expected = kms.then(|| {
+            (
+                "\"StringLike\"".to_owned(),
+                "\"kms:ViaService\"".to_owned(),
+                vec!["\"dynamodb.${var.region}.amazonaws.com*\"".to_owned()],
+            )
+        });
+        assert_eq!(conditions, Vec::from_iter(expected));
+    }
     // Inline on a role of the stack's name, which carries the boundary
     // (every_role_carries_the_permissions_boundary...): a managed policy the apply role
-    // could change must not be attached to principals the boundary does not cap.
-    let resource = |kind: &str| {
-        operator
-            .resources
-            .iter()
-            .filter(|((k, _), _)| k == kind)
-            .map(|(_, body)| body)
-            .collect::<Vec<_>>()
-    };
-    assert!(resource("aws_iam_policy").is_empty());
-    assert!(resource("aws_iam_role_policy_attachment").is_empty());
-    assert!(resource("aws_iam_policy_attachment").is_empty());
-    let [role] = resource("aws_iam_role")[..] else {
-        panic!("one role")
-    };
-    assert!(expr_text(attr(role, "name").unwrap()).starts_with("\"${var.name}-"));
-    let [policy] = resource("aws_iam_role_policy")[..] else {
-        panic!("one inline policy")
-    };
+    // could change must not be attached to principals the boundary does not cap; and
+    // nothing else, here or elsewhere in the stack, attaches to that role.
+    let kinds: Vec<_> = operator
+        .resources
+        .keys()
+        .map(|(k, n)| format!("{k}.{n}"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["aws_iam_role.operator", "aws_iam_role_policy.operator"]
+    );
+    let role = &operator.resources[&("aws_iam_role".to_owned(), "operator".to_owned())];
+    assert_eq!(
+        expr_text(attr(role, "name").unwrap()),
+        "\"${var.name}-catalog-operator\""
+    );
+    let policy = &operator.resources[&("aws_iam_role_policy".to_owned(), "operator".to_owned())];
     assert_eq!(
         expr_text(attr(policy, "role").unwrap()),
         "aws_iam_role.operator.id"
@@ -1725,12 +1726,48 @@ fn the_operator_role_edits_the_table_only_under_the_boundary() {
         expr_text(attr(policy, "policy").unwrap()),
         "data.aws_iam_policy_document.operator.json"
     );
-    // Assumed by the principals the tfvars name, or by this account's.
+    for module in all_roots_and_modules() {
+        if module.dir.ends_with("operator") {
+            continue;
+        }
+        // (the role's name as an interpolation would build it, and the module's outputs:
+        // only the root's output reads one)
+        for named in ["}-catalog-operator", "module.operator."] {
+            let mentions = module.text.matches(named).count();
+            let expected = usize::from(named.starts_with("module.") && module.dir == root().dir);
+            assert_eq!(mentions, expected, "{}: {named}", module.dir.display());
+        }
+    }
+    // Trusted: the account, as one AWS principal, narrowed by aws:PrincipalArn to the
+    // tfvars' principals when there are any (a principal named in the trust policy
+    // itself is checked when written, and a deleted one breaks every later apply).
     let assume = policy_document(&operator, "assume");
-    assert!(
-        hcl::format::to_string(&assume)
-            .unwrap()
-            .contains("identifiers = var.trusted_principal_arns")
+    let [statement] = &assume.body().blocks().collect::<Vec<_>>()[..] else {
+        panic!("one trust statement")
+    };
+    let squeezed = |text: &str| text.split_whitespace().collect::<String>();
+    assert_eq!(
+        squeezed(&hcl::format::to_string(*statement).unwrap()),
+        squeezed(
+            r#"statement {
+  actions = ["sts:AssumeRole", "sts:TagSession"]
+
+  principals {
+    type = "AWS"
+    identifiers = [var.account_root_arn]
+  }
+
+  dynamic "condition" {
+    for_each = length(var.principal_arns) > 0 ? [var.principal_arns] : []
+
+    content {
+      test = "ArnLike"
+      variable = "aws:PrincipalArn"
+      values = condition.value
+    }
+  }
+}"#
+        )
     );
     let root = root();
     let (_, args) = &root.calls["operator"];
@@ -1738,9 +1775,48 @@ fn the_operator_role_edits_the_table_only_under_the_boundary() {
     assert_eq!(expr_text(&args["kms_key_arn"]), "aws_kms_key.this.arn");
     assert_eq!(expr_text(&args["region"]), "local.region");
     assert_eq!(
-        expr_text(&args["trusted_principal_arns"]),
-        "coalescelist(var.operator_principal_arns, [\"arn:${local.partition}:iam::${local.account_id}:root\"])"
+        expr_text(&args["account_root_arn"]),
+        "\"arn:${local.partition}:iam::${local.account_id}:root\""
+    );
+    assert_eq!(
+        expr_text(&args["principal_arns"]),
+        "var.operator_principal_arns"
     );
     assert_eq!(variable_default(&root, "operator_principal_arns"), "[]");
     assert!(root.outputs.contains("catalog_operator_role_arn"));
+}
+
+#[test]
+fn operator_principals_must_be_users_or_roles_named_by_arn() {
+    let condition =
+        Regex::new(r#"(?s)variable "operator_principal_arns" \{.*?condition\s*=\s*([^\n]+)"#)
+            .unwrap();
+    let condition = condition.captures(&root().text).unwrap()[1].to_owned();
+    assert!(condition.starts_with("alltrue([for arn in var.operator_principal_arns : can(regex("));
+    let pattern = Regex::new(r#"regex\("([^"]+)""#)
+        .unwrap()
+        .captures(&condition)
+        .unwrap()[1]
+        .replace(r"\\", r"\");
+    let pattern = Regex::new(&pattern).unwrap();
+    for good in [
+        "arn:aws:iam::123456789012:role/catalog-editors",
+        "arn:aws:iam::123456789012:user/ana",
+        "arn:aws-us-gov:iam::123456789012:role/ci",
+        "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Editors_*",
+    ] {
+        assert!(pattern.is_match(good), "{good} should be taken");
+    }
+    for bad in [
+        "*",
+        "",
+        "123456789012",
+        "arn:aws:iam::123456789012:root",
+        "arn:aws:iam::123456789012:role/*",
+        "arn:aws:iam::*:role/editors",
+        "arn:aws:sts::123456789012:assumed-role/editors/ana",
+        "role/editors",
+    ] {
+        assert!(!pattern.is_match(bad), "{bad} should be refused");
+    }
 }

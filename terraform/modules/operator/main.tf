@@ -5,12 +5,27 @@
 # cap. Terraform owns the table, so `catalog create-table` is not granted; the cache
 # only lets the functions in, and the stream's invalidator updates it after every write.
 
+# Trusts the account, narrowed to the principals named: IAM checks a principal named in
+# a trust policy when it is written (a missing one fails the apply, after the plan was
+# approved) and a deleted one turns into an id every later plan would change, where a
+# condition on aws:PrincipalArn does neither and takes wildcards (Identity Center's
+# roles carry a generated path). TagSession: CI jobs (GitHub's
+# configure-aws-credentials) tag their sessions.
 data "aws_iam_policy_document" "assume" {
   statement {
-    actions = ["sts:AssumeRole"]
+    actions = ["sts:AssumeRole", "sts:TagSession"]
     principals {
       type        = "AWS"
-      identifiers = var.trusted_principal_arns
+      identifiers = [var.account_root_arn]
+    }
+    dynamic "condition" {
+      for_each = length(var.principal_arns) > 0 ? [var.principal_arns] : []
+
+      content {
+        test     = "ArnLike"
+        variable = "aws:PrincipalArn"
+        values   = condition.value
+      }
     }
   }
 }

@@ -18,14 +18,15 @@ variable "kms_key_arn" {
   type        = string
 }
 
-variable "trusted_principal_arns" {
-  description = "Principals that may assume the role (an account's root ARN: any principal of that account an IAM policy lets call sts:AssumeRole on it)."
-  type        = list(string)
+variable "account_root_arn" {
+  description = "The account's root ARN, which the role trusts (any principal of the account that an IAM policy lets call sts:AssumeRole on it)."
+  type        = string
+}
 
-  validation {
-    condition     = length(var.trusted_principal_arns) > 0
-    error_message = "trusted_principal_arns needs at least one principal."
-  }
+variable "principal_arns" {
+  description = "IAM role or user ARNs of the account (wildcards allowed) that alone may assume the role; empty: any the account's IAM policies allow."
+  type        = list(string)
+  default     = []
 }
 
 variable "permissions_boundary_arn" {
