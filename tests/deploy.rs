@@ -635,3 +635,94 @@ fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt as _;
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// `make seed` with stand-ins for the AWS CLI (`aws_script`: its body, or None: not
+/// installed) and cargo, which records the credentials and settings it was run with.
+fn seed(aws_script: Option<&str>, env: &[(&str, &str)]) -> (Run, String) {
+    let project = Project::bootstrapped();
+    if let Some(script) = aws_script {
+        let aws = project.bin.path().join("aws");
+        fs::write(&aws, format!("#!/usr/bin/env bash\n{script}\n")).unwrap();
+        make_executable(&aws);
+    }
+    let seen = project.path("cargo-saw");
+    let cargo = project.bin.path().join("cargo");
+    fs::write(
+        &cargo,
+        format!(
+            "#!/usr/bin/env bash\necho \"$* key=${{AWS_ACCESS_KEY_ID:-}} token=${{AWS_SESSION_TOKEN:-}} \
+             region=$AWS_REGION table=$TABLE_NAME\" > {}\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    make_executable(&cargo);
+    let mut env = env.to_vec();
+    env.extend([
+        ("FAKE_TF_OUTPUT_aws_region", "eu-west-1"),
+        ("FAKE_TF_OUTPUT_table_name", "Products"),
+    ]);
+    // Without the machine's own aws (Python's shims), when the test has none.
+    let bare_path = format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        project.bin.path().display()
+    );
+    if aws_script.is_none() {
+        assert!(
+            !Command::new("bash")
+                .args(["-c", "command -v aws"])
+                .env("PATH", &bare_path)
+                .status()
+                .unwrap()
+                .success(),
+            "an aws on the system's own path"
+        );
+        env.push(("PATH", &bare_path));
+    }
+    let run = project.make(&["seed"], None, &env);
+    (run, fs::read_to_string(seen).unwrap_or_default())
+}
+
+#[test]
+fn seed_hands_the_catalog_cli_the_credentials_the_aws_cli_resolves() {
+    // GIVEN an AWS CLI that resolves a profile the catalog CLI cannot (IAM Identity
+    // Center, credential_process) into credentials
+    let aws = r#"[ "$*" = "configure export-credentials --format env" ] || exit 2
+echo "export AWS_ACCESS_KEY_ID=ASIAEXPORTED"
+echo "export AWS_SECRET_ACCESS_KEY=secret"
+echo "export AWS_SESSION_TOKEN=session""#;
+    // WHEN make seed runs
+    let (run, cargo) = seed(Some(aws), &[("AWS_PROFILE", "sso-admin")]);
+    // THEN the catalog CLI loads the sample into the stack's table with them
+    assert!(run.success, "{}", run.stderr);
+    assert_eq!(
+        cargo.trim(),
+        "run --release --bin catalog -- load data/products.json key=ASIAEXPORTED \
+         token=session region=eu-west-1 table=Products"
+    );
+}
+
+#[test]
+fn seed_goes_on_with_the_cli_s_own_credentials_when_the_aws_cli_exports_none() {
+    // GIVEN an AWS CLI that cannot export (v1, or no credentials), and keys in the
+    // environment
+    let aws = r#"echo "aws: error: argument operation: Invalid choice" >&2; exit 252"#;
+    let keys = [("AWS_ACCESS_KEY_ID", "AKIAOWN"), ("AWS_SESSION_TOKEN", "")];
+    for aws in [Some(aws), None] {
+        // WHEN make seed runs
+        let (run, cargo) = seed(aws, &keys);
+        // THEN the catalog CLI runs with what it finds itself, saying so when the AWS CLI
+        // failed
+        assert!(run.success, "{}", run.stderr);
+        assert!(
+            cargo.contains("load data/products.json key=AKIAOWN token= region=eu-west-1"),
+            "{cargo}"
+        );
+        assert_eq!(
+            run.stderr.contains("the AWS CLI exported no credentials"),
+            aws.is_some(),
+            "{}",
+            run.stderr
+        );
+    }
+}
