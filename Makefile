@@ -110,15 +110,8 @@ smoke: ## GET a seeded id twice, a missing and an invalid id (URL=..., default: 
 	bash scripts/smoke.sh $(URL)
 
 .PHONY: seed
-seed: ## Load data/products.json into the deployed table
-	@# The catalog CLI reads keys and role profiles, not IAM Identity Center (SSO) or
-	@# credential_process ones: the AWS CLI (v2), when there is one, hands it what it resolves.
-	if command -v aws >/dev/null; then \
-		creds=$$(aws configure export-credentials --format env) && eval "$$creds" \
-			|| echo "make seed: the AWS CLI exported no credentials; the catalog CLI looks for its own" >&2; \
-	fi; \
-	AWS_REGION="$$($(DEPLOY) output aws_region)" TABLE_NAME="$$($(DEPLOY) output table_name)" \
-		cargo run --release --bin catalog -- load data/products.json
+seed: ## Load data/products.json into the deployed table (credentials as the AWS CLI resolves them, when there is one)
+	bash scripts/seed.sh
 
 .PHONY: url
 url: ## Print the API's invoke URL

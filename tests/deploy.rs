@@ -31,6 +31,7 @@ struct Project {
 /// What one `make` run did.
 struct Run {
     success: bool,
+    stdout: String,
     stderr: String,
     /// One entry per terraform call: "<chdir>|<arguments>".
     calls: Vec<String>,
@@ -51,6 +52,7 @@ impl Project {
         for file in [
             "Makefile",
             "scripts/deploy.sh",
+            "scripts/seed.sh",
             "scripts/smoke.sh",
             "terraform/backend.tf",
             "terraform/env/dev.tfvars",
@@ -126,6 +128,7 @@ impl Project {
             .collect();
         Run {
             success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             calls,
         }
@@ -289,6 +292,7 @@ impl Project {
             .unwrap();
         Run {
             success: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             calls: fs::read_to_string(&log)
                 .unwrap_or_default()
@@ -636,86 +640,124 @@ fn make_executable(path: &Path) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// `make seed` with stand-ins for the AWS CLI (`aws_script`: its body, or None: not
-/// installed) and cargo, which records the credentials and settings it was run with.
-fn seed(aws_script: Option<&str>, env: &[(&str, &str)]) -> (Run, String) {
-    let project = Project::bootstrapped();
-    if let Some(script) = aws_script {
-        let aws = project.bin.path().join("aws");
-        fs::write(&aws, format!("#!/usr/bin/env bash\n{script}\n")).unwrap();
-        make_executable(&aws);
+/// `make seed` in `project` with stand-ins for the AWS CLI (`aws_script`: its body, or
+/// None: `AWS` names one that is not installed) and cargo, which records each call with
+/// the credentials and settings it was run with.
+fn seed_in(project: &Project, aws_script: Option<&str>, env: &[(&str, &str)]) -> (Run, String) {
+    // None of the credentials the tests themselves run with (the emulator's).
+    let mut env: Vec<_> = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ]
+    .map(|name| (name, ""))
+    .into_iter()
+    .chain(env.iter().copied())
+    .collect();
+    match aws_script {
+        Some(script) => {
+            let aws = project.bin.path().join("aws");
+            fs::write(&aws, format!("#!/usr/bin/env bash\n{script}\n")).unwrap();
+            make_executable(&aws);
+        }
+        None => env.push(("AWS", "aws-not-installed")),
     }
-    let seen = project.path("cargo-saw");
+    let seen = project.path("cargo-calls");
     let cargo = project.bin.path().join("cargo");
     fs::write(
         &cargo,
         format!(
-            "#!/usr/bin/env bash\necho \"$* key=${{AWS_ACCESS_KEY_ID:-}} token=${{AWS_SESSION_TOKEN:-}} \
-             region=$AWS_REGION table=$TABLE_NAME\" > {}\n",
+            "#!/usr/bin/env bash\necho \"$* key=${{AWS_ACCESS_KEY_ID:-}} secret=${{AWS_SECRET_ACCESS_KEY:-}} \
+             token=${{AWS_SESSION_TOKEN:-}} region=${{AWS_REGION:-}} table=${{TABLE_NAME:-}}\" >> {}\n",
             seen.display()
         ),
     )
     .unwrap();
     make_executable(&cargo);
-    let mut env = env.to_vec();
     env.extend([
         ("FAKE_TF_OUTPUT_aws_region", "eu-west-1"),
         ("FAKE_TF_OUTPUT_table_name", "Products"),
     ]);
-    // Without the machine's own aws (Python's shims), when the test has none.
-    let bare_path = format!(
-        "{}:/usr/local/bin:/usr/bin:/bin",
-        project.bin.path().display()
-    );
-    if aws_script.is_none() {
-        assert!(
-            !Command::new("bash")
-                .args(["-c", "command -v aws"])
-                .env("PATH", &bare_path)
-                .status()
-                .unwrap()
-                .success(),
-            "an aws on the system's own path"
-        );
-        env.push(("PATH", &bare_path));
-    }
     let run = project.make(&["seed"], None, &env);
     (run, fs::read_to_string(seen).unwrap_or_default())
 }
 
+fn seed(aws_script: Option<&str>, env: &[(&str, &str)]) -> (Run, String) {
+    seed_in(&Project::bootstrapped(), aws_script, env)
+}
+
+/// An AWS CLI v2 that resolves a profile the catalog CLI cannot read (IAM Identity
+/// Center, credential_process), printing `exported` for `export-credentials`.
+fn aws_exporting(exported: &str) -> String {
+    format!(
+        "[ \"$*\" = \"configure export-credentials --format env-no-export\" ] || exit 2\ncat <<'OUT'\n{exported}\nOUT"
+    )
+}
+
 #[test]
 fn seed_hands_the_catalog_cli_the_credentials_the_aws_cli_resolves() {
-    // GIVEN an AWS CLI that resolves a profile the catalog CLI cannot (IAM Identity
-    // Center, credential_process) into credentials
-    let aws = r#"[ "$*" = "configure export-credentials --format env" ] || exit 2
-echo "export AWS_ACCESS_KEY_ID=ASIAEXPORTED"
-echo "export AWS_SECRET_ACCESS_KEY=secret"
-echo "export AWS_SESSION_TOKEN=session""#;
+    // GIVEN an AWS CLI that resolves temporary credentials (a secret ending in '=', a
+    // line it has no business printing), and a session token left in the environment
+    let aws = aws_exporting(
+        "AWS_ACCESS_KEY_ID=ASIAEXPORTED\nAWS_SECRET_ACCESS_KEY=se/cr+et==\n\
+         AWS_SESSION_TOKEN=session\nAWS_CREDENTIAL_EXPIRATION=2026-12-08T03:00:00+00:00\n\
+         PWNED=$(touch pwned)",
+    );
+    let project = Project::bootstrapped();
     // WHEN make seed runs
-    let (run, cargo) = seed(Some(aws), &[("AWS_PROFILE", "sso-admin")]);
-    // THEN the catalog CLI loads the sample into the stack's table with them
+    let (run, cargo) = seed_in(&project, Some(&aws), &[("AWS_SESSION_TOKEN", "stale")]);
+    // THEN the catalog CLI is built, then loads the sample into the stack's table with
+    // exactly those credentials, which make printed nowhere
     assert!(run.success, "{}", run.stderr);
+    let calls: Vec<_> = cargo.lines().collect();
+    assert_eq!(calls.len(), 2, "{cargo}");
+    assert!(
+        calls[0].starts_with("build --release --bin catalog key= "),
+        "{cargo}"
+    );
     assert_eq!(
-        cargo.trim(),
+        calls[1],
         "run --release --bin catalog -- load data/products.json key=ASIAEXPORTED \
-         token=session region=eu-west-1 table=Products"
+         secret=se/cr+et== token=session region=eu-west-1 table=Products"
+    );
+    assert!(!project.path("pwned").exists());
+    for secret in ["se/cr+et==", "session"] {
+        assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret));
+    }
+}
+
+#[test]
+fn seed_drops_a_stale_session_token_when_the_aws_cli_resolves_long_term_keys() {
+    // GIVEN a profile with keys (no token) and a session token left in the environment
+    let aws = aws_exporting("AWS_ACCESS_KEY_ID=AKIASTATIC\nAWS_SECRET_ACCESS_KEY=sec");
+    // WHEN make seed runs
+    let (run, cargo) = seed(Some(&aws), &[("AWS_SESSION_TOKEN", "stale")]);
+    // THEN the keys go without it (AWS would refuse the pair)
+    assert!(run.success, "{}", run.stderr);
+    assert!(
+        cargo.contains("load data/products.json key=AKIASTATIC secret=sec token= region="),
+        "{cargo}"
     );
 }
 
 #[test]
 fn seed_goes_on_with_the_cli_s_own_credentials_when_the_aws_cli_exports_none() {
-    // GIVEN an AWS CLI that cannot export (v1, or no credentials), and keys in the
-    // environment
-    let aws = r#"echo "aws: error: argument operation: Invalid choice" >&2; exit 252"#;
-    let keys = [("AWS_ACCESS_KEY_ID", "AKIAOWN"), ("AWS_SESSION_TOKEN", "")];
-    for aws in [Some(aws), None] {
+    // GIVEN an AWS CLI that cannot export (v1, or an ended IAM Identity Center session),
+    // or none, and credentials in the environment
+    let v1 = r#"echo "aws: error: argument operation: Invalid choice" >&2; exit 2"#;
+    let own = [
+        ("AWS_ACCESS_KEY_ID", "AKIAOWN"),
+        ("AWS_SESSION_TOKEN", "own"),
+    ];
+    for aws in [Some(v1), None] {
         // WHEN make seed runs
-        let (run, cargo) = seed(aws, &keys);
+        let (run, cargo) = seed(aws, &own);
         // THEN the catalog CLI runs with what it finds itself, saying so when the AWS CLI
         // failed
         assert!(run.success, "{}", run.stderr);
         assert!(
-            cargo.contains("load data/products.json key=AKIAOWN token= region=eu-west-1"),
+            cargo
+                .contains("load data/products.json key=AKIAOWN secret= token=own region=eu-west-1"),
             "{cargo}"
         );
         assert_eq!(
@@ -725,4 +767,18 @@ fn seed_goes_on_with_the_cli_s_own_credentials_when_the_aws_cli_exports_none() {
             run.stderr
         );
     }
+}
+
+#[test]
+fn seed_stops_when_the_stack_s_outputs_cannot_be_read() {
+    // GIVEN no state to read the outputs from (no make bootstrap, say)
+    let (run, cargo) = seed_in(&Project::new(), None, &[]);
+    // THEN make seed stops before building or loading anything, saying why
+    assert!(!run.success);
+    assert!(cargo.is_empty(), "{cargo}");
+    assert!(
+        run.stderr.contains("cannot read the stack's outputs"),
+        "{}",
+        run.stderr
+    );
 }
