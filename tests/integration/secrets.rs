@@ -52,10 +52,18 @@ async fn protected_redis_and_its_secret() -> (RedisServer, Moto, String) {
     (redis, moto, arn)
 }
 
+/// The tests' own client for moto (what they set up, not what they test): the functions'
+/// 3 s bound on a call was too short for moto's first answer while a load test ran
+/// beside it on two cores (two tests failed so in CI, 2026-12-08).
 async fn secrets_manager(moto: &Moto) -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::config::Builder::from(&sdk_config().await)
             .endpoint_url(&moto.endpoint)
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(Duration::from_secs(60))
+                    .build(),
+            )
             .build(),
     )
 }
