@@ -702,6 +702,32 @@ pub fn run_invalidator(
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// A DynamoDB Stream record (`NEW_AND_OLD_IMAGES`) for `id`, as Lambda hands it to
+/// `cache-invalidator`.
+pub fn stream_record(
+    event_name: &str,
+    id: &str,
+    new_image: Option<&serde_json::Value>,
+    sequence: u32,
+) -> serde_json::Value {
+    serde_json::json!({
+        "eventID": format!("event-{sequence}"),
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "eu-west-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1795338000,
+            "Keys": {"productId": {"S": id}},
+            "NewImage": new_image,
+            "SequenceNumber": sequence.to_string(),
+            "SizeBytes": 100,
+            "StreamViewType": "NEW_AND_OLD_IMAGES"
+        },
+        "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/Products/stream/2026-11-22T09:00:00.000"
+    })
+}
+
 #[test]
 fn a_test_that_panics_leaves_no_product_api_behind() {
     // GIVEN a test that starts product-api and then fails

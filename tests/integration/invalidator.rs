@@ -5,31 +5,14 @@ use product_catalog::app;
 use product_catalog::item::item_from_json;
 use serde_json::{Value, json};
 
-use crate::helpers::{CacheServer, api_config, on_each_engine, run_invalidator, sample_table};
+use crate::helpers::{
+    CacheServer, api_config, on_each_engine, run_invalidator, sample_table, stream_record,
+};
 
 /// Runs the invalidator on one event, as the local (stdin) mode does.
 fn invalidate(server: &CacheServer, event: &Value) -> Value {
     let (var, url) = server.env();
     run_invalidator(&[(var, url.as_ref())], event)
-}
-
-fn record(event_name: &str, id: &str, new_image: Option<&Value>, sequence: u32) -> Value {
-    json!({
-        "eventID": format!("event-{sequence}"),
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "eu-west-1",
-        "dynamodb": {
-            "ApproximateCreationDateTime": 1795338000,
-            "Keys": {"productId": {"S": id}},
-            "NewImage": new_image,
-            "SequenceNumber": sequence.to_string(),
-            "SizeBytes": 100,
-            "StreamViewType": "NEW_AND_OLD_IMAGES"
-        },
-        "eventSourceARN": "arn:aws:dynamodb:eu-west-1:123456789012:table/Products/stream/2026-11-22T09:00:00.000"
-    })
 }
 
 on_each_engine! {
@@ -60,7 +43,7 @@ async fn modify_and_remove_records_are_visible_on_the_next_get(engine: Engine) {
     let image = serde_json::to_value(&updated).unwrap();
     let reply = invalidate(
         &redis,
-        &json!({"Records": [record("MODIFY", "P-10060", Some(&image), 1)]}),
+        &json!({"Records": [stream_record("MODIFY", "P-10060", Some(&image), 1)]}),
     );
     assert_eq!(reply["batchItemFailures"], json!([]));
 
@@ -85,7 +68,7 @@ async fn modify_and_remove_records_are_visible_on_the_next_get(engine: Engine) {
         .unwrap();
     invalidate(
         &redis,
-        &json!({"Records": [record("REMOVE", "P-10060", None, 2)]}),
+        &json!({"Records": [stream_record("REMOVE", "P-10060", None, 2)]}),
     );
     assert_eq!(api.handle(&get("P-10060")).await.status(), 404);
 }
@@ -98,7 +81,7 @@ async fn with_the_cache_down_the_first_record_is_reported_for_retry(engine: Engi
     let mut redis = CacheServer::start(engine);
     redis.stop();
     let image = json!({"productId": {"S": "x"}});
-    let event = json!({"Records": [record("MODIFY", "x", Some(&image), 41), record("MODIFY", "x", Some(&image), 42)]});
+    let event = json!({"Records": [stream_record("MODIFY", "x", Some(&image), 41), stream_record("MODIFY", "x", Some(&image), 42)]});
     // WHEN a batch of two records arrives THEN the first is reported, so Lambda retries from it
     let reply = invalidate(&redis, &event);
     assert_eq!(
