@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 # cargo's JSON messages from the build of these zips (make package writes them).
 messages=${1:?usage: check-lambda-binaries.sh CARGO_JSON_MESSAGES (make package passes them)}
 max_glibc=2.34
+# Without them a check would fail with a wrong reason, or pass unseen (readelf's).
+for tool in file readelf objdump python3; do
+  command -v "$tool" > /dev/null ||
+    { echo "error: $tool is missing: the zips' checks need file, binutils (readelf, objdump) and python3" >&2; exit 1; }
+done
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -34,7 +39,7 @@ for function in product-api cache-invalidator; do
     echo "error: $function needs glibc $needed, but provided.al2023 has $max_glibc" >&2
     exit 1
   fi
-  printf '%s: %s, bootstrap %s bytes, %s: loads on provided.al2023\n' "$function" "$zip" "$(stat -c %s "$binary")" "$verdict"
+  printf '%s: %s, bootstrap %s bytes, %s: loads on provided.al2023\n' "$function" "$zip" "$(wc -c < "$binary" | tr -d ' ')" "$verdict"
 done
 
 scripts/check-aws-lc-build.sh "$messages"

@@ -70,8 +70,8 @@ stack_vars() {
 
 plan() {
   init
-  local vars_args
-  mapfile -t vars_args < <(stack_vars)
+  local vars_args=() line
+  while IFS= read -r line; do vars_args+=("$line"); done < <(stack_vars)
   "${tf[@]}" plan -input=false "${vars_args[@]}" -out="$plan" "$@"
 }
 

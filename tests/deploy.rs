@@ -782,3 +782,64 @@ fn seed_stops_when_the_stack_s_outputs_cannot_be_read() {
         run.stderr
     );
 }
+
+// --- Portability of the scripts ----------------------------------------------------------
+
+/// Where `name` is on this process's PATH.
+fn on_path(name: &str) -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap())
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("{name} is not on PATH"))
+}
+
+#[test]
+fn the_package_check_names_a_missing_tool_instead_of_failing_on_it() {
+    // GIVEN a machine with file and python3 but no binutils (readelf, objdump)
+    let bin = tempfile::tempdir().unwrap();
+    for tool in ["dirname", "file", "python3"] {
+        std::os::unix::fs::symlink(on_path(tool), bin.path().join(tool)).unwrap();
+    }
+    // WHEN make package checks the zips
+    let output = Command::new(on_path("bash"))
+        .arg(repo().join("scripts/check-lambda-binaries.sh"))
+        .arg("messages.json")
+        .env("PATH", bin.path())
+        .output()
+        .unwrap();
+    // THEN it stops before any check, naming what is missing (without readelf the
+    // symbol-table check would have passed unseen, without objdump the glibc one failed
+    // with a wrong reason)
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error: readelf is missing"), "{stderr}");
+    assert!(stderr.contains("binutils"), "{stderr}");
+}
+
+#[test]
+fn the_scripts_use_no_bash_feature_newer_than_macos_bash_3_2() {
+    // Makefile's SHELL is /bin/bash, which is bash 3.2 on macOS.
+    let newer = [
+        "mapfile", "readarray", "declare -A", "local -A", "declare -n", "local -n", "coproc",
+        "wait -n", ",,}", "^^}", "|&", "&>>",
+    ];
+    for entry in fs::read_dir(repo().join("scripts")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|ext| ext != "sh") {
+            continue;
+        }
+        for (number, line) in fs::read_to_string(&path).unwrap().lines().enumerate() {
+            if line.trim_start().starts_with('#') {
+                continue;
+            }
+            for feature in newer {
+                assert!(
+                    !line.contains(feature),
+                    "{}:{}: {feature:?} needs bash 4: {line}",
+                    path.display(),
+                    number + 1
+                );
+            }
+        }
+    }
+}
