@@ -258,7 +258,16 @@ pub async fn connect_redis_with(
     let read_token = async {
         if let Some((arn, sender)) = token {
             let secret = aws::AuthSecret::open(sdk, arn).await;
-            sender.hand_over(secret.read().await?).await;
+            match secret.read().await {
+                Ok(token) => sender.hand_over(token).await,
+                // A secret that is missing, refused or wrong stops start-up, naming it.
+                Err(err) if !err.may_pass => return Err(err.into()),
+                // Secrets Manager failing for a while must not take the API down: the
+                // cache is bypassed (served from the table) until a read succeeds.
+                Err(err) => {
+                    warn!(error = %report(&err), "serving from the table without the cache until the token is read");
+                }
+            }
             tokio::spawn(sender.follow_rotations(move || {
                 let secret = secret.clone();
                 async move { secret.read().await }

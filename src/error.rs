@@ -179,14 +179,8 @@ pub enum StartError {
     Catalog(#[from] ItemError),
     #[error("the Redis client could not be built")]
     Cache(#[from] CacheError),
-    #[error(
-        "REDIS_AUTH_SECRET_ARN={arn}: the Redis AUTH token could not be read from Secrets Manager"
-    )]
-    Secret {
-        arn: String,
-        #[source]
-        source: BoxError,
-    },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
     #[error(
         "REDIS_IAM_USER={user}: no IAM authentication token can be signed for REDIS_IAM_CACHE={cache}"
     )]
@@ -198,6 +192,18 @@ pub enum StartError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// The ElastiCache AUTH token could not be read from its secret.
+#[derive(Debug, Error)]
+#[error("REDIS_AUTH_SECRET_ARN={arn}: the Redis AUTH token could not be read from Secrets Manager")]
+pub struct SecretError {
+    pub arn: String,
+    #[source]
+    pub source: BoxError,
+    /// Whether the read may succeed later by itself (Secrets Manager timed out, was
+    /// throttled or failed on its side), as opposed to a refusal or a wrong secret.
+    pub may_pass: bool,
 }
 
 /// An error and its chain of causes on one line, for logs.

@@ -820,8 +820,18 @@ fn the_package_check_names_a_missing_tool_instead_of_failing_on_it() {
 fn the_scripts_use_no_bash_feature_newer_than_macos_bash_3_2() {
     // Makefile's SHELL is /bin/bash, which is bash 3.2 on macOS.
     let newer = [
-        "mapfile", "readarray", "declare -A", "local -A", "declare -n", "local -n", "coproc",
-        "wait -n", ",,}", "^^}", "|&", "&>>",
+        "mapfile",
+        "readarray",
+        "declare -A",
+        "local -A",
+        "declare -n",
+        "local -n",
+        "coproc",
+        "wait -n",
+        ",,}",
+        "^^}",
+        "|&",
+        "&>>",
     ];
     for entry in fs::read_dir(repo().join("scripts")).unwrap() {
         let path = entry.unwrap().path();

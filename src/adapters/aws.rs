@@ -5,10 +5,14 @@
 
 use std::time::Duration;
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
 use crate::adapters::dns::EarlyLookups;
 use crate::adapters::early_connection::EarlyConnection;
 use crate::config::SecretArn;
-use crate::error::{BoxError, StartError};
+use crate::error::{BoxError, SecretError};
 use crate::tls::TrustedRoots;
 
 /// How long a new connection to an AWS endpoint may take.
@@ -329,12 +333,13 @@ impl AuthSecret {
     /// Reads the secret's string value.
     ///
     /// # Errors
-    /// [`StartError::Secret`] naming the secret when it cannot be read or holds no
-    /// string.
-    pub async fn read(&self) -> Result<String, StartError> {
-        let failed = |source: BoxError| StartError::Secret {
+    /// [`SecretError`] naming the secret when it cannot be read or holds no token; it
+    /// says whether the failure may pass by itself ([`read_may_pass`]).
+    pub async fn read(&self) -> Result<String, SecretError> {
+        let failed = |source: BoxError, may_pass| SecretError {
             arn: self.arn.as_str().to_owned(),
             source,
+            may_pass,
         };
         let secret = self
             .client
@@ -342,18 +347,49 @@ impl AuthSecret {
             .secret_id(self.arn.as_str())
             .send()
             .await
-            .map_err(|err| failed(err.into()))?;
-        auth_token(secret.secret_string).map_err(|why| failed(why.into()))
+            .map_err(|err| {
+                let may_pass = read_may_pass(&err);
+                failed(err.into(), may_pass)
+            })?;
+        auth_token(secret.secret_string).map_err(|why| failed(why.into(), false))
     }
 }
 
-/// The AUTH token a secret's string value holds. An empty one is no token: `AUTH ""`
-/// would only be refused, for good, as a wrong password.
+/// Whether a failed call may succeed later by itself, past the SDK's own retries: no
+/// answer in time, an answer cut short, or one that says to try again (the service's
+/// own fault, throttling). Not a connection that could not be made (a refused
+/// handshake, no route, an unknown name): at start-up that is most often a setting
+/// (`TRUSTED_ROOTS`, a security group, the endpoint), which must stop the process,
+/// saying so, where the first deploy's `make smoke` and logs show it.
+pub fn read_may_pass<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(service) => {
+            answer_may_pass(service.raw().status().as_u16(), service.err().code())
+        }
+        _ => false,
+    }
+}
+
+/// Whether an AWS service's error answer says to try again: a 5xx, or a code the SDK
+/// itself retries as throttling or as a transient fault.
+pub fn answer_may_pass(status: u16, code: Option<&str>) -> bool {
+    use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
+    (500..600).contains(&status)
+        || code.is_some_and(|code| {
+            THROTTLING_ERRORS.contains(&code) || TRANSIENT_ERRORS.contains(&code)
+        })
+}
+
+/// The AUTH token a secret's string value holds, without surrounding whitespace (a
+/// secret saved by hand with `echo` ends with a newline; an ElastiCache token holds no
+/// whitespace). An empty one is no token: `AUTH ""` would only be refused, for good, as
+/// a wrong password.
 fn auth_token(value: Option<String>) -> Result<String, &'static str> {
-    match value {
+    match value.as_deref().map(str::trim) {
         None => Err("the secret has no string value"),
-        Some(token) if token.is_empty() => Err("the secret's string value is empty"),
-        Some(token) => Ok(token),
+        Some("") => Err("the secret's string value is empty"),
+        Some(token) => Ok(token.to_owned()),
     }
 }
 
@@ -624,6 +660,57 @@ mod tests {
                 .unwrap_err()
                 .contains("no string value")
         );
+        // GIVEN a secret saved by hand with its newline, or only whitespace
+        // THEN the token is what is around it: ElastiCache tokens hold no whitespace
+        assert_eq!(
+            super::auth_token(Some(" t0ken-from-hand\n".to_owned())),
+            Ok("t0ken-from-hand".to_owned())
+        );
+        assert!(
+            super::auth_token(Some(" \r\n".to_owned()))
+                .unwrap_err()
+                .contains("empty")
+        );
+    }
+
+    #[test]
+    fn a_failed_read_may_pass_only_when_aws_says_to_try_again_or_did_not_answer() {
+        use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+        use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+        use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
+        use aws_smithy_types::body::SdkBody;
+        let answered = |status: u16, code: &str| {
+            SdkError::service_error(
+                GetSecretValueError::generic(
+                    aws_sdk_secretsmanager::error::ErrorMetadata::builder()
+                        .code(code)
+                        .build(),
+                ),
+                HttpResponse::new(status.try_into().unwrap(), SdkBody::empty()),
+            )
+        };
+        // GIVEN Secrets Manager's own fault, throttling, or no answer in time
+        // THEN the read may succeed later
+        for may_pass in [
+            answered(500, "InternalServiceError"),
+            answered(503, "ServiceUnavailable"),
+            answered(400, "ThrottlingException"),
+            answered(400, "RequestTimeoutException"),
+            SdkError::timeout_error("no answer within 3 s"),
+        ] {
+            assert!(super::read_may_pass(&may_pass), "{may_pass:?}");
+        }
+        // GIVEN a refusal, a wrong secret, or no connection at all (a refused
+        // handshake, no route) THEN it will not pass by itself: start-up stops
+        for refused in [
+            answered(400, "ResourceNotFoundException"),
+            answered(400, "AccessDeniedException"),
+            answered(400, "DecryptionFailure"),
+            answered(400, "InvalidRequestException"),
+            SdkError::dispatch_failure(ConnectorError::io("handshake refused".into())),
+        ] {
+            assert!(!super::read_may_pass(&refused), "{refused:?}");
+        }
     }
 
     #[test]

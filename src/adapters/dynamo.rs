@@ -414,13 +414,10 @@ fn transient(err: &SdkError<DescribeTableError, HttpResponse>) -> bool {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
-        SdkError::ServiceError(service) => {
-            service.raw().status().is_server_error()
-                || matches!(
-                    service.err().meta().code(),
-                    Some("ThrottlingException" | "LimitExceededException" | "RequestLimitExceeded")
-                )
-        }
+        SdkError::ServiceError(service) => crate::adapters::aws::answer_may_pass(
+            service.raw().status().as_u16(),
+            service.err().meta().code(),
+        ),
         _ => false,
     }
 }

@@ -193,12 +193,32 @@ impl TokenSender {
     /// token (the secret not updated yet, or wrong) spaces out the next one, from 1 s
     /// doubling to 5 min, so that a wrong secret costs a read every few minutes, not one
     /// per reconnection attempt; 5 min without a refusal start the spacing over.
+    ///
+    /// When no token has come yet (start-up's read failed in a way that may pass), it
+    /// first reads until one does, from 1 s doubling to [`FIRST_READ_MAX`].
     pub async fn follow_rotations<F, Fut, E>(self, mut read: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<String, E>>,
         E: std::error::Error,
     {
+        let mut first_reads = first_read_pauses();
+        while matches!(*self.state.borrow(), TokenState::Pending) {
+            let pause = first_reads.next().unwrap_or(FIRST_READ_MAX);
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.state.closed() => return,
+            }
+            match read().await {
+                Ok(token) => {
+                    self.send(token);
+                    tracing::info!("the AUTH token was read; connecting to Redis with it");
+                }
+                Err(err) => {
+                    tracing::warn!(error = %crate::error::report(&err), "the AUTH token could not be read yet; the cache stays bypassed");
+                }
+            }
+        }
         let mut pauses = reread_pauses();
         loop {
             let waiting = tokio::time::Instant::now();
@@ -236,6 +256,19 @@ impl TokenSender {
 const REREAD_MIN: Duration = Duration::from_secs(1);
 /// The longest, while reads bring no token Redis takes.
 const REREAD_MAX: Duration = Duration::from_secs(300);
+
+/// The longest time between two reads of a token that has not come yet: the cache is
+/// bypassed meanwhile.
+const FIRST_READ_MAX: Duration = Duration::from_secs(30);
+
+fn first_read_pauses() -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder as _;
+    backon::ExponentialBuilder::default()
+        .with_min_delay(REREAD_MIN)
+        .with_max_delay(FIRST_READ_MAX)
+        .without_max_times()
+        .build()
+}
 
 fn reread_pauses() -> backon::ExponentialBackoff {
     use backon::BackoffBuilder as _;
@@ -916,6 +949,67 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(600), following)
             .await
             .expect("still following a token no pool holds")
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_start_up_could_not_read_is_read_again_until_it_comes() {
+        use std::sync::{Arc, Mutex};
+        // GIVEN no token yet (start-up's read failed in a way that may pass), and a
+        // secret that cannot be read for 20 s
+        let (sender, pending) = PendingToken::new();
+        let secret = Arc::new(Mutex::new((0_u32, Err::<&str, _>("InternalServiceError"))));
+        let following = tokio::spawn(sender.follow_rotations({
+            let secret = Arc::clone(&secret);
+            move || {
+                let mut secret = secret.lock().unwrap();
+                secret.0 += 1;
+                let value = secret.1.map(str::to_owned).map_err(std::io::Error::other);
+                async move { value }
+            }
+        }));
+        let reads = || secret.lock().unwrap().0;
+        // WHEN time passes THEN it is read again 1, 2, 4 and 8 s apart, not at once (the
+        // failed read was start-up's)
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(reads(), 0);
+        tokio::time::sleep(Duration::from_millis(19_500)).await;
+        assert_eq!(reads(), 4, "reads at 1, 3, 7 and 15 s");
+        assert!(pending.wait().await.is_err(), "a token came from nowhere");
+        // WHEN the secret can be read again THEN the next read brings the token, which
+        // connections then send
+        secret.lock().unwrap().1 = Ok("t0ken");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        assert_eq!(reads(), 5, "the read at 31 s");
+        assert_eq!(pending.wait().await.unwrap(), "t0ken");
+        // AND from then on only a refusal makes it read
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert_eq!(reads(), 5);
+        pending.refused_by_redis(&FredError::new(ErrorKind::Auth, "WRONGPASS"));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(reads(), 6);
+        // WHEN no pool holds the token any more THEN the task ends
+        drop(pending);
+        tokio::time::timeout(Duration::from_secs(600), following)
+            .await
+            .expect("still following a token no pool holds")
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reading_a_token_that_never_comes_ends_when_no_pool_waits_for_it() {
+        // GIVEN no token yet and a secret that cannot be read
+        let (sender, pending) = PendingToken::new();
+        let following = tokio::spawn(sender.follow_rotations(|| async {
+            Err::<String, _>(std::io::Error::other("ThrottlingException"))
+        }));
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        // WHEN the pools are gone (the process is stopping) THEN so is the task, within
+        // the pause it was in
+        drop(pending);
+        tokio::time::timeout(Duration::from_secs(1), following)
+            .await
+            .expect("still reading a token no pool waits for")
             .unwrap();
     }
 

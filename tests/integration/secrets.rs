@@ -434,3 +434,129 @@ async fn connected_clients(client: &fred::clients::Client) -> u64 {
         .and_then(|count| count.trim().parse().ok())
         .expect("INFO clients has connected_clients")
 }
+
+/// Secrets Manager's stand-in for a fault on its side: an HTTP endpoint in front of
+/// moto that answers every request with `status` and the AWS error `code` until healed,
+/// then lets connections through to moto.
+struct FailingFront {
+    port: u16,
+    healed: tokio::sync::watch::Sender<bool>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FailingFront {
+    async fn start(moto: &Moto, status: u16, code: &'static str) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let upstream: u16 = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (healed, is_healed) = tokio::sync::watch::channel(false);
+        let failed = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = failed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if *is_healed.borrow() {
+                    tokio::spawn(async move {
+                        if let Ok(mut server) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                        {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        }
+                    });
+                    continue;
+                }
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    // The request's head, then its body: the answer must come after both.
+                    let mut request = Vec::new();
+                    let mut chunk = [0; 4096];
+                    loop {
+                        let Ok(read @ 1..) = client.read(&mut chunk).await else {
+                            return;
+                        };
+                        request.extend_from_slice(&chunk[..read]);
+                        let text = String::from_utf8_lossy(&request);
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length = text[..end]
+                                .lines()
+                                .find_map(|line| {
+                                    let (name, value) = line.split_once(':')?;
+                                    name.eq_ignore_ascii_case("content-length")
+                                        .then(|| value.trim().parse::<usize>().ok())?
+                                })
+                                .unwrap_or(0);
+                            if request.len() >= end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let body = format!(r#"{{"__type":"{code}","message":"injected by the test"}}"#);
+                    let reply = format!(
+                        "HTTP/1.1 {status} Injected\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-errortype: {code}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = client.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        Self {
+            port,
+            healed,
+            failed,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Requests answered with the fault so far.
+    fn failed(&self) -> usize {
+        self.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// New connections go through to moto from now on.
+    fn heal(&self) {
+        self.healed.send_replace(true);
+    }
+}
+
+#[tokio::test]
+async fn secrets_manager_failing_at_start_up_costs_the_cache_only_until_it_answers() {
+    for (status, code) in [(500, "InternalServiceError"), (400, "ThrottlingException")] {
+        // GIVEN Secrets Manager failing on its side (or throttling) as product-api starts
+        let (redis, moto, arn) = protected_redis_and_its_secret().await;
+        let table = sample_table().await;
+        let front = FailingFront::start(&moto, status, code).await;
+        let env = with_secret(service_env(&redis.url(), &table), &arn, &front.endpoint());
+
+        // WHEN product-api starts THEN it does, and serves from the table
+        let (_server, port) = product_api(&env);
+        assert_eq!(x_cache_of(port).await, ["BYPASS", "BYPASS"], "{code}");
+        assert!(front.failed() >= 1, "{code}: the secret was not read");
+
+        // WHEN Secrets Manager answers again THEN the cache is used within seconds,
+        // without a restart
+        front.heal();
+        let healed = Instant::now();
+        loop {
+            let response = reqwest::get(format!("http://127.0.0.1:{port}/product/P-10090"))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{code}");
+            if response.headers()["x-cache"] == "HIT" {
+                break;
+            }
+            assert!(
+                healed.elapsed() < Duration::from_secs(15),
+                "{code}: no HIT 15 s after Secrets Manager answered again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        eprintln!(
+            "{code}: HIT {:?} after Secrets Manager answered again",
+            healed.elapsed()
+        );
+    }
+}
