@@ -2,6 +2,9 @@
 # both plan with this file, so a setting made here holds for every way of deploying.
 # Copy it to <env>.tfvars for another environment (make ... DEPLOY_ENV=<env>). Every variable is
 # described in terraform/variables.tf; what is left out keeps its default.
+# Another environment in the same account and region also needs its own table_name
+# (default "Products") and metrics_namespace (default "ProductCatalog"), the two names
+# that `name` does not prefix, and manage_api_gateway_logging = false (one per account and region).
 
 name       = "product-catalog"
 aws_region = "eu-west-1"
