@@ -67,6 +67,10 @@ pub enum ItemError {
     NumberOutOfRange(String),
     #[error("the item is {0} bytes as DynamoDB counts them; the limit is 409600 (400 KB)")]
     TooLarge(usize),
+    #[error("an attribute name of {0} bytes; DynamoDB takes 1 to 65536")]
+    AttributeName(usize),
+    #[error("lists and maps nested more than 32 levels deep, which DynamoDB refuses")]
+    TooDeep,
     #[error("same productId as item [{first}]")]
     Duplicate { first: usize },
     #[error("invalid JSON")]

@@ -28,6 +28,10 @@ pub const MAX_ITEM_BYTES: usize = 400 * 1024;
 /// DynamoDB numbers: at most 38 significant digits, magnitude from 1e-130 up to (not
 /// including) 1e126, i.e. the leading digit's power of ten is from -130 to 125.
 const MAX_NUMBER_DIGITS: usize = 38;
+/// An attribute name is 1 byte to 64 KB (DynamoDB's naming rules).
+const MAX_ATTRIBUTE_NAME_BYTES: usize = 64 * 1024;
+/// Lists and maps nest at most 32 levels deep (DynamoDB's constraints).
+const MAX_NESTING: usize = 32;
 const NUMBER_EXPONENTS: std::ops::RangeInclusive<i64> = -130..=125;
 
 /// Converts a DynamoDB item into the product JSON served and cached.
@@ -128,8 +132,8 @@ pub fn catalog_from_json(text: &str) -> Result<Vec<Item>, CatalogError> {
 }
 
 /// Checks what would make an item unusable: an id the API refuses (so it could never be
-/// read, or deleted with the CLI), a number DynamoDB refuses, or a size over 400 KB.
-/// Returns its id.
+/// read, or deleted with the CLI), a number DynamoDB refuses, an attribute name it
+/// refuses, documents nested deeper than it takes, or a size over 400 KB. Returns its id.
 ///
 /// # Errors
 /// The first [`ItemError`] found.
@@ -137,7 +141,10 @@ pub fn check_item(item: &Item) -> Result<ProductId, ItemError> {
     let id = ProductId::parse(item_id(item).ok_or(ItemError::MissingId)?)?;
     let mut size = 0;
     for (name, value) in item.iter() {
-        size += name.len() + attribute_size(value)?;
+        if name.is_empty() || name.len() > MAX_ATTRIBUTE_NAME_BYTES {
+            return Err(ItemError::AttributeName(name.len()));
+        }
+        size += name.len() + attribute_size(value, 0)?;
     }
     if size > MAX_ITEM_BYTES {
         return Err(ItemError::TooLarge(size));
@@ -146,8 +153,12 @@ pub fn check_item(item: &Item) -> Result<ProductId, ItemError> {
 }
 
 /// An attribute value's size as DynamoDB counts it (its name not included), checking
-/// every number on the way.
-fn attribute_size(value: &AttributeValue) -> Result<usize, ItemError> {
+/// every number and the documents' nesting on the way; `depth` is how many lists and
+/// maps hold the value.
+fn attribute_size(value: &AttributeValue, depth: usize) -> Result<usize, ItemError> {
+    if depth >= MAX_NESTING && matches!(value, AttributeValue::L(_) | AttributeValue::M(_)) {
+        return Err(ItemError::TooDeep);
+    }
     Ok(match value {
         AttributeValue::S(s) => s.len(),
         AttributeValue::N(n) => number_size(n)?,
@@ -157,14 +168,14 @@ fn attribute_size(value: &AttributeValue) -> Result<usize, ItemError> {
         AttributeValue::L(list) => {
             let mut size = 3 + list.len();
             for element in list {
-                size += attribute_size(element)?;
+                size += attribute_size(element, depth + 1)?;
             }
             size
         }
         AttributeValue::M(map) => {
             let mut size = 3 + map.len();
             for (name, element) in map {
-                size += name.len() + attribute_size(element)?;
+                size += name.len() + attribute_size(element, depth + 1)?;
             }
             size
         }
@@ -547,12 +558,71 @@ mod tests {
         ]);
         let mut size = 0;
         for (name, value) in nested.iter() {
-            size += name.len() + attribute_size(value).unwrap();
+            size += name.len() + attribute_size(value, 0).unwrap();
         }
         assert_eq!(size, 10 + 1 + (3 + 1 + 2 + (3 + 2 + 1 + 1)));
         // And ids the API refuses are refused here too.
         let slash = item(vec![("productId", AttributeValue::S("a/b".into()))]);
         assert!(matches!(check_item(&slash), Err(ItemError::InvalidId(_))));
+    }
+
+    #[test]
+    fn names_and_nesting_are_checked_against_dynamodb_s_rules() {
+        let with = |name: &str, value: AttributeValue| {
+            item(vec![
+                ("productId", AttributeValue::S("p".into())),
+                (name, value),
+            ])
+        };
+        let nested = |levels: usize| {
+            let mut value = AttributeValue::S("x".into());
+            for level in 0..levels {
+                value = if level % 2 == 0 {
+                    AttributeValue::M(HashMap::from([("a".to_owned(), value)]))
+                } else {
+                    AttributeValue::L(vec![value])
+                };
+            }
+            value
+        };
+        // GIVEN names of 1 byte and of 64 KB, and lists and maps 32 levels deep
+        // THEN DynamoDB takes them
+        assert!(check_item(&with("n", AttributeValue::Null(true))).is_ok());
+        assert!(check_item(&with(&"n".repeat(65_536), AttributeValue::Null(true))).is_ok());
+        assert!(check_item(&with("d", nested(32))).is_ok());
+        // GIVEN an empty name, one over 64 KB, or a 33rd level THEN the item is refused
+        // before anything is written (a load would otherwise stop part-way)
+        assert!(matches!(
+            check_item(&with("", AttributeValue::Null(true))),
+            Err(ItemError::AttributeName(0))
+        ));
+        assert!(matches!(
+            check_item(&with(&"n".repeat(65_537), AttributeValue::Null(true))),
+            Err(ItemError::AttributeName(65_537))
+        ));
+        assert!(matches!(
+            check_item(&with("d", nested(33))),
+            Err(ItemError::TooDeep)
+        ));
+        // AND a catalog file names it
+        let deep = format!(
+            r#"[{{"productId":"P-1","d":{}1{}}}, {{"productId":"P-2","":1}}]"#,
+            "[".repeat(33),
+            "]".repeat(33)
+        );
+        let shown = catalog_from_json(&deep).unwrap_err().to_string();
+        assert_eq!(shown, "2 of 2 items are invalid");
+        match catalog_from_json(&deep) {
+            Err(CatalogError::BadItems { bad, .. }) => {
+                assert!(bad[0].to_string().contains("32 levels"), "{}", bad[0]);
+                assert!(
+                    bad[1].to_string().contains("attribute name of 0 bytes"),
+                    "{}",
+                    bad[1]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
