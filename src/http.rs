@@ -81,7 +81,7 @@ impl<C: Cache, S: ProductStore> Api<C, S> {
     pub async fn handle<B>(&self, request: &Request<B>) -> Response<Bytes> {
         let started = Instant::now();
         let request_id = request_id(request);
-        let mut response = match self.answer(request).await {
+        let mut response = match self.answer(request, &request_id).await {
             Ok(response) => response,
             Err(err) => error_response(&err, &request_id),
         };
@@ -102,14 +102,30 @@ impl<C: Cache, S: ProductStore> Api<C, S> {
         response
     }
 
-    async fn answer<B>(&self, request: &Request<B>) -> Result<Response<Bytes>, ApiError> {
+    async fn answer<B>(
+        &self,
+        request: &Request<B>,
+        request_id: &str,
+    ) -> Result<Response<Bytes>, ApiError> {
         let raw_id = route(request)?;
         if !matches!(*request.method(), Method::GET | Method::HEAD) {
             return Err(ApiError::MethodNotAllowed);
         }
         let id = ProductId::parse(&raw_id)?;
-        let served = self.service.get(&id).await?;
-        Ok(self.product_response(request.headers(), served))
+        match self.service.read(&id).await {
+            (Ok(product), cache) => {
+                Ok(self.product_response(request.headers(), Served { product, cache }))
+            }
+            // A missing id is cached too: where its 404 came from, as for a product.
+            (Err(err @ ServiceError::NotFound(_)), cache) => {
+                let mut response = error_response(&err.into(), request_id);
+                response
+                    .headers_mut()
+                    .insert(X_CACHE, HeaderValue::from_static(cache.as_str()));
+                Ok(response)
+            }
+            (Err(err), _) => Err(err.into()),
+        }
     }
 
     fn product_response(&self, request_headers: &HeaderMap, served: Served) -> Response<Bytes> {

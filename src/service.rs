@@ -85,7 +85,7 @@ pub struct Served {
 }
 
 /// The result of one lookup, shared by every request that joined it.
-type Outcome = (Result<Product, ServiceError>, CacheStatus);
+pub type Outcome = (Result<Product, ServiceError>, CacheStatus);
 
 /// Which way a lookup goes: requests join only a lookup going their own way, so the
 /// label each one reports is true of it (a request whose cache call failed never
@@ -252,6 +252,13 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
     /// [`ServiceError::NotFound`] when the table has no such product,
     /// [`ServiceError::Store`] when the table cannot answer.
     pub async fn get(&self, id: &ProductId) -> Result<Served, ServiceError> {
+        let (result, cache) = self.read(id).await;
+        result.map(|product| Served { product, cache })
+    }
+
+    /// [`Self::get`], with where the answer came from whatever it is: a missing id is
+    /// cached too (`X-Cache` on a 404).
+    pub async fn read(&self, id: &ProductId) -> Outcome {
         let key = id.cache_key();
         let (result, cache) = match self.l1.as_ref().and_then(|l1| l1.get(&key)) {
             Some(product) => (Ok(product), CacheStatus::Hit),
@@ -263,7 +270,7 @@ impl<C: Cache, S: ProductStore> ProductService<C, S> {
             }
         };
         self.count(&result, cache);
-        result.map(|product| Served { product, cache })
+        (result, cache)
     }
 
     /// Metrics for one answered request (an L1 hit counts as a hit).

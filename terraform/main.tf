@@ -209,19 +209,20 @@ module "api" {
 module "monitoring" {
   source = "./modules/monitoring"
 
-  name                      = var.name
-  metrics_namespace         = var.metrics_namespace
-  api_name                  = module.api.rest_api_name
-  api_stage_name            = module.api.stage_name
-  product_api_function_name = module.functions.product_api_function_name
-  invalidator_function_name = module.functions.cache_invalidator_function_name
-  table_name                = module.data.table_name
-  cache_serverless          = var.cache_serverless
-  cache_engine              = var.cache_engine
-  cache_metric_dimensions   = module.cache.metric_dimensions
-  kms_key_arn               = aws_kms_key.this.arn
-  alarm_email               = var.alarm_email
-  min_hit_ratio             = var.min_hit_ratio
+  name                       = var.name
+  metrics_namespace          = var.metrics_namespace
+  api_name                   = module.api.rest_api_name
+  api_stage_name             = module.api.stage_name
+  product_api_function_name  = module.functions.product_api_function_name
+  invalidator_function_name  = module.functions.cache_invalidator_function_name
+  stream_failures_queue_name = module.functions.stream_failures_queue_name
+  table_name                 = module.data.table_name
+  cache_serverless           = var.cache_serverless
+  cache_engine               = var.cache_engine
+  cache_metric_dimensions    = module.cache.metric_dimensions
+  kms_key_arn                = aws_kms_key.this.arn
+  alarm_email                = var.alarm_email
+  min_hit_ratio              = var.min_hit_ratio
 }
 
 module "pipeline" {

@@ -273,11 +273,14 @@ async fn unknown_products_and_paths_get_404_json() {
     // GIVEN an id the catalog lacks, and paths outside /product/{id}
     let api = api();
     // WHEN each is requested THEN a 404 JSON error
-    assert_error(
-        &send(&api, &rest_event("no-such-product", "GET")).await,
-        StatusCode::NOT_FOUND,
-        "not_found",
-    );
+    let missing = send(&api, &rest_event("no-such-product", "GET")).await;
+    assert_error(&missing, StatusCode::NOT_FOUND, "not_found");
+    // AND the missing id's says where it came from, as a product's does: the table
+    // first, then the cache, which remembers it (make smoke relies on it)
+    assert_eq!(header(&missing, "x-cache"), "MISS");
+    let again = send(&api, &rest_event("no-such-product", "HEAD")).await;
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header(&again, "x-cache"), "HIT");
     for path in [
         "/",
         "/products",
@@ -286,11 +289,10 @@ async fn unknown_products_and_paths_get_404_json() {
         "/other/product/P-10001",
         "/PRODUCT/P-10001",
     ] {
-        assert_error(
-            &send(&api, &url_event(path, "GET")).await,
-            StatusCode::NOT_FOUND,
-            "not_found",
-        );
+        let response = send(&api, &url_event(path, "GET")).await;
+        assert_error(&response, StatusCode::NOT_FOUND, "not_found");
+        // (nothing was looked up)
+        assert!(response.headers().get("x-cache").is_none(), "{path}");
     }
 }
 

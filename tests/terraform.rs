@@ -457,6 +457,7 @@ fn the_dashboard_and_alarms_use_exactly_the_metrics_the_code_emits() {
         "low_hit_ratio",
         "cache_evictions",
         "stream_iterator_age",
+        "stream_failures",
         "unappliable_records",
     ] {
         assert!(
@@ -464,6 +465,68 @@ fn the_dashboard_and_alarms_use_exactly_the_metrics_the_code_emits() {
                 .resources
                 .contains_key(&("aws_cloudwatch_metric_alarm".to_owned(), alarm.to_owned())),
             "{alarm}"
+        );
+    }
+}
+
+#[test]
+fn records_the_stream_gives_up_on_raise_an_alarm_while_they_are_parked() {
+    // The on-failure queue of the stream's mapping is the one the alarm watches.
+    let functions = module("functions");
+    let mapping = &functions.resources[&(
+        "aws_lambda_event_source_mapping".to_owned(),
+        "stream".to_owned(),
+    )];
+    let destination = mapping
+        .blocks()
+        .find(|b| b.identifier() == "destination_config")
+        .and_then(|config| {
+            config
+                .body()
+                .blocks()
+                .find(|b| b.identifier() == "on_failure")
+        })
+        .and_then(|on_failure| attr(on_failure.body(), "destination_arn"))
+        .map(expr_text);
+    assert_eq!(
+        destination.as_deref(),
+        Some("aws_sqs_queue.stream_failures.arn")
+    );
+    let output = Regex::new(
+        r#"(?s)output "stream_failures_queue_name" \{.*?value\s*=\s*aws_sqs_queue\.stream_failures\.name"#,
+    )
+    .unwrap();
+    assert!(output.is_match(&functions.text));
+    let root = root();
+    assert_eq!(
+        expr_text(&root.calls["monitoring"].1["stream_failures_queue_name"]),
+        "module.functions.stream_failures_queue_name"
+    );
+    // It fires on any message visible, and tells the topic when it starts and ends.
+    let monitoring = module("monitoring");
+    let alarm = &monitoring.resources[&(
+        "aws_cloudwatch_metric_alarm".to_owned(),
+        "stream_failures".to_owned(),
+    )];
+    // (compared without whitespace: the HCL printer spreads lists and objects)
+    let squeezed = |text: &str| text.split_whitespace().collect::<String>();
+    for (name, value) in [
+        ("namespace", "\"AWS/SQS\""),
+        ("metric_name", "\"ApproximateNumberOfMessagesVisible\""),
+        ("dimensions", "{QueueName=var.stream_failures_queue_name}"),
+        ("statistic", "\"Maximum\""),
+        ("threshold", "0"),
+        ("comparison_operator", "\"GreaterThanThreshold\""),
+        ("treat_missing_data", "\"notBreaching\""),
+        ("alarm_actions", "[aws_sns_topic.alarms.arn]"),
+        ("ok_actions", "[aws_sns_topic.alarms.arn]"),
+    ] {
+        assert_eq!(
+            attr(alarm, name)
+                .map(|e| squeezed(&expr_text(e)))
+                .as_deref(),
+            Some(value),
+            "{name}"
         );
     }
 }

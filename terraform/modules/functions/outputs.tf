@@ -13,6 +13,11 @@ output "cache_invalidator_function_name" {
   value       = aws_lambda_function.cache_invalidator.function_name
 }
 
+output "stream_failures_queue_name" {
+  description = "Name of the queue holding stream batches that could not be applied."
+  value       = aws_sqs_queue.stream_failures.name
+}
+
 output "stream_failures_queue_url" {
   description = "Queue holding stream batches that could not be applied."
   value       = aws_sqs_queue.stream_failures.url

@@ -386,6 +386,25 @@ resource "aws_cloudwatch_metric_alarm" "stream_iterator_age" {
   ok_actions          = [aws_sns_topic.alarms.arn]
 }
 
+# Records the mapping gave up on (retries or age spent: the cache unreachable or refusing
+# the invalidator for that long) are parked in the queue; their products may be served as
+# they were cached, until the cache's TTL. Stays in alarm while the queue holds them.
+resource "aws_cloudwatch_metric_alarm" "stream_failures" {
+  alarm_name          = "${var.name}-stream-failures"
+  alarm_description   = "Stream records cache-invalidator could not apply were parked in ${var.stream_failures_queue_name}: those products were served as cached until their cache TTL. Read the messages (they name the shard and sequence numbers), fix the cause in cache-invalidator's log, then purge the queue."
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = var.stream_failures_queue_name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
 resource "aws_cloudwatch_metric_alarm" "unappliable_records" {
   alarm_name          = "${var.name}-unappliable-stream-records"
   alarm_description   = "cache-invalidator got stream records it cannot apply (no productId, unknown event): they are retried, then parked in the stream's failure queue."

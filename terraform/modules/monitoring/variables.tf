@@ -29,6 +29,11 @@ variable "invalidator_function_name" {
   type        = string
 }
 
+variable "stream_failures_queue_name" {
+  description = "Name of the queue where the stream's mapping parks records cache-invalidator could not apply."
+  type        = string
+}
+
 variable "table_name" {
   description = "Products table name."
   type        = string
