@@ -67,9 +67,11 @@ pub enum ItemError {
     NumberOutOfRange(String),
     #[error("the item is {0} bytes as DynamoDB counts them; the limit is 409600 (400 KB)")]
     TooLarge(usize),
-    #[error("an attribute name of {0} bytes; DynamoDB takes 1 to 65536")]
+    #[error("an attribute name of {0} bytes; DynamoDB takes 1 to 65535")]
     AttributeName(usize),
-    #[error("lists and maps nested more than 32 levels deep, which DynamoDB refuses")]
+    #[error(
+        "more than 31 lists or maps inside one another: DynamoDB takes 32 levels, the attribute counted"
+    )]
     TooDeep,
     #[error("same productId as item [{first}]")]
     Duplicate { first: usize },
