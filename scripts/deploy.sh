@@ -72,7 +72,7 @@ plan() {
   init
   local vars_args=() line
   while IFS= read -r line; do vars_args+=("$line"); done < <(stack_vars)
-  "${tf[@]}" plan -input=false "${vars_args[@]}" -out="$plan" "$@"
+  "${tf[@]}" plan -input=false ${vars_args[@]+"${vars_args[@]}"} -out="$plan" "$@"
 }
 
 # What applying a plan would do: its resource and output changes, without the "no-op"

@@ -20,7 +20,7 @@ case "$cache" in
   memcached)
     cache_port=${MEMCACHED_PORT:-$(free_port)}
     user=(); [ "$(id -u)" = 0 ] && user=(-u root)
-    memcached -p "$cache_port" -U 0 -l 127.0.0.1 "${user[@]}" >/dev/null &
+    memcached -p "$cache_port" -U 0 -l 127.0.0.1 ${user[@]+"${user[@]}"} >/dev/null &
     export MEMCACHED_URL="memcache://127.0.0.1:$cache_port"
     look="printf 'mg product:P-10001 v t\\r\\n' | nc -q1 127.0.0.1 $cache_port"
     ;;

@@ -28,6 +28,10 @@ python_tools() {
 }
 
 if [ "$what" = package ]; then
+  # The zips' check (check-lambda-binaries.sh) reads them, after a build of minutes.
+  for tool in file readelf objdump; do
+    need "$tool" "The zips' check needs file and binutils (Debian packages: file, binutils)."
+  done
   python_tools tools/requirements-package.txt
   exit 0
 fi

@@ -14,6 +14,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use regex::Regex;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn repo() -> PathBuf {
@@ -826,19 +827,40 @@ fn the_scripts_use_no_bash_feature_newer_than_macos_bash_3_2() {
         "local -A",
         "declare -n",
         "local -n",
+        "declare -g",
         "coproc",
         "wait -n",
         ",,}",
         "^^}",
+        ",}",
+        "^}",
         "|&",
         "&>>",
+        ";;&",
+        "[[ -v",
+        "$EPOCHSECONDS",
+        "$EPOCHREALTIME",
     ];
+    // An array that may be empty, expanded unguarded, is an "unbound variable" under
+    // `set -u` before bash 4.4.
+    let empty_array = Regex::new(r"(\w+)=\(\)").unwrap();
     for entry in fs::read_dir(repo().join("scripts")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|ext| ext != "sh") {
             continue;
         }
-        for (number, line) in fs::read_to_string(&path).unwrap().lines().enumerate() {
+        let text = fs::read_to_string(&path).unwrap();
+        for name in empty_array.captures_iter(&text).map(|c| c[1].to_owned()) {
+            let unguarded = format!("\"${{{name}[@]}}\"");
+            let guarded = format!("+{unguarded}");
+            assert_eq!(
+                text.matches(&unguarded).count(),
+                text.matches(&guarded).count(),
+                "{}: {name} may be empty: expand it as ${{{name}[@]+\"${{{name}[@]}}\"}}",
+                path.display()
+            );
+        }
+        for (number, line) in text.lines().enumerate() {
             if line.trim_start().starts_with('#') {
                 continue;
             }
