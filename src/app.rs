@@ -151,7 +151,7 @@ pub async fn build_cache(
         Mode::Lambda => 1,
         Mode::Local => std::thread::available_parallelism().map_or(2, usize::from),
     };
-    connect_cache_with(cache, pool_size, sdk).await
+    connect_cache_with(cache, pool_size, sdk, UnreadToken::ReadLater).await
 }
 
 /// Connects to the configured shared cache: [`connect_redis`], or memcached with
@@ -165,10 +165,24 @@ pub async fn connect_cache(
     connections: usize,
     roots: TrustedRoots,
 ) -> Result<AnyCache, StartError> {
+    let sdk = aws::SharedSdkConfig::trusting(roots);
     let (cache, connecting) =
-        connect_cache_with(cache, connections, &aws::SharedSdkConfig::trusting(roots)).await?;
+        connect_cache_with(cache, connections, &sdk, UnreadToken::Stop).await?;
     connecting.await;
     Ok(cache)
+}
+
+/// What start-up does when the AUTH token's read fails in a way that may pass (no answer
+/// in time, Secrets Manager's own fault, throttling). A secret that is missing, refused
+/// or holds no token stops start-up either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnreadToken {
+    /// Go on without the cache and read again until the token comes: the API serves from
+    /// the table meanwhile, instead of failing every cold start for as long as it lasts.
+    ReadLater,
+    /// Stop, naming the secret: the `catalog` CLI (a person is waiting for its answer)
+    /// and `cache-invalidator` (its stream records are retried, init included).
+    Stop,
 }
 
 /// [`connect_cache`] with the SDK configuration the rest of the start-up shares (TLS
@@ -180,10 +194,11 @@ pub async fn connect_cache_with(
     cache: &CacheConfig,
     connections: usize,
     sdk: &aws::SharedSdkConfig,
+    unread: UnreadToken,
 ) -> Result<(AnyCache, CacheConnecting), StartError> {
     match cache {
         CacheConfig::Redis(redis) => {
-            let (cache, connecting) = connect_redis_with(redis, connections, sdk).await?;
+            let (cache, connecting) = connect_redis_with(redis, connections, sdk, unread).await?;
             Ok((AnyCache::Redis(cache), connecting))
         }
         CacheConfig::Memcached(memcached) => {
@@ -219,8 +234,8 @@ pub async fn connect_redis(
     pool_size: usize,
     roots: TrustedRoots,
 ) -> Result<RedisCache, StartError> {
-    let (cache, connecting) =
-        connect_redis_with(redis, pool_size, &aws::SharedSdkConfig::trusting(roots)).await?;
+    let sdk = aws::SharedSdkConfig::trusting(roots);
+    let (cache, connecting) = connect_redis_with(redis, pool_size, &sdk, UnreadToken::Stop).await?;
     connecting.await;
     Ok(cache)
 }
@@ -234,6 +249,7 @@ pub async fn connect_redis_with(
     redis: &RedisConfig,
     pool_size: usize,
     sdk: &aws::SharedSdkConfig,
+    unread: UnreadToken,
 ) -> Result<(RedisCache, CacheConnecting), StartError> {
     // TLS settings (the roots parsed) on a blocking thread, while the token is read.
     let roots = sdk.trusted_roots();
@@ -255,17 +271,22 @@ pub async fn connect_redis_with(
             RedisPassword::Iam(IamTokens::new(sdk.clone(), user.clone())),
         ),
     };
+    // Whether start-up goes on without the token: then there is no connection to wait for.
     let read_token = async {
+        let mut unread_token = false;
         if let Some((arn, sender)) = token {
             let secret = aws::AuthSecret::open(sdk, arn).await;
             match secret.read().await {
                 Ok(token) => sender.hand_over(token).await,
                 // A secret that is missing, refused or wrong stops start-up, naming it.
-                Err(err) if !err.may_pass => return Err(err.into()),
+                Err(err) if !err.may_pass || unread == UnreadToken::Stop => {
+                    return Err(err.into());
+                }
                 // Secrets Manager failing for a while must not take the API down: the
                 // cache is bypassed (served from the table) until a read succeeds.
                 Err(err) => {
                     warn!(error = %report(&err), "serving from the table without the cache until the token is read");
+                    unread_token = true;
                 }
             }
             tokio::spawn(sender.follow_rotations(move || {
@@ -273,7 +294,7 @@ pub async fn connect_redis_with(
                 async move { secret.read().await }
             }));
         }
-        Ok::<_, StartError>(())
+        Ok::<_, StartError>(unread_token)
     };
     // The same signer as the connections': they reuse the credentials it fetches.
     let iam_tokens = match &password {
@@ -311,9 +332,12 @@ pub async fn connect_redis_with(
             sdk.early_lookups(),
         )?)
     };
-    let ((), (), cache) = tokio::try_join!(read_token, sign_iam_token, connect)?;
+    let (unread_token, (), cache) = tokio::try_join!(read_token, sign_iam_token, connect)?;
     let (waiting, url) = (cache.clone(), redis.url.clone());
     let connecting = async move {
+        if unread_token {
+            return; // no AUTH can succeed before the token comes
+        }
         match waiting.wait_connected(REDIS_START_WAIT).await {
             Ok(()) => info!(redis = ?url, "connected to Redis"),
             Err(err) => {
@@ -429,7 +453,10 @@ mod tests {
             timeout: std::time::Duration::from_millis(50),
         };
         // WHEN Redis is connected to as start-up does
-        let (cache, _connecting) = super::connect_redis_with(&redis, 1, &sdk).await.unwrap();
+        let (cache, _connecting) =
+            super::connect_redis_with(&redis, 1, &sdk, super::UnreadToken::Stop)
+                .await
+                .unwrap();
         // THEN its first connection goes where start-up's lookup said
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
         while name.reached_early() == 0 {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::client::result::{ConnectorError, SdkError};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::adapters::dns::EarlyLookups;
@@ -367,17 +367,46 @@ pub fn read_may_pass<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -
         SdkError::ServiceError(service) => {
             answer_may_pass(service.raw().status().as_u16(), service.err().code())
         }
+        // A connection that timed out, or that was made and then broke (reset, closed
+        // before the answer: a brownout), unlike one that could not be made at all.
+        SdkError::DispatchFailure(failure) => {
+            failure.is_timeout() || failure.as_connector_error().is_some_and(made_then_broken)
+        }
         _ => false,
     }
 }
 
-/// Whether an AWS service's error answer says to try again: a 5xx, or a code the SDK
-/// itself retries as throttling or as a transient fault.
+/// Whether the HTTP client had its connection when the call failed.
+fn made_then_broken(err: &ConnectorError) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if let Some(client) = cause.downcast_ref::<hyper_util::client::legacy::Error>() {
+            return !client.is_connect();
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// AWS's generic codes for its own fault, whatever status they come with (Secrets
+/// Manager's documentation gives `InternalServiceError` a 400 in one place, a 500 in
+/// another).
+const SERVICE_FAULTS: &[&str] = &[
+    "InternalServiceError",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+];
+
+/// Whether an AWS service's error answer says to try again: a 5xx, AWS's own fault by
+/// its code, or a code the SDK itself retries as throttling or as a transient fault.
 pub fn answer_may_pass(status: u16, code: Option<&str>) -> bool {
     use aws_runtime::retries::classifiers::{THROTTLING_ERRORS, TRANSIENT_ERRORS};
     (500..600).contains(&status)
         || code.is_some_and(|code| {
-            THROTTLING_ERRORS.contains(&code) || TRANSIENT_ERRORS.contains(&code)
+            SERVICE_FAULTS.contains(&code)
+                || THROTTLING_ERRORS.contains(&code)
+                || TRANSIENT_ERRORS.contains(&code)
         })
 }
 
@@ -696,7 +725,9 @@ mod tests {
             answered(503, "ServiceUnavailable"),
             answered(400, "ThrottlingException"),
             answered(400, "RequestTimeoutException"),
+            answered(400, "InternalServiceError"),
             SdkError::timeout_error("no answer within 3 s"),
+            SdkError::dispatch_failure(ConnectorError::timeout("connect timed out".into())),
         ] {
             assert!(super::read_may_pass(&may_pass), "{may_pass:?}");
         }

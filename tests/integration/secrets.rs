@@ -435,9 +435,18 @@ async fn connected_clients(client: &fred::clients::Client) -> u64 {
         .expect("INFO clients has connected_clients")
 }
 
+/// A fault of Secrets Manager's.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// An error answer: its status and AWS error code.
+    Answer(u16, &'static str),
+    /// The connection reset once the request is in (a brownout).
+    Reset,
+}
+
 /// Secrets Manager's stand-in for a fault on its side: an HTTP endpoint in front of
-/// moto that answers every request with `status` and the AWS error `code` until healed,
-/// then lets connections through to moto.
+/// moto that meets every request with `fault` until healed, then lets connections
+/// through to moto.
 struct FailingFront {
     port: u16,
     healed: tokio::sync::watch::Sender<bool>,
@@ -445,7 +454,7 @@ struct FailingFront {
 }
 
 impl FailingFront {
-    async fn start(moto: &Moto, status: u16, code: &'static str) -> Self {
+    async fn start(moto: &Moto, fault: Fault) -> Self {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let upstream: u16 = moto.endpoint.rsplit(':').next().unwrap().parse().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -467,7 +476,7 @@ impl FailingFront {
                 }
                 let counted = counted.clone();
                 tokio::spawn(async move {
-                    // The request's head, then its body: the answer must come after both.
+                    // The request's head, then its body: the fault comes after both.
                     let mut request = Vec::new();
                     let mut chunk = [0; 4096];
                     loop {
@@ -491,12 +500,21 @@ impl FailingFront {
                         }
                     }
                     counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let body = format!(r#"{{"__type":"{code}","message":"injected by the test"}}"#);
-                    let reply = format!(
-                        "HTTP/1.1 {status} Injected\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-errortype: {code}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = client.write_all(reply.as_bytes()).await;
+                    match fault {
+                        Fault::Answer(status, code) => {
+                            let body = format!(
+                                r#"{{"__type":"{code}","message":"injected by the test"}}"#
+                            );
+                            let reply = format!(
+                                "HTTP/1.1 {status} Injected\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-errortype: {code}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                                body.len()
+                            );
+                            let _ = client.write_all(reply.as_bytes()).await;
+                        }
+                        Fault::Reset => {
+                            let _ = client.set_zero_linger();
+                        }
+                    }
                 });
             }
         });
@@ -511,7 +529,7 @@ impl FailingFront {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Requests answered with the fault so far.
+    /// Requests met with the fault so far.
     fn failed(&self) -> usize {
         self.failed.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -524,17 +542,24 @@ impl FailingFront {
 
 #[tokio::test]
 async fn secrets_manager_failing_at_start_up_costs_the_cache_only_until_it_answers() {
-    for (status, code) in [(500, "InternalServiceError"), (400, "ThrottlingException")] {
-        // GIVEN Secrets Manager failing on its side (or throttling) as product-api starts
+    for fault in [
+        Fault::Answer(500, "InternalServiceError"),
+        // (Secrets Manager's documentation also gives this code a 400)
+        Fault::Answer(400, "InternalServiceError"),
+        Fault::Answer(400, "ThrottlingException"),
+        Fault::Reset,
+    ] {
+        // GIVEN Secrets Manager failing on its side (or throttling, or resetting its
+        // connections) as product-api starts
         let (redis, moto, arn) = protected_redis_and_its_secret().await;
         let table = sample_table().await;
-        let front = FailingFront::start(&moto, status, code).await;
+        let front = FailingFront::start(&moto, fault).await;
         let env = with_secret(service_env(&redis.url(), &table), &arn, &front.endpoint());
 
         // WHEN product-api starts THEN it does, and serves from the table
         let (_server, port) = product_api(&env);
-        assert_eq!(x_cache_of(port).await, ["BYPASS", "BYPASS"], "{code}");
-        assert!(front.failed() >= 1, "{code}: the secret was not read");
+        assert_eq!(x_cache_of(port).await, ["BYPASS", "BYPASS"], "{fault:?}");
+        assert!(front.failed() >= 1, "{fault:?}: the secret was not read");
 
         // WHEN Secrets Manager answers again THEN the cache is used within seconds,
         // without a restart
@@ -544,19 +569,80 @@ async fn secrets_manager_failing_at_start_up_costs_the_cache_only_until_it_answe
             let response = reqwest::get(format!("http://127.0.0.1:{port}/product/P-10090"))
                 .await
                 .unwrap();
-            assert_eq!(response.status(), 200, "{code}");
+            assert_eq!(response.status(), 200, "{fault:?}");
             if response.headers()["x-cache"] == "HIT" {
                 break;
             }
             assert!(
                 healed.elapsed() < Duration::from_secs(15),
-                "{code}: no HIT 15 s after Secrets Manager answered again"
+                "{fault:?}: no HIT 15 s after Secrets Manager answered again"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         eprintln!(
-            "{code}: HIT {:?} after Secrets Manager answered again",
+            "{fault:?}: HIT {:?} after Secrets Manager answered again",
             healed.elapsed()
         );
     }
+}
+
+#[tokio::test]
+async fn without_the_token_start_up_does_not_wait_for_redis() {
+    // GIVEN Secrets Manager failing on its side as product-api starts
+    let (redis, moto, arn) = protected_redis_and_its_secret().await;
+    let table = sample_table().await;
+    let front = FailingFront::start(&moto, Fault::Answer(400, "InternalServiceError")).await;
+    let env = with_secret(service_env(&redis.url(), &table), &arn, &front.endpoint());
+    // WHEN it starts
+    let (mut server, port) = spawn_product_api_logging(&env);
+    wait_for_port(port, "product-api");
+    server.kill().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut server.stderr.take().unwrap(), &mut log).unwrap();
+    // THEN it said why it serves from the table, and did not wait for a connection that
+    // could not authenticate (a second of every cold start while Secrets Manager fails)
+    assert!(log.contains("until the token is read"), "{log}");
+    assert!(log.contains("REDIS_AUTH_SECRET_ARN="), "{log}");
+    assert!(!log.contains("Redis not reachable yet"), "{log}");
+}
+
+/// product-api with `env`, its log (stderr) kept for the test to read.
+fn spawn_product_api_logging(env: &[(String, String)]) -> (std::process::Child, u16) {
+    let port = crate::helpers::free_port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_product-api"))
+        .env_clear()
+        .envs(env.iter().cloned())
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, port)
+}
+
+#[tokio::test]
+async fn the_catalog_cli_stops_at_once_naming_the_secret_secrets_manager_fails_to_give() {
+    // GIVEN Secrets Manager failing on its side
+    let (redis, moto, arn) = protected_redis_and_its_secret().await;
+    let front = FailingFront::start(&moto, Fault::Answer(500, "InternalServiceError")).await;
+    // WHEN an operator drops a cache entry with the CLI
+    let started = Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_catalog"))
+        .env_clear()
+        .envs(std::env::vars().filter(|(k, _)| k.starts_with("AWS_")))
+        .env("REDIS_URL", redis.url())
+        .env("REDIS_AUTH_SECRET_ARN", &arn)
+        .env("AWS_ENDPOINT_URL_SECRETS_MANAGER", front.endpoint())
+        .args(["invalidate", "P-10090"])
+        .output()
+        .unwrap();
+    // THEN it fails, naming the secret, without waiting for a token that is not coming
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("REDIS_AUTH_SECRET_ARN="), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
 }
