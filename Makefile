@@ -106,7 +106,7 @@ destroy: package ## Plan a destroy, ask, apply it; BOOTSTRAP=1 then also removes
 	$(DEPLOY) destroy
 
 .PHONY: smoke
-smoke: ## GET a seeded id twice, a missing and an invalid id (URL=..., default: the deployed API)
+smoke: ## GET a seeded id twice, a missing id twice (MISS then HIT), an invalid id (URL=..., default: the deployed API)
 	bash scripts/smoke.sh $(URL)
 
 .PHONY: seed

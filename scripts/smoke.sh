@@ -75,7 +75,7 @@ case "$(header missing-first x-cache)/$(header missing-again x-cache)" in
   MISS/HIT) ;;
   /*) fail "the 404 carries no X-Cache: the deployed product-api is older than this script (make deploy first)" ;;
   BYPASS/*) fail "a missing id: X-Cache BYPASS: the function could not use the cache (its log and the CacheErrors metric say why)" ;;
-  *) fail "a missing id twice: X-Cache $(header missing-first x-cache) then $(header missing-again x-cache), expected MISS then HIT (the function could not cache the table's answer: its log and the CacheErrors metric say why)" ;;
+  *) fail "a missing id twice: X-Cache $(header missing-first x-cache) then $(header missing-again x-cache), expected MISS then HIT (the function could not cache the table's answer: its log and the CacheErrors metric say why; or NEGATIVE_CACHE_TTL_SECONDS is shorter than the time between the two requests)" ;;
 esac
 
 status=$(get invalid "/product/bad%01id")

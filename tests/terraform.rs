@@ -458,6 +458,7 @@ fn the_dashboard_and_alarms_use_exactly_the_metrics_the_code_emits() {
         "cache_evictions",
         "stream_iterator_age",
         "stream_failures",
+        "stream_failures_undelivered",
         "unappliable_records",
     ] {
         assert!(
@@ -502,7 +503,8 @@ fn records_the_stream_gives_up_on_raise_an_alarm_while_they_are_parked() {
         expr_text(&root.calls["monitoring"].1["stream_failures_queue_name"]),
         "module.functions.stream_failures_queue_name"
     );
-    // It fires on any message visible, and tells the topic when it starts and ends.
+    // It fires on any message parked (each incident notifies, and it ends by itself), and
+    // tells the topic when it starts and ends.
     let monitoring = module("monitoring");
     let alarm = &monitoring.resources[&(
         "aws_cloudwatch_metric_alarm".to_owned(),
@@ -512,9 +514,9 @@ fn records_the_stream_gives_up_on_raise_an_alarm_while_they_are_parked() {
     let squeezed = |text: &str| text.split_whitespace().collect::<String>();
     for (name, value) in [
         ("namespace", "\"AWS/SQS\""),
-        ("metric_name", "\"ApproximateNumberOfMessagesVisible\""),
+        ("metric_name", "\"NumberOfMessagesSent\""),
         ("dimensions", "{QueueName=var.stream_failures_queue_name}"),
-        ("statistic", "\"Maximum\""),
+        ("statistic", "\"Sum\""),
         ("threshold", "0"),
         ("comparison_operator", "\"GreaterThanThreshold\""),
         ("treat_missing_data", "\"notBreaching\""),
@@ -529,6 +531,37 @@ fn records_the_stream_gives_up_on_raise_an_alarm_while_they_are_parked() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn the_invalidator_may_send_to_its_kms_encrypted_failure_queue() {
+    // The stream's mapping parks records with the function's role; SendMessage to an
+    // SSE-KMS queue needs kms:GenerateDataKey and kms:Decrypt (SQS developer guide,
+    // "Configure KMS permissions for producers"). Without Decrypt nothing is parked, and
+    // the alarm on the queue never fires.
+    let functions = module("functions");
+    let queue = &functions.resources[&("aws_sqs_queue".to_owned(), "stream_failures".to_owned())];
+    assert_eq!(
+        attr(queue, "kms_master_key_id").map(expr_text).as_deref(),
+        Some("var.kms_key_arn")
+    );
+    let granted = |resource: &str| -> BTreeSet<String> {
+        policy_statements(&functions, "cache_invalidator")
+            .into_iter()
+            .filter(|(effect, _, resources)| {
+                effect == "\"Allow\"" && resources.iter().any(|r| r == resource)
+            })
+            .flat_map(|(_, actions, _)| actions)
+            .collect()
+    };
+    assert!(granted("aws_sqs_queue.stream_failures.arn").contains("\"sqs:SendMessage\""));
+    assert_eq!(
+        granted("var.kms_key_arn"),
+        BTreeSet::from([
+            "\"kms:Decrypt\"".to_owned(),
+            "\"kms:GenerateDataKey\"".to_owned()
+        ])
+    );
 }
 
 #[test]

@@ -284,7 +284,11 @@ async fn the_openapi_document_describes_every_response_and_every_documented_stat
             )
             .await,
         );
-        exchanges.push(send(&embedded, method, "/product/no-such-product", &[]).await);
+        // A missing id: from the table, then remembered, and with the cache down.
+        let missing = format!("/product/no-such-product-{method}");
+        exchanges.push(send(&embedded, method, &missing, &[]).await);
+        exchanges.push(send(&embedded, method, &missing, &[]).await);
+        exchanges.push(send(&redis_down, method, &missing, &[]).await);
         exchanges.push(send(&embedded, method, "/product/bad%01id", &[]).await);
         exchanges.push(send(&embedded, method, "/product/a%2Fb", &[]).await);
         exchanges.push(send(&redis_down, method, "/product/P-10002", &[]).await);
@@ -314,14 +318,22 @@ async fn the_openapi_document_describes_every_response_and_every_documented_stat
         })
         .collect();
     assert!(problems.is_empty(), "{problems:#?}");
-    // AND the X-Cache values the document promises all occurred
-    let x_cache: BTreeSet<&str> = exchanges
-        .iter()
-        .flat_map(|e| &e.headers)
-        .filter(|(k, _)| k == "x-cache")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    assert_eq!(x_cache, BTreeSet::from(["BYPASS", "HIT", "MISS", "STALE"]));
+    // AND the X-Cache values the document promises all occurred, for products and for
+    // missing ids
+    let x_cache = |status: u16| -> BTreeSet<&str> {
+        exchanges
+            .iter()
+            .filter(|e| e.status == status)
+            .flat_map(|e| &e.headers)
+            .filter(|(k, _)| k == "x-cache")
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert_eq!(
+        x_cache(200),
+        BTreeSet::from(["BYPASS", "HIT", "MISS", "STALE"])
+    );
+    assert_eq!(x_cache(404), BTreeSet::from(["BYPASS", "HIT", "MISS"]));
     // AND every documented status was produced
     let produced: BTreeSet<(String, String)> = exchanges
         .iter()

@@ -148,3 +148,73 @@ async fn make_smoke_fails_when_the_function_cannot_use_the_cache() {
     assert!(!smoked.status.success());
     assert_reports(&smoked, &["200 BYPASS", "could not use the cache"]);
 }
+
+/// An API stand-in that answers the seeded id with a HIT, an invalid id with a 400, and
+/// any other id with a 404 whose `X-Cache` is `missing_x_cache` (none if `None`).
+fn stand_in_api(missing_x_cache: Option<&'static str>) -> u16 {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // The rest of the head.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("");
+            let (status, headers, body) = if path == "/product/P-10001" {
+                (
+                    "200 OK",
+                    "x-cache: HIT\r\netag: \"1\"\r\n".to_owned(),
+                    r#"{"productId":"P-10001"}"#,
+                )
+            } else if path.contains("%01") {
+                (
+                    "400 Bad Request",
+                    String::new(),
+                    r#"{"error":"invalid_id"}"#,
+                )
+            } else {
+                (
+                    "404 Not Found",
+                    missing_x_cache
+                        .map(|value| format!("x-cache: {value}\r\n"))
+                        .unwrap_or_default(),
+                    r#"{"error":"not_found"}"#,
+                )
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = reader.get_mut().write_all(reply.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn make_smoke_names_an_api_older_than_itself_and_a_cache_it_cannot_use_for_a_missing_id() {
+    // GIVEN an API whose 404s carry no X-Cache (deployed before they did)
+    let port = stand_in_api(None);
+    // WHEN make smoke runs THEN it fails, saying to deploy first
+    let smoked = smoke(&format!("http://127.0.0.1:{port}"), &[]);
+    assert!(!smoked.status.success());
+    assert_reports(&smoked, &["older than this script", "make deploy"]);
+
+    // GIVEN an API that could not use the cache for a missing id
+    let port = stand_in_api(Some("BYPASS"));
+    // WHEN make smoke runs THEN it fails, naming the cache
+    let smoked = smoke(&format!("http://127.0.0.1:{port}"), &[]);
+    assert!(!smoked.status.success());
+    assert_reports(
+        &smoked,
+        &["a missing id: X-Cache BYPASS", "could not use the cache"],
+    );
+}

@@ -217,9 +217,12 @@ data "aws_iam_policy_document" "cache_invalidator" {
     resources = [aws_sqs_queue.stream_failures.arn]
   }
 
+  # A producer to an SSE-KMS queue needs both: SendMessage generates a data key, and
+  # decrypts it when it reuses one (SQS developer guide, "Configure KMS permissions for
+  # producers"). The mapping sends with this role.
   statement {
     sid       = "EncryptParkedBatches"
-    actions   = ["kms:GenerateDataKey"]
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
     resources = [var.kms_key_arn]
   }
 }

@@ -386,16 +386,37 @@ resource "aws_cloudwatch_metric_alarm" "stream_iterator_age" {
   ok_actions          = [aws_sns_topic.alarms.arn]
 }
 
-# Records the mapping gave up on (retries or age spent: the cache unreachable or refusing
-# the invalidator for that long) are parked in the queue; their products may be served as
-# they were cached, until the cache's TTL. Stays in alarm while the queue holds them.
+# Records the mapping gave up on (10 retries or an hour spent: the cache unreachable or
+# refusing the invalidator for that long) are parked in the queue. By then the cache's
+# entries have expired and been filled again from the table; what may be left is a
+# product's last-known-good copy, served only while the table cannot answer, until that
+# product is read again. Counted as they arrive, so each incident notifies, and the
+# alarm ends 5 minutes after the last one (the messages stay 14 days, for reading).
 resource "aws_cloudwatch_metric_alarm" "stream_failures" {
   alarm_name          = "${var.name}-stream-failures"
-  alarm_description   = "Stream records cache-invalidator could not apply were parked in ${var.stream_failures_queue_name}: those products were served as cached until their cache TTL. Read the messages (they name the shard and sequence numbers), fix the cause in cache-invalidator's log, then purge the queue."
+  alarm_description   = "cache-invalidator gave up on stream records and parked them in ${var.stream_failures_queue_name} (its log says why). Each message names a shard and a range of sequence numbers: within the stream's 24 hours, aws dynamodbstreams get-shard-iterator (AT_SEQUENCE_NUMBER) and get-records list the products; read each once through the API to refresh its last-known-good copy, then purge the queue."
   namespace           = "AWS/SQS"
-  metric_name         = "ApproximateNumberOfMessagesVisible"
+  metric_name         = "NumberOfMessagesSent"
   dimensions          = { QueueName = var.stream_failures_queue_name }
-  statistic           = "Maximum"
+  statistic           = "Sum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
+  ok_actions          = [aws_sns_topic.alarms.arn]
+}
+
+# A batch the mapping could not even park (the queue refused it: permissions, its key) is
+# lost, with no other trace than this count.
+resource "aws_cloudwatch_metric_alarm" "stream_failures_undelivered" {
+  alarm_name          = "${var.name}-stream-failures-undelivered"
+  alarm_description   = "Stream records cache-invalidator gave up on could not be parked in ${var.stream_failures_queue_name} either: they are lost. Check that its role may sqs:SendMessage to the queue and use the queue's KMS key (kms:GenerateDataKey, kms:Decrypt)."
+  namespace           = "AWS/Lambda"
+  metric_name         = "DestinationDeliveryFailures"
+  dimensions          = { FunctionName = var.invalidator_function_name }
+  statistic           = "Sum"
   period              = 300
   evaluation_periods  = 1
   threshold           = 0
