@@ -565,6 +565,69 @@ fn the_invalidator_may_send_to_its_kms_encrypted_failure_queue() {
 }
 
 #[test]
+fn the_deployed_api_answers_other_methods_and_unknown_paths_as_the_contract_says() {
+    let api = module("api");
+    // Other methods on /product/{productId} reach the function (405 with Allow), as GET
+    // and HEAD do: API Gateway would answer them itself with a 403.
+    let methods = expr_text(&api.locals["methods"]);
+    for method in ["GET", "HEAD", "ANY"] {
+        assert!(
+            methods.contains(&format!("\"{method}\"")),
+            "{method}: {methods}"
+        );
+    }
+    let integration = &api.resources[&(
+        "aws_api_gateway_integration".to_owned(),
+        "product".to_owned(),
+    )];
+    assert_eq!(
+        attr(integration, "for_each").map(expr_text).as_deref(),
+        Some("local.methods")
+    );
+    assert_eq!(
+        attr(integration, "type").map(expr_text).as_deref(),
+        Some("\"AWS_PROXY\"")
+    );
+    // A path no resource matches: the contract's 404 with the function's error shape,
+    // instead of API Gateway's 403 "Missing Authentication Token".
+    let response = &api.resources[&(
+        "aws_api_gateway_gateway_response".to_owned(),
+        "unknown_path".to_owned(),
+    )];
+    assert_eq!(
+        attr(response, "response_type").map(expr_text).as_deref(),
+        Some("\"MISSING_AUTHENTICATION_TOKEN\"")
+    );
+    assert_eq!(
+        attr(response, "status_code").map(expr_text).as_deref(),
+        Some("\"404\"")
+    );
+    let template = attr(response, "response_templates")
+        .map(expr_text)
+        .unwrap_or_default();
+    for part in [
+        "\"application/json\"",
+        "error = \"not_found\"",
+        "$context.requestId",
+    ] {
+        assert!(template.contains(part), "{part} not in {template}");
+    }
+    // AND a change to it is deployed: the stage serves a deployment's snapshot.
+    let deployment = &api.resources[&("aws_api_gateway_deployment".to_owned(), "this".to_owned())];
+    let triggers = deployment
+        .blocks()
+        .find(|b| b.identifier() == "triggers")
+        .map(|b| b.body().to_owned())
+        .and_then(|body| attr(&body, "redeployment").map(expr_text))
+        .or_else(|| attr(deployment, "triggers").map(expr_text))
+        .unwrap_or_default();
+    assert!(
+        triggers.contains("aws_api_gateway_gateway_response.unknown_path"),
+        "{triggers}"
+    );
+}
+
+#[test]
 fn functions_deploy_the_packaged_zips_on_provided_al2023() {
     let functions = module("functions");
     for name in ["product_api", "cache_invalidator"] {

@@ -2,7 +2,10 @@
 # with JSON access logs, throttling and tracing.
 
 locals {
-  methods = toset(["GET", "HEAD"])
+  # ANY sends the other methods to the function too, which answers them 405 with
+  # `Allow: GET, HEAD` as the contract says; without it API Gateway answers them itself
+  # (403 "Missing Authentication Token").
+  methods = toset(["GET", "HEAD", "ANY"])
 }
 
 ################################################################################
@@ -60,6 +63,26 @@ resource "aws_api_gateway_integration" "product" {
   uri                     = var.function_invoke_arn
 }
 
+# A path no resource matches: API Gateway's own answer, a 403 "Missing Authentication
+# Token", becomes the contract's 404 with the function's JSON error shape.
+resource "aws_api_gateway_gateway_response" "unknown_path" {
+  rest_api_id   = aws_api_gateway_rest_api.this.id
+  response_type = "MISSING_AUTHENTICATION_TOKEN"
+  status_code   = "404"
+
+  response_templates = {
+    "application/json" = jsonencode({
+      error     = "not_found"
+      message   = "no route for this path"
+      requestId = "$context.requestId"
+    })
+  }
+
+  response_parameters = {
+    "gatewayresponse.header.Cache-Control" = "'no-store'"
+  }
+}
+
 resource "aws_lambda_permission" "api" {
   statement_id  = "AllowApiGatewayInvoke"
   action        = "lambda:InvokeFunction"
@@ -81,6 +104,7 @@ resource "aws_api_gateway_deployment" "this" {
       aws_api_gateway_resource.product_id.id,
       [for method in aws_api_gateway_method.product : method.id],
       [for integration in aws_api_gateway_integration.product : integration.id],
+      aws_api_gateway_gateway_response.unknown_path,
     ]))
   }
 
