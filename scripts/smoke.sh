@@ -2,7 +2,8 @@
 # Smoke test of a running API (deployed or local): a seeded id twice (a MISS then a HIT,
 # or two HITs when it was cached already, with the same bytes and ETag), a missing id
 # twice (404 JSON, MISS then HIT: product-api's own fill and read of the cache), an
-# invalid id (400 JSON). Prints each latency; exits non-zero on the first surprise.
+# unknown route (404 JSON), an invalid id (400 JSON). Prints each latency; exits non-zero
+# on the first surprise.
 #   scripts/smoke.sh                          # the deployed API of DEPLOY_ENV (its api_invoke_url)
 #   scripts/smoke.sh http://127.0.0.1:3000    # a local server
 # SMOKE_ID picks the seeded id (default P-10001, from data/products.json via make seed).
@@ -77,6 +78,13 @@ case "$(header missing-first x-cache)/$(header missing-again x-cache)" in
   BYPASS/*) fail "a missing id: X-Cache BYPASS: the function could not use the cache (its log and the CacheErrors metric say why)" ;;
   *) fail "a missing id twice: X-Cache $(header missing-first x-cache) then $(header missing-again x-cache), expected MISS then HIT (the function could not cache the table's answer: its log and the CacheErrors metric say why; or NEGATIVE_CACHE_TTL_SECONDS is shorter than the time between the two requests)" ;;
 esac
+
+# A route nothing answers: the function locally, a gateway response in AWS (deployed
+# with the stage), both in the same JSON shape.
+status=$(get route "/no-such-route-$RANDOM")
+[ "$status" = 404 ] || fail "GET of an unknown route answered $status, expected 404 (API Gateway's 403 means its gateway response is not deployed)"
+expect_json_error route not_found
+[ "$(header route cache-control)" = no-store ] || fail "an unknown route: Cache-Control '$(header route cache-control)', expected no-store"
 
 status=$(get invalid "/product/bad%01id")
 [ "$status" = 400 ] || fail "GET of an invalid id answered $status, expected 400"

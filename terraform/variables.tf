@@ -319,13 +319,13 @@ variable "api_stage_name" {
 }
 
 variable "api_throttle_rate" {
-  description = "Steady-state requests per second the stage accepts."
+  description = "Steady-state requests per second the stage accepts, per method (GET and HEAD each)."
   type        = number
   default     = 1000
 }
 
 variable "api_throttle_burst" {
-  description = "Burst of requests the stage accepts."
+  description = "Burst of requests the stage accepts, per method (GET and HEAD each)."
   type        = number
   default     = 2000
 }

@@ -286,6 +286,7 @@ async fn unknown_products_and_paths_get_404_json() {
         "/products",
         "/product",
         "/product/P-10001/extra",
+        "/product/a/b",
         "/other/product/P-10001",
         "/PRODUCT/P-10001",
     ] {

@@ -50,6 +50,7 @@ fn make_smoke_passes_against_a_fresh_local_server_and_again_once_the_id_is_cache
             "200 HIT",
             "404 MISS",
             "404 HIT",
+            "/no-such-route",
             "400",
             " ms",
             "smoke: OK",

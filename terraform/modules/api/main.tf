@@ -2,10 +2,7 @@
 # with JSON access logs, throttling and tracing.
 
 locals {
-  # ANY sends the other methods to the function too, which answers them 405 with
-  # `Allow: GET, HEAD` as the contract says; without it API Gateway answers them itself
-  # (403 "Missing Authentication Token").
-  methods = toset(["GET", "HEAD", "ANY"])
+  methods = toset(["GET", "HEAD"])
 }
 
 ################################################################################
@@ -63,8 +60,11 @@ resource "aws_api_gateway_integration" "product" {
   uri                     = var.function_invoke_arn
 }
 
-# A path no resource matches: API Gateway's own answer, a 403 "Missing Authentication
-# Token", becomes the contract's 404 with the function's JSON error shape.
+# A method and path no resource answers (an unknown path, or another method than GET and
+# HEAD): API Gateway's own answer, a 403 "Missing Authentication Token", becomes a 404 in
+# the function's JSON error shape. The function is not invoked: routing the other methods
+# to it (ANY) would answer them 405, as the local server does, but make each an
+# invocation, throttled per method by the stage.
 resource "aws_api_gateway_gateway_response" "unknown_path" {
   rest_api_id   = aws_api_gateway_rest_api.this.id
   response_type = "MISSING_AUTHENTICATION_TOKEN"
@@ -73,7 +73,7 @@ resource "aws_api_gateway_gateway_response" "unknown_path" {
   response_templates = {
     "application/json" = jsonencode({
       error     = "not_found"
-      message   = "no route for this path"
+      message   = "no route for this method and path"
       requestId = "$context.requestId"
     })
   }
@@ -98,6 +98,10 @@ resource "aws_lambda_permission" "api" {
 resource "aws_api_gateway_deployment" "this" {
   rest_api_id = aws_api_gateway_rest_api.this.id
 
+  # The stage serves a deployment's snapshot. With create_before_destroy, a removed
+  # method, integration or gateway response is still in the new snapshot (it is deleted
+  # after the new deployment is made): after removing one, apply again with
+  # -replace=module.api.aws_api_gateway_deployment.this.
   triggers = {
     redeployment = sha1(jsonencode([
       aws_api_gateway_resource.product.id,
