@@ -893,23 +893,44 @@ mod tests {
         assert!(!sender.refused().await);
     }
 
+    /// A secret for [`TokenSender::follow_rotations`]: what it answers is the test's to
+    /// set, and its reads are counted.
+    #[derive(Clone)]
+    struct FakeSecret(std::sync::Arc<std::sync::Mutex<(u32, Result<&'static str, &'static str>)>>);
+
+    impl FakeSecret {
+        fn answering(answer: Result<&'static str, &'static str>) -> Self {
+            Self(std::sync::Arc::new(std::sync::Mutex::new((0, answer))))
+        }
+
+        fn answer(&self, answer: Result<&'static str, &'static str>) {
+            self.0.lock().unwrap().1 = answer;
+        }
+
+        fn reads(&self) -> u32 {
+            self.0.lock().unwrap().0
+        }
+
+        fn reader(
+            &self,
+        ) -> impl FnMut() -> std::future::Ready<Result<String, std::io::Error>> + use<> {
+            let secret = self.clone();
+            move || {
+                let mut state = secret.0.lock().unwrap();
+                state.0 += 1;
+                std::future::ready(state.1.map(str::to_owned).map_err(std::io::Error::other))
+            }
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_refused_token_is_read_again_and_reads_that_bring_nothing_new_are_spaced_out() {
-        use std::sync::{Arc, Mutex};
         // GIVEN a token in use, and a secret whose reads are counted
         let (sender, pending) = PendingToken::new();
         sender.send("old".to_owned());
-        let secret = Arc::new(Mutex::new((0_u32, Ok::<_, &str>("old"))));
-        let following = tokio::spawn(sender.follow_rotations({
-            let secret = Arc::clone(&secret);
-            move || {
-                let mut secret = secret.lock().unwrap();
-                secret.0 += 1;
-                let value = secret.1.map(str::to_owned).map_err(std::io::Error::other);
-                async move { value }
-            }
-        }));
-        let reads = || secret.lock().unwrap().0;
+        let secret = FakeSecret::answering(Ok("old"));
+        let following = tokio::spawn(sender.follow_rotations(secret.reader()));
+        let reads = || secret.reads();
         let refuse = || pending.refused_by_redis(&FredError::new(ErrorKind::Auth, "WRONGPASS"));
         // WHEN nothing is refused THEN nothing is read
         tokio::time::sleep(Duration::from_secs(60)).await;
@@ -917,7 +938,7 @@ mod tests {
 
         // WHEN the secret is rotated and Redis refuses the old token THEN one read
         // brings the new one, which the next connection sends
-        secret.lock().unwrap().1 = Ok("new");
+        secret.answer(Ok("new"));
         refuse();
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert_eq!(reads(), 1);
@@ -929,14 +950,14 @@ mod tests {
         assert_eq!(reads(), 6, "reads at 0, 1, 2, 4, 8 and 16 s");
 
         // WHEN the secret cannot be read THEN the token in use stays
-        secret.lock().unwrap().1 = Err("AccessDenied");
+        secret.answer(Err("AccessDenied"));
         refuse();
         tokio::time::sleep(Duration::from_secs(20)).await;
         assert_eq!(reads(), 7);
         assert_eq!(pending.wait().await.unwrap(), "new");
 
         // WHEN it holds a newer token again THEN the spacing starts over after it
-        secret.lock().unwrap().1 = Ok("newer");
+        secret.answer(Ok("newer"));
         refuse();
         tokio::time::sleep(Duration::from_secs(40)).await;
         assert_eq!(reads(), 8);
@@ -954,21 +975,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_token_start_up_could_not_read_is_read_again_until_it_comes() {
-        use std::sync::{Arc, Mutex};
         // GIVEN no token yet (start-up's read failed in a way that may pass), and a
         // secret that cannot be read for 20 s
         let (sender, pending) = PendingToken::new();
-        let secret = Arc::new(Mutex::new((0_u32, Err::<&str, _>("InternalServiceError"))));
-        let following = tokio::spawn(sender.follow_rotations({
-            let secret = Arc::clone(&secret);
-            move || {
-                let mut secret = secret.lock().unwrap();
-                secret.0 += 1;
-                let value = secret.1.map(str::to_owned).map_err(std::io::Error::other);
-                async move { value }
-            }
-        }));
-        let reads = || secret.lock().unwrap().0;
+        let secret = FakeSecret::answering(Err("InternalServiceError"));
+        let following = tokio::spawn(sender.follow_rotations(secret.reader()));
+        let reads = || secret.reads();
         // WHEN time passes THEN it is read again 1, 2, 4 and 8 s apart, not at once (the
         // failed read was start-up's)
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -978,7 +990,7 @@ mod tests {
         assert!(pending.wait().await.is_err(), "a token came from nowhere");
         // WHEN the secret can be read again THEN the next read brings the token, which
         // connections then send
-        secret.lock().unwrap().1 = Ok("t0ken");
+        secret.answer(Ok("t0ken"));
         tokio::time::sleep(Duration::from_secs(20)).await;
         assert_eq!(reads(), 5, "the read at 31 s");
         assert_eq!(pending.wait().await.unwrap(), "t0ken");
