@@ -548,6 +548,26 @@ fn the_build_stage_tests_with_redis_7_and_hands_on_only_the_zips() {
     );
     assert!(install.contains("dnf install -y -q valkey"), "{install}");
     assert!(install.contains("redis-server --version"));
+    // make package's check reads the zips with these (install-tools.sh names them).
+    for tool in ["binutils", "file"] {
+        assert!(
+            install.lines().any(|line| line.starts_with("dnf install")
+                && line.split_whitespace().any(|word| word == tool)),
+            "{tool} is not installed: {install}"
+        );
+    }
+    // A pinned Rust: a new stable's clippy would fail make lint on a commit that passed.
+    let rust = spec["env"]["variables"]["RUST_VERSION"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        Regex::new(r"^1\.\d+\.\d+$").unwrap().is_match(rust),
+        "RUST_VERSION {rust:?} is not a pinned release"
+    );
+    assert!(
+        install.contains("--default-toolchain \"$RUST_VERSION\""),
+        "{install}"
+    );
     // install-tools.sh installs memcached with apt-get, which CodeBuild's Amazon Linux
     // does not have: without this the build stage stops at make test.
     assert!(
