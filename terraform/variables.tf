@@ -238,8 +238,8 @@ variable "cache_ttl_seconds" {
   default     = 300
 
   validation {
-    condition     = var.cache_ttl_seconds >= 1 && var.cache_ttl_seconds <= 2592000
-    error_message = "cache_ttl_seconds must be between 1 and 2592000."
+    condition     = var.cache_ttl_seconds >= 1 && var.cache_ttl_seconds <= 2592000 && floor(var.cache_ttl_seconds) == var.cache_ttl_seconds
+    error_message = "cache_ttl_seconds must be a whole number between 1 and 2592000."
   }
 }
 
@@ -249,8 +249,8 @@ variable "negative_cache_ttl_seconds" {
   default     = 30
 
   validation {
-    condition     = var.negative_cache_ttl_seconds >= 1 && var.negative_cache_ttl_seconds <= 3600
-    error_message = "negative_cache_ttl_seconds must be between 1 and 3600."
+    condition     = var.negative_cache_ttl_seconds >= 1 && var.negative_cache_ttl_seconds <= 3600 && floor(var.negative_cache_ttl_seconds) == var.negative_cache_ttl_seconds
+    error_message = "negative_cache_ttl_seconds must be a whole number between 1 and 3600."
   }
 }
 
@@ -260,8 +260,8 @@ variable "stale_ttl_seconds" {
   default     = 86400
 
   validation {
-    condition     = var.stale_ttl_seconds >= 0 && var.stale_ttl_seconds <= 2592000
-    error_message = "stale_ttl_seconds must be between 0 (no copies) and 2592000."
+    condition     = var.stale_ttl_seconds >= 0 && var.stale_ttl_seconds <= 2592000 && floor(var.stale_ttl_seconds) == var.stale_ttl_seconds
+    error_message = "stale_ttl_seconds must be a whole number between 0 (no copies) and 2592000."
   }
 }
 
@@ -282,8 +282,8 @@ variable "redis_timeout_ms" {
   default     = 50
 
   validation {
-    condition     = var.redis_timeout_ms >= 1 && var.redis_timeout_ms <= 10000
-    error_message = "redis_timeout_ms must be between 1 and 10000."
+    condition     = var.redis_timeout_ms >= 1 && var.redis_timeout_ms <= 10000 && floor(var.redis_timeout_ms) == var.redis_timeout_ms
+    error_message = "redis_timeout_ms must be a whole number between 1 and 10000."
   }
 }
 
@@ -291,12 +291,24 @@ variable "http_max_age_seconds" {
   description = "Cache-Control max-age of 200 responses (HTTP_MAX_AGE_SECONDS)."
   type        = number
   default     = 60
+
+  # As product-api checks it at start-up: refused there, it would stop every cold start.
+  validation {
+    condition     = var.http_max_age_seconds >= 0 && var.http_max_age_seconds <= 31536000 && floor(var.http_max_age_seconds) == var.http_max_age_seconds
+    error_message = "http_max_age_seconds must be a whole number from 0 to 31536000 (a year)."
+  }
 }
 
 variable "metrics_namespace" {
   description = "CloudWatch namespace of the EMF metrics; the dashboard and alarms read the same one."
   type        = string
   default     = "ProductCatalog"
+
+  # As the binaries check METRICS_NAMESPACE at start-up (src/config.rs), and CloudWatch.
+  validation {
+    condition     = can(regex("^[0-9A-Za-z ._/#:-]{1,255}$", var.metrics_namespace)) && can(regex("[^ ]", var.metrics_namespace)) && !startswith(var.metrics_namespace, ":") && !startswith(var.metrics_namespace, "AWS/")
+    error_message = "metrics_namespace must be 1 to 255 characters of 0-9 A-Z a-z . - _ / # : and space, not all spaces, not starting with ':' or AWS/."
+  }
 }
 
 variable "log_retention_days" {

@@ -1774,6 +1774,93 @@ fn both_functions_get_the_same_entry_settings_and_only_variables_the_binaries_re
 }
 
 #[test]
+fn every_setting_the_functions_read_is_checked_at_plan_as_they_check_it_at_start() {
+    // A value the binaries refuse stops every cold start after an apply that succeeded:
+    // the root's validation refuses it at plan instead.
+    let functions = module("functions");
+    let root = root();
+    let reference = Regex::new(r"var\.([a-z_]+)").unwrap();
+    for local in ["common_environment", "product_api_environment"] {
+        let text = expr_text(&functions.locals[local]);
+        for name in reference.captures_iter(&text).map(|c| c[1].to_owned()) {
+            let passed = root.calls["functions"]
+                .1
+                .get(&name)
+                .map(expr_text)
+                .unwrap_or_default();
+            if passed != format!("var.{name}") {
+                continue; // computed by the root (the cache's URL, the table's name)
+            }
+            let validated = Regex::new(&format!(
+                r#"(?s)variable "{name}" \{{[^}}]*?validation \{{"#
+            ))
+            .unwrap();
+            assert!(
+                validated.is_match(&root.text),
+                "variable {name} reaches the functions' environment unvalidated"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_metrics_namespace_validation_refuses_what_the_binaries_refuse() {
+    use product_catalog::config::{ApiConfig, FromEnvironment, METRICS_NAMESPACE};
+    let root = root();
+    let condition = Regex::new(r#"(?s)variable "metrics_namespace" \{.*?condition\s*=\s*([^\n]+)"#)
+        .unwrap()
+        .captures(&root.text)
+        .expect("metrics_namespace has a validation")[1]
+        .to_owned();
+    let allowed = Regex::new(
+        &Regex::new(r#"regex\("(\^[^"]+)""#)
+            .unwrap()
+            .captures(&condition)
+            .unwrap()[1],
+    )
+    .unwrap();
+    for clause in [
+        r#"can(regex("[^ ]", var.metrics_namespace))"#,
+        r#"!startswith(var.metrics_namespace, ":")"#,
+        r#"!startswith(var.metrics_namespace, "AWS/")"#,
+    ] {
+        assert!(condition.contains(clause), "{clause} not in {condition}");
+    }
+    let plan_takes = |name: &str| {
+        allowed.is_match(name)
+            && name.contains(|c| c != ' ')
+            && !name.starts_with(':')
+            && !name.starts_with("AWS/")
+    };
+    let long = "N".repeat(256);
+    for name in [
+        "ProductCatalog",
+        "ProductCatalog/prod",
+        "a.b-c_d#e:f g",
+        "",
+        "   ",
+        ":x",
+        "AWS/Lambda",
+        "café",
+        "a\tb",
+        "x*",
+        long.as_str(),
+        &long[1..],
+    ] {
+        let binary_takes = ApiConfig::from_lookup(|var| {
+            (var == METRICS_NAMESPACE && !name.is_empty()).then(|| name.to_owned())
+        })
+        .is_ok();
+        // (an empty value is unset for the binaries: the default namespace)
+        if !name.is_empty() {
+            assert_eq!(plan_takes(name), binary_takes, "{name:?}");
+        } else {
+            assert!(!plan_takes(name));
+        }
+    }
+}
+
+#[test]
 fn the_operator_role_edits_the_table_only_under_the_boundary() {
     let operator = module("operator");
     // Exactly: the item actions the CLI sends (tests/integration/catalog_cli.rs records
