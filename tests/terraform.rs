@@ -1775,21 +1775,87 @@ fn both_functions_get_the_same_entry_settings_and_only_variables_the_binaries_re
 
 #[test]
 fn every_setting_the_functions_read_is_checked_at_plan_as_they_check_it_at_start() {
+    use product_catalog::config::{
+        ApiConfig, CACHE_TTL_JITTER_PERCENT, CACHE_TTL_SECONDS, FromEnvironment,
+        HTTP_MAX_AGE_SECONDS, NEGATIVE_CACHE_TTL_SECONDS, REDIS_TIMEOUT_MS, STALE_TTL_SECONDS,
+    };
     // A value the binaries refuse stops every cold start after an apply that succeeded:
-    // the root's validation refuses it at plan instead.
-    let functions = module("functions");
+    // the root's validation refuses it at plan instead, with the binaries' own bounds.
+    let numbers: [(&str, &str, i64, i64); 6] = [
+        ("cache_ttl_seconds", CACHE_TTL_SECONDS, 1, 2_592_000),
+        (
+            "negative_cache_ttl_seconds",
+            NEGATIVE_CACHE_TTL_SECONDS,
+            1,
+            3600,
+        ),
+        ("stale_ttl_seconds", STALE_TTL_SECONDS, 0, 2_592_000),
+        ("cache_ttl_jitter_percent", CACHE_TTL_JITTER_PERCENT, 0, 50),
+        ("redis_timeout_ms", REDIS_TIMEOUT_MS, 1, 10_000),
+        ("http_max_age_seconds", HTTP_MAX_AGE_SECONDS, 0, 31_536_000),
+    ];
     let root = root();
-    let reference = Regex::new(r"var\.([a-z_]+)").unwrap();
-    for local in ["common_environment", "product_api_environment"] {
+    let functions = module("functions");
+    let binary_takes = |env: &str, value: &str| {
+        ApiConfig::from_lookup(|name| match name {
+            "REDIS_URL" => Some("redis://127.0.0.1:6379".to_owned()),
+            _ if name == env => Some(value.to_owned()),
+            _ => None,
+        })
+        .is_ok()
+    };
+    for (variable, env, min, max) in numbers {
+        // The plan takes exactly the whole numbers from min to max...
+        let condition = Regex::new(&format!(
+            r#"(?s)variable "{variable}" \{{.*?condition\s*=\s*([^\n]+)"#
+        ))
+        .unwrap()
+        .captures(&root.text)
+        .unwrap_or_else(|| panic!("{variable} has no validation"))[1]
+            .trim()
+            .to_owned();
+        assert_eq!(
+            condition,
+            format!(
+                "var.{variable} >= {min} && var.{variable} <= {max} && floor(var.{variable}) == var.{variable}"
+            ),
+            "{variable}"
+        );
+        // ...and so do the binaries
+        for (value, taken) in [
+            (min.to_string(), true),
+            (max.to_string(), true),
+            ((min - 1).to_string(), false),
+            ((max + 1).to_string(), false),
+        ] {
+            assert_eq!(binary_takes(env, &value), taken, "{env}={value}");
+        }
+        // ...and the value is written as they parse it ("%d": no "-0", no fraction).
+        let written = format!("format(\"%d\", var.{variable})");
+        assert!(
+            functions.text.contains(&format!("= {written}")),
+            "{variable} is not written as {written}"
+        );
+        assert!(!binary_takes(env, "-0"), "{env}=-0 would be taken");
+    }
+    // Every root variable the functions' environment reads is one of them, or is
+    // validated for what it is (names, URLs, the roots), or computed by the root.
+    let reference = Regex::new(r"var\.(\w+)").unwrap();
+    let checked: BTreeSet<&str> = numbers.iter().map(|row| row.0).collect();
+    for local in [
+        "cache_environment",
+        "common_environment",
+        "product_api_environment",
+    ] {
         let text = expr_text(&functions.locals[local]);
         for name in reference.captures_iter(&text).map(|c| c[1].to_owned()) {
             let passed = root.calls["functions"]
                 .1
                 .get(&name)
                 .map(expr_text)
-                .unwrap_or_default();
-            if passed != format!("var.{name}") {
-                continue; // computed by the root (the cache's URL, the table's name)
+                .unwrap_or_else(|| panic!("the root does not pass {name} to the functions"));
+            if passed != format!("var.{name}") || checked.contains(name.as_str()) {
+                continue; // computed by the root, or checked above
             }
             let validated = Regex::new(&format!(
                 r#"(?s)variable "{name}" \{{[^}}]*?validation \{{"#
@@ -1819,13 +1885,11 @@ fn the_metrics_namespace_validation_refuses_what_the_binaries_refuse() {
             .unwrap()[1],
     )
     .unwrap();
-    for clause in [
-        r#"can(regex("[^ ]", var.metrics_namespace))"#,
-        r#"!startswith(var.metrics_namespace, ":")"#,
-        r#"!startswith(var.metrics_namespace, "AWS/")"#,
-    ] {
-        assert!(condition.contains(clause), "{clause} not in {condition}");
-    }
+    // The whole condition, so that the model below is the plan's.
+    assert_eq!(
+        condition.trim(),
+        r#"can(regex("^[0-9A-Za-z ._/#:-]{1,255}$", var.metrics_namespace)) && can(regex("[^ ]", var.metrics_namespace)) && !startswith(var.metrics_namespace, ":") && !startswith(var.metrics_namespace, "AWS/")"#
+    );
     let plan_takes = |name: &str| {
         allowed.is_match(name)
             && name.contains(|c| c != ' ')

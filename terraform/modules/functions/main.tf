@@ -20,20 +20,22 @@ locals {
   # TRUSTED_ROOTS: the roots every TLS connection trusts. "amazon" (compiled into the
   # binaries): the Amazon Trust Services roots that sign Secrets Manager's, DynamoDB's
   # and ElastiCache's certificates; a cold start parses 5 roots instead of ~150.
+  # Whole numbers as the binaries parse them: "%d" writes -0 as 0 (tostring keeps the
+  # sign, which they refuse) and refuses a fraction at plan.
   common_environment = merge(local.cache_environment, {
     TRUSTED_ROOTS              = var.trusted_roots
-    CACHE_TTL_SECONDS          = tostring(var.cache_ttl_seconds)
-    NEGATIVE_CACHE_TTL_SECONDS = tostring(var.negative_cache_ttl_seconds)
-    STALE_TTL_SECONDS          = tostring(var.stale_ttl_seconds)
-    CACHE_TTL_JITTER_PERCENT   = tostring(var.cache_ttl_jitter_percent)
+    CACHE_TTL_SECONDS          = format("%d", var.cache_ttl_seconds)
+    NEGATIVE_CACHE_TTL_SECONDS = format("%d", var.negative_cache_ttl_seconds)
+    STALE_TTL_SECONDS          = format("%d", var.stale_ttl_seconds)
+    CACHE_TTL_JITTER_PERCENT   = format("%d", var.cache_ttl_jitter_percent)
     METRICS_NAMESPACE          = var.metrics_namespace
   })
   # The request path's cache timeout; the invalidator keeps its own, longer default
   # (a slow write is better than a failed one, which blocks the shard).
   product_api_environment = merge(local.common_environment, {
     TABLE_NAME                                                      = var.table_name
-    (local.memcached ? "MEMCACHED_TIMEOUT_MS" : "REDIS_TIMEOUT_MS") = tostring(var.redis_timeout_ms)
-    HTTP_MAX_AGE_SECONDS                                            = tostring(var.http_max_age_seconds)
+    (local.memcached ? "MEMCACHED_TIMEOUT_MS" : "REDIS_TIMEOUT_MS") = format("%d", var.redis_timeout_ms)
+    HTTP_MAX_AGE_SECONDS                                            = format("%d", var.http_max_age_seconds)
   })
 }
 
