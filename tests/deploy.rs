@@ -818,9 +818,14 @@ fn on_path(name: &str) -> PathBuf {
 fn the_package_check_names_a_missing_tool_instead_of_failing_on_it() {
     // GIVEN a machine with file and python3 but no binutils (readelf, objdump)
     let bin = tempfile::tempdir().unwrap();
-    for tool in ["dirname", "file", "python3"] {
+    for tool in ["dirname", "python3"] {
         std::os::unix::fs::symlink(on_path(tool), bin.path().join(tool)).unwrap();
     }
+    // (a stand-in: the check only asks whether it is there, and `make test` must not
+    // need `file` on a fresh machine)
+    let file = bin.path().join("file");
+    fs::write(&file, "#!/bin/sh\nexit 0\n").unwrap();
+    make_executable(&file);
     // WHEN make package checks the zips
     let output = Command::new(on_path("bash"))
         .arg(repo().join("scripts/check-lambda-binaries.sh"))
